@@ -1,0 +1,97 @@
+"""The released Show-1 checkpoints and what each stage needs from them.
+
+The paper's settings per stage are the defaults of :mod:`show1_core.settings`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from importlib import resources
+from typing import Any
+
+
+class Stage(str, Enum):
+    """The models of the cascade, in the order they run."""
+
+    KEYFRAMES = "keyframes"
+    INTERPOLATION = "interpolation"
+    FIRST_FRAME = "first_frame"
+    PIXEL_SR = "pixel_sr"
+    LATENT_SR = "latent_sr"
+
+    @property
+    def title(self) -> str:
+        """Human-readable name used in messages and progress bars."""
+        return STAGE_TITLES[self]
+
+
+STAGE_TITLES = {
+    Stage.KEYFRAMES: "keyframes (stage 1)",
+    Stage.INTERPOLATION: "temporal interpolation (stage 2)",
+    Stage.FIRST_FRAME: "IF-II-L first-frame super-resolution (stage 3)",
+    Stage.PIXEL_SR: "pixel super-resolution (stage 3)",
+    Stage.LATENT_SR: "expert latent super-resolution (stage 4)",
+}
+
+
+@dataclass(frozen=True)
+class KnownCheckpoint:
+    """One released repository and the parts of it a stage needs."""
+
+    name: str
+    repo_id: str
+    stage: Stage
+    components: tuple[str, ...]
+    approx_download_gb: float
+    gated: bool = False
+    licence_url: str | None = None
+
+    def allow_patterns(self, with_text_encoder: bool = False) -> list[str]:
+        """Hub file patterns to download: only the components this stage uses."""
+        parts = self.components + (("text_encoder", "tokenizer") if with_text_encoder else ())
+        return ["model_index.json"] + [f"{part}/*" for part in parts]
+
+    def expected_config(self, component: str) -> dict[str, Any]:
+        """The released (or best recovered) config of one component, see PROVENANCE.md."""
+        path = resources.files(__package__).joinpath("known_configs", self.name, f"{component}.json")
+        return json.loads(path.read_text())
+
+
+KNOWN_CHECKPOINTS: dict[str, KnownCheckpoint] = {
+    c.name: c
+    for c in (
+        KnownCheckpoint("show-1-base", "showlab/show-1-base", Stage.KEYFRAMES, ("unet", "scheduler"), 3.5),
+        KnownCheckpoint("show-1-interpolation", "showlab/show-1-interpolation", Stage.INTERPOLATION, ("unet", "scheduler"), 3.5),
+        KnownCheckpoint(
+            "show-1-sr1", "showlab/show-1-sr1", Stage.PIXEL_SR, ("unet", "scheduler", "image_noising_scheduler"), 1.6
+        ),
+        KnownCheckpoint(
+            "IF-II-L-v1.0",
+            "DeepFloyd/IF-II-L-v1.0",
+            Stage.FIRST_FRAME,
+            ("unet", "scheduler", "image_noising_scheduler"),
+            2.5,
+            gated=True,
+            licence_url="https://huggingface.co/DeepFloyd/IF-II-L-v1.0",
+        ),
+        KnownCheckpoint("show-1-sr2", "showlab/show-1-sr2", Stage.LATENT_SR, ("unet", "scheduler", "vae", "text_encoder", "tokenizer"), 3.7),
+    )
+}
+
+T5_CHECKPOINT = KNOWN_CHECKPOINTS["show-1-base"]
+"""The T5-XXL text encoder used by stages 1-3 ships in the base repository (19 GB fp32 .bin)."""
+T5_DOWNLOAD_GB = 19.1
+
+CHECKPOINT_FOR_STAGE: dict[Stage, KnownCheckpoint] = {c.stage: c for c in KNOWN_CHECKPOINTS.values()}
+
+
+def known_checkpoint(name_or_repo: str) -> KnownCheckpoint | None:
+    """Look a checkpoint up by local folder name (``show-1-base``) or repo id (``showlab/show-1-base``)."""
+    if name_or_repo in KNOWN_CHECKPOINTS:
+        return KNOWN_CHECKPOINTS[name_or_repo]
+    for checkpoint in KNOWN_CHECKPOINTS.values():
+        if checkpoint.repo_id.lower() == name_or_repo.lower():
+            return checkpoint
+    return None

@@ -1,0 +1,207 @@
+"""Reference-parity harness: compute the project's version of every tensor in a parity case.
+
+    python -m show1_core.parity --case DIR --models DIR --out FILE [--only NAME[,NAME...]]
+
+Reads ``case.json`` and the *input* tensors of ``tensors.safetensors`` from ``--case``,
+loads the tiny models in ``--models`` with show1's own loading code (in float32), runs
+each piece, and writes the results under the fixture's tensor names. It never reads the
+expected outputs: comparing is the tests' job. Each stage is fed the fixture's own
+previous-stage tensors, so errors do not compound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .loading import Stage, StageModel, load_stage_model
+from .loading.registry import CHECKPOINT_FOR_STAGE
+from .settings import FirstFrameSettings, InterpolationSettings, KeyframeSettings, LatentSRSettings, PixelSRSettings
+from .stages import (
+    PromptEmbeds,
+    generate_keyframes,
+    interpolate_frames,
+    prepare_input,
+    super_resolve_latent,
+    super_resolve_pixels,
+    upscale_first_frame,
+)
+
+FORWARD_TIMESTEPS = {"fwd_base_out": 617, "fwd_interp_out": 333, "fwd_sr1_out": 801}
+"""Timesteps of the single-forward fixtures (documented in the parity README)."""
+
+
+class ParityCase:
+    """A case folder: its parameters and lazy access to its input tensors only."""
+
+    def __init__(self, case_dir: Path, models_dir: Path):
+        self.case_dir = Path(case_dir)
+        self.models_dir = Path(models_dir)
+        self.params = json.loads((self.case_dir / "case.json").read_text())
+        self._models: dict[Stage, StageModel] = {}
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """One input tensor of the case, read on its own."""
+        with safe_open(str(self.case_dir / "tensors.safetensors"), "pt") as f:
+            return f.get_tensor(name)
+
+    def t5(self) -> PromptEmbeds:
+        """The stand-in T5 prompt embeddings."""
+        return PromptEmbeds(self.tensor("t5_pos"), self.tensor("t5_neg"))
+
+    def model(self, stage: Stage) -> StageModel:
+        """The case's tiny model of ``stage``, loaded once with the project's loader."""
+        if stage not in self._models:
+            self._models[stage] = load_stage_model(self._model_dir(stage), stage, dtype=torch.float32)
+        return self._models[stage]
+
+    def _model_dir(self, stage: Stage) -> Path:
+        name = CHECKPOINT_FOR_STAGE[stage].name
+        for candidate in (name, f"{name}-tiny", f"{name.removesuffix('-v1.0')}-tiny"):
+            if (self.models_dir / candidate).is_dir():
+                return self.models_dir / candidate
+        raise FileNotFoundError(f"no model folder for {stage.title} ({name}) in {self.models_dir}")
+
+    @property
+    def seed(self) -> int:
+        """The case's seed."""
+        return int(self.params["seed"])
+
+    def guidance(self, stage: str) -> float:
+        """Guidance scale of one stage from case.json."""
+        return float(self.params["guidance"][stage])
+
+
+def _forward(case: ParityCase, name: str, stage: Stage) -> torch.Tensor:
+    t5 = case.t5()
+    text = torch.cat([t5.negative, t5.positive])
+    sample = case.tensor(name.replace("_out", "_in"))
+    labels = None
+    if stage == Stage.PIXEL_SR:
+        labels = torch.full((sample.shape[0],), case.params["noise_level"]["sr1"], dtype=torch.long)
+    with torch.no_grad():
+        return case.model(stage).unet(sample, torch.tensor(FORWARD_TIMESTEPS[name]), text, class_labels=labels).sample
+
+
+def _keyframes(case: ParityCase) -> torch.Tensor:
+    p = case.params
+    settings = KeyframeSettings(
+        num_frames=p["frames"], height=p["height"], width=p["width"], steps=p["steps"], guidance=case.guidance("keyframes")
+    )
+    return generate_keyframes(case.model(Stage.KEYFRAMES), case.t5(), settings, seed=case.seed)
+
+
+def _interpolated(case: ParityCase) -> torch.Tensor:
+    frames = case.params["frames"]
+    between = (case.params["shapes"]["interpolated"][2] - frames) // (frames - 1)
+    settings = InterpolationSettings(frames_between=between, steps=case.params["steps"], guidance=case.guidance("interpolation"))
+    return interpolate_frames(case.model(Stage.INTERPOLATION), case.tensor("keyframes"), case.t5(), settings, seed=case.seed)
+
+
+def _first_frame(case: ParityCase) -> torch.Tensor:
+    low = case.tensor("interpolated")[:, :, 0]
+    settings = FirstFrameSettings(
+        steps=case.params["steps"], guidance=case.guidance("first_frame"), noise_level=case.params["noise_level"]["first_frame"]
+    )
+    height, width = low.shape[-2] * 4, low.shape[-1] * 4
+    return upscale_first_frame(case.model(Stage.FIRST_FRAME), low, case.t5(), height, width, settings, seed=case.seed)
+
+
+def _sr1(case: ParityCase) -> torch.Tensor:
+    p = case.params
+    settings = PixelSRSettings(
+        steps=p["steps"],
+        guidance=case.guidance("sr1"),
+        noise_level=p["noise_level"]["sr1"],
+        window=p["sr1_window"],
+        stride=p["sr1_stride"],
+    )
+    video = case.tensor("interpolated")
+    return super_resolve_pixels(case.model(Stage.PIXEL_SR), video, case.t5(), case.tensor("sr1_first_frame"), settings, seed=case.seed)
+
+
+def _sr2_settings(case: ParityCase) -> LatentSRSettings:
+    p = case.params
+    width, height = p["sr2_size"]
+    return LatentSRSettings(
+        width=width, height=height, steps=p["sr2_steps"], strength=p["sr2_strength"], guidance=case.guidance("sr2"), eta=p["sr2_eta"]
+    )
+
+
+def _sr2_input(case: ParityCase) -> torch.Tensor:
+    settings = _sr2_settings(case)
+    frames, _ = prepare_input(case.tensor("sr1"), settings.width, settings.height)
+    return torch.from_numpy(frames[0])
+
+
+def _sr2(case: ParityCase) -> torch.Tensor:
+    settings = _sr2_settings(case)
+    _, video = prepare_input(case.tensor("sr1"), settings.width, settings.height)
+    clip = PromptEmbeds(case.tensor("clip_pos"), case.tensor("clip_neg"))
+    return super_resolve_latent(case.model(Stage.LATENT_SR), video, clip, settings, seed=case.seed)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One tensor the harness can produce."""
+
+    name: str
+    compute: Callable[[ParityCase], torch.Tensor]
+
+
+PIECES: dict[str, Piece] = {
+    p.name: p
+    for p in (
+        Piece("fwd_base_out", lambda c: _forward(c, "fwd_base_out", Stage.KEYFRAMES)),
+        Piece("fwd_interp_out", lambda c: _forward(c, "fwd_interp_out", Stage.INTERPOLATION)),
+        Piece("fwd_sr1_out", lambda c: _forward(c, "fwd_sr1_out", Stage.PIXEL_SR)),
+        Piece("keyframes", _keyframes),
+        Piece("interpolated", _interpolated),
+        Piece("sr1_first_frame", _first_frame),
+        Piece("sr1", _sr1),
+        Piece("sr2_input_uint8", _sr2_input),
+        Piece("sr2", _sr2),
+    )
+}
+
+
+def run_parity(case_dir: Path, models_dir: Path, only: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Compute the requested pieces (all by default) and return them by fixture name."""
+    names = only or list(PIECES)
+    unknown = [n for n in names if n not in PIECES]
+    if unknown:
+        raise ValueError(f"unknown piece(s) {', '.join(unknown)}; choose from {', '.join(PIECES)}")
+    case = ParityCase(case_dir, models_dir)
+    return {name: PIECES[name].compute(case).contiguous() for name in names}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m show1_core.parity", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--case", required=True, type=Path, help="folder with case.json and tensors.safetensors")
+    parser.add_argument("--models", required=True, type=Path, help="folder with the tiny model folders")
+    parser.add_argument("--out", required=True, type=Path, help="safetensors file to write")
+    parser.add_argument("--only", default=None, help=f"comma-separated pieces: {','.join(PIECES)}")
+    args = parser.parse_args(argv)
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    try:
+        results = run_parity(args.case, args.models, only)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(results, str(args.out), metadata={"case": str(args.case)})
+    for name, tensor in results.items():
+        print(f"{name}: {tuple(tensor.shape)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Stage 2: temporal interpolation between neighbouring keyframes.
+
+Each pair of neighbouring frames gets a window of ``frames_between + 2`` frames whose
+condition is the pair blended linearly across the window plus a mask marking its two
+known ends. Every window starts from the same noise and none depends on another, so
+they run as one batch (or in chunks of ``window_batch``) with the same numbers as one
+at a time.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..loading.registry import Stage
+from ..loading.stage_model import StageModel
+from ..settings import InterpolationSettings
+from .progress import StepCallback
+from .sampling import PromptEmbeds, check_embeddings, guided_denoise, noise_like, seeded_generator
+from .validation import check_positive, check_spatial_size, check_video
+
+
+def interpolated_length(num_frames: int, frames_between: int) -> int:
+    """Frame count after interpolation: 8 keyframes with 3 between each pair give 29."""
+    return num_frames + (num_frames - 1) * frames_between
+
+
+def window_conditions(frames: torch.Tensor, window: int) -> torch.Tensor:
+    """Conditions of every window, window-major: ``((F-1)*B, 4, window, H, W)``.
+
+    Channels 0-2 blend the pair's first and last frame linearly over the window
+    (trilinear, ``align_corners=True``); channel 3 is 1 on the two known frames.
+    """
+    batch, _, num_frames, height, width = frames.shape
+    conditions = []
+    for i in range(num_frames - 1):
+        pair = frames[:, :, i : i + 2]
+        blend = F.interpolate(pair, size=(window, height, width), mode="trilinear", align_corners=True)
+        mask = torch.zeros(batch, 1, window, height, width, device=frames.device, dtype=frames.dtype)
+        mask[:, :, [0, -1]] = 1
+        conditions.append(torch.cat([blend, mask], dim=1))
+    return torch.cat(conditions)
+
+
+def interpolate_frames(
+    model: StageModel,
+    frames: torch.Tensor,
+    embeds: PromptEmbeds,
+    settings: InterpolationSettings = InterpolationSettings(),
+    seed: int = 0,
+    callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """Insert ``frames_between`` frames between each neighbouring pair of ``frames``.
+
+    Args:
+        frames: ``(batch, 3, frames, height, width)`` in [-1, 1], at least 2 frames.
+    Returns:
+        ``(batch, 3, frames + (frames - 1) * frames_between, height, width)``; where two
+        windows share a frame, the later window's version is kept (as the original does).
+    """
+    model.require(Stage.INTERPOLATION)
+    unet = model.unet
+    check_video(frames, "the frames to interpolate", min_frames=2)
+    check_positive(frames_between=settings.frames_between, steps=settings.steps)
+    batch, _, num_frames, height, width = frames.shape
+    check_spatial_size(unet, height, width, Stage.INTERPOLATION)
+    check_embeddings(embeds, unet, Stage.INTERPOLATION.title, batch)
+    device, dtype = unet.device, unet.dtype
+    window = settings.frames_between + 2
+    windows = num_frames - 1
+    chunk = settings.window_batch or windows
+    check_positive(window_batch=chunk)
+
+    embeds = embeds.to(device, dtype).repeat(batch // embeds.positive.shape[0])
+    conditions = window_conditions(frames.to(device, dtype), window)
+    noise = noise_like((batch, 3, window, height, width), seeded_generator(seed), device, dtype)
+
+    results = []
+    parts = -(-windows // chunk)
+    for part, first in enumerate(range(0, windows, chunk)):
+        count = min(chunk, windows - first)
+        scheduler = model.fresh_scheduler()
+        scheduler.set_timesteps(settings.steps, device=device)
+        results.append(
+            guided_denoise(
+                unet,
+                scheduler,
+                noise.repeat(count, 1, 1, 1, 1),
+                scheduler.timesteps,
+                embeds.repeat(count),
+                settings.guidance,
+                stage=Stage.INTERPOLATION.value,
+                condition=conditions[first * batch : (first + count) * batch],
+                generator=seeded_generator(seed),
+                callback=callback,
+                part=part,
+                parts=parts,
+            )
+        )
+    denoised = torch.cat(results).reshape(windows, batch, 3, window, height, width)
+
+    out = torch.zeros(batch, 3, interpolated_length(num_frames, settings.frames_between), height, width, device=device, dtype=dtype)
+    stride = settings.frames_between + 1
+    for i in range(windows):
+        out[:, :, i * stride : i * stride + window] = denoised[i]
+    return out

@@ -1,0 +1,54 @@
+"""Stage 1: keyframes from text with the pixel-space base UNet."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import InputError
+from ..loading.registry import Stage
+from ..loading.stage_model import StageModel
+from ..settings import KeyframeSettings
+from .progress import StepCallback
+from .sampling import PromptEmbeds, check_embeddings, guided_denoise, noise_like, seeded_generator
+from .validation import check_positive, check_spatial_size
+
+
+def generate_keyframes(
+    model: StageModel,
+    embeds: PromptEmbeds,
+    settings: KeyframeSettings = KeyframeSettings(),
+    seed: int = 0,
+    batch: int = 1,
+    callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """Generate ``(batch, 3, num_frames, height, width)`` keyframes in [-1, 1].
+
+    Runs on the device and in the precision of ``model.unet``. Same seed and embeddings
+    give the original's keyframes.
+    """
+    model.require(Stage.KEYFRAMES)
+    unet = model.unet
+    check_positive(num_frames=settings.num_frames, steps=settings.steps)
+    check_spatial_size(unet, settings.height, settings.width, Stage.KEYFRAMES)
+    check_embeddings(embeds, unet, Stage.KEYFRAMES.title, batch)
+    if batch < 1:
+        raise InputError(f"batch must be at least 1, got {batch}")
+    device, dtype = unet.device, unet.dtype
+    embeds = embeds.to(device, dtype).repeat(batch // embeds.positive.shape[0])
+
+    scheduler = model.fresh_scheduler()
+    scheduler.set_timesteps(settings.steps, device=device)
+    generator = seeded_generator(seed)
+    shape = (batch, unet.config.in_channels, settings.num_frames, settings.height, settings.width)
+    sample = noise_like(shape, generator, device, dtype) * scheduler.init_noise_sigma
+    return guided_denoise(
+        unet,
+        scheduler,
+        sample,
+        scheduler.timesteps,
+        embeds,
+        settings.guidance,
+        stage=Stage.KEYFRAMES.value,
+        generator=generator,
+        callback=callback,
+    )

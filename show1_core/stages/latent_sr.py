@@ -1,0 +1,158 @@
+"""Stage 4: expert latent super-resolution (ModelScope/zeroscope-style video-to-video).
+
+The stage-3 video is quantised to 8-bit frames and resized with PIL (exactly what the
+original feeds this stage), encoded with the VAE, re-noised to ``strength`` and denoised
+by the latent UNet (trained on timesteps 0-900 only, hence ``strength`` < 1), then decoded.
+The pieces are separate functions so a caller can stop at the latents (ComfyUI ``LATENT``)
+and decode later.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+from PIL import Image
+
+from ..errors import InputError
+from ..loading.registry import Stage
+from ..loading.stage_model import StageModel
+from ..settings import LatentSRSettings
+from .progress import StepCallback
+from .sampling import (
+    PromptEmbeds,
+    batch_to_frames,
+    check_embeddings,
+    frames_to_batch,
+    guided_denoise,
+    noise_like,
+    seeded_generator,
+)
+from .validation import check_positive, check_video
+
+
+def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
+    """``(B, 3, F, H, W)`` in [-1, 1] -> ``(B, F, H, W, 3)`` uint8, truncating as the original does."""
+    check_video(video, "the video to quantise")
+    frames = (video * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1)
+    return (frames.cpu().numpy() * 255).astype(np.uint8)
+
+
+def resize_uint8_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize ``(..., H, W, 3)`` uint8 frames with PIL's default filter (the original's ``Image.resize``)."""
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    resized = np.stack([np.asarray(Image.fromarray(f).resize((width, height))) for f in flat])
+    return resized.reshape(*frames.shape[:-3], height, width, 3)
+
+
+def uint8_frames_to_video(frames: np.ndarray) -> torch.Tensor:
+    """``(B, F, H, W, 3)`` uint8 -> ``(B, 3, F, H, W)`` float32 in [-1, 1]."""
+    video = torch.from_numpy(frames.astype(np.float32) / 255.0).permute(0, 4, 1, 2, 3)
+    return 2.0 * video - 1.0
+
+
+def prepare_input(video: torch.Tensor, width: int, height: int) -> tuple[np.ndarray, torch.Tensor]:
+    """The stage-4 input from a stage-3 video: (uint8 frames at the target size, float video in [-1, 1])."""
+    frames = resize_uint8_frames(to_uint8_frames(video), width, height)
+    return frames, uint8_frames_to_video(frames)
+
+
+def vae_scale(vae: AutoencoderKL) -> int:
+    """Pixels per latent along each side (8 for the released VAE)."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+@torch.no_grad()
+def encode_video(vae: AutoencoderKL, video: torch.Tensor, generator: torch.Generator, frames_per_batch: int = 8) -> torch.Tensor:
+    """VAE-encode ``(B, 3, F, H, W)`` to scaled latents ``(B, 4, F, H/8, W/8)``.
+
+    Frames are encoded ``frames_per_batch`` at a time, then one posterior sample is drawn
+    for all of them, so the result does not depend on the chunk size.
+    """
+    check_video(video, "the video to encode")
+    scale = vae_scale(vae)
+    if video.shape[-1] % scale or video.shape[-2] % scale:
+        raise InputError(f"the VAE needs frame sizes that are multiples of {scale}, got {video.shape[-1]}x{video.shape[-2]}")
+    check_positive(frames_per_batch=frames_per_batch)
+    images = frames_to_batch(video.to(vae.device, vae.dtype))
+    moments = torch.cat([vae.encode(chunk).latent_dist.parameters for chunk in images.split(frames_per_batch)])
+    latents = DiagonalGaussianDistribution(moments).sample(generator) * vae.config.scaling_factor
+    return batch_to_frames(latents, video.shape[0])
+
+
+@torch.no_grad()
+def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, frames_per_batch: int = 8) -> torch.Tensor:
+    """Decode ``(B, 4, F, h, w)`` latents to the raw ``(B, 3, F, h*8, w*8)`` float32 video."""
+    check_video(latents, "the latents to decode", channels=vae.config.latent_channels)
+    check_positive(frames_per_batch=frames_per_batch)
+    flat = frames_to_batch(latents.to(vae.device, vae.dtype)) / vae.config.scaling_factor
+    images = torch.cat([vae.decode(chunk).sample for chunk in flat.split(frames_per_batch)])
+    return batch_to_frames(images, latents.shape[0]).float()
+
+
+def refine_latents(
+    model: StageModel,
+    latents: torch.Tensor,
+    embeds: PromptEmbeds,
+    settings: LatentSRSettings = LatentSRSettings(),
+    generator: torch.Generator | None = None,
+    callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """Re-noise clean latents to ``settings.strength`` and denoise them with the expert UNet."""
+    model.require(Stage.LATENT_SR)
+    unet = model.unet
+    check_video(latents, "the latents to refine", channels=unet.config.in_channels)
+    check_positive(steps=settings.steps)
+    if not 0 < settings.strength <= 1:
+        raise InputError(f"strength must be in (0, 1], got {settings.strength}")
+    batch = latents.shape[0]
+    check_embeddings(embeds, unet, Stage.LATENT_SR.title, batch)
+    device, dtype = unet.device, unet.dtype
+    embeds = embeds.to(device, dtype).repeat(batch // embeds.positive.shape[0])
+
+    scheduler = model.fresh_scheduler()
+    scheduler.set_timesteps(settings.steps, device=device)
+    kept = min(int(settings.steps * settings.strength), settings.steps)
+    start = max(settings.steps - kept, 0) * scheduler.order
+    timesteps = scheduler.timesteps[start:]
+    if not len(timesteps):
+        raise InputError(f"strength {settings.strength} with {settings.steps} steps leaves no step to run")
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
+    clean = frames_to_batch(latents.to(device, dtype))
+    noisy = scheduler.add_noise(clean, noise_like(clean.shape, generator, device, dtype), timesteps[:1])
+    return guided_denoise(
+        unet,
+        scheduler,
+        batch_to_frames(noisy, batch),
+        timesteps,
+        embeds,
+        settings.guidance,
+        stage=Stage.LATENT_SR.value,
+        generator=generator,
+        eta=settings.eta,
+        callback=callback,
+    )
+
+
+def super_resolve_latent(
+    model: StageModel,
+    video: torch.Tensor,
+    embeds: PromptEmbeds,
+    settings: LatentSRSettings = LatentSRSettings(),
+    seed: int = 0,
+    callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """Encode, refine and decode a video already at the target size (``(B, 3, F, H, W)`` in [-1, 1]).
+
+    One generator seeded with ``seed`` draws, in order, the VAE posterior sample, the
+    re-noising noise and any scheduler noise: the original's order.
+    """
+    model.require(Stage.LATENT_SR)
+    if model.vae is None:
+        raise InputError("the expert latent super-resolution model was loaded without its VAE")
+    generator = seeded_generator(seed)
+    latents = encode_video(model.vae, video, generator, settings.vae_batch)
+    refined = refine_latents(model, latents, embeds, settings, generator, callback)
+    return decode_latents(model.vae, refined, settings.vae_batch)

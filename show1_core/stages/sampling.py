@@ -1,0 +1,165 @@
+"""The one classifier-free-guidance denoising loop all stages share, and its inputs."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils.torch_utils import randn_tensor
+from torch import nn
+
+from ..errors import InputError, NonFiniteOutputError
+from .progress import StepCallback, StepEvent, report
+
+LEARNED_VARIANCE = ("learned", "learned_range")
+
+
+@dataclass(frozen=True)
+class PromptEmbeds:
+    """Text embeddings of a prompt and its negative prompt, each ``(batch, tokens, width)``."""
+
+    positive: torch.Tensor
+    negative: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.positive.ndim != 3 or self.positive.shape != self.negative.shape:
+            raise InputError(
+                f"prompt and negative-prompt embeddings must both be (batch, tokens, width) of one shape; got "
+                f"{tuple(self.positive.shape)} and {tuple(self.negative.shape)}"
+            )
+
+    @property
+    def width(self) -> int:
+        """Embedding width (4096 for T5-XXL, 1024 for the stage-4 CLIP)."""
+        return self.positive.shape[-1]
+
+    def repeat(self, times: int) -> "PromptEmbeds":
+        """The same prompts for ``times`` consecutive groups of the batch."""
+        return PromptEmbeds(self.positive.repeat(times, 1, 1), self.negative.repeat(times, 1, 1))
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "PromptEmbeds":
+        """Move both embeddings."""
+        return PromptEmbeds(self.positive.to(device, dtype), self.negative.to(device, dtype))
+
+
+def text_width_of(unet: nn.Module) -> int:
+    """Width of the text embeddings a UNet takes (T5 width for IF-style UNets, CLIP width for stage 4)."""
+    config = unet.config
+    return config.encoder_hid_dim if config.encoder_hid_dim is not None else config.cross_attention_dim
+
+
+def check_embeddings(embeds: PromptEmbeds, unet: nn.Module, stage: str, batch: int) -> None:
+    """Refuse embeddings from the wrong text encoder or for another batch size."""
+    expected = text_width_of(unet)
+    if embeds.width != expected:
+        encoder = "T5-XXL (stages 1-3)" if unet.config.encoder_hid_dim is not None else "CLIP (stage 4)"
+        raise InputError(
+            f"the {stage} model takes {encoder} text embeddings of width {expected}, but got width {embeds.width}; "
+            "encode the prompt with that stage's text encoder"
+        )
+    if embeds.positive.shape[0] not in (1, batch):
+        raise InputError(f"{embeds.positive.shape[0]} prompts given for a batch of {batch} videos")
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A fresh CPU generator, as the original's ``torch.manual_seed(seed)``, without touching global RNG."""
+    if not 0 <= int(seed) < 2**64:
+        raise InputError(f"seed must be between 0 and 2**64 - 1, got {seed}")
+    return torch.Generator("cpu").manual_seed(int(seed))
+
+
+def noise_like(shape: tuple[int, ...], generator: torch.Generator, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Gaussian noise drawn on the CPU generator and moved, so every device gets the same numbers."""
+    return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+
+
+def frames_to_batch(video: torch.Tensor) -> torch.Tensor:
+    """``(B, C, F, H, W)`` -> ``(B*F, C, H, W)``, frame-major within each video."""
+    b, c, f, h, w = video.shape
+    return video.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+
+
+def batch_to_frames(images: torch.Tensor, batch: int) -> torch.Tensor:
+    """Inverse of :func:`frames_to_batch`."""
+    bf, c, h, w = images.shape
+    return images.reshape(batch, bf // batch, c, h, w).permute(0, 2, 1, 3, 4)
+
+
+def _predict(unet: nn.Module, model_input: torch.Tensor, t: torch.Tensor, text: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    extra = {"class_labels": labels} if labels is not None else {}
+    if model_input.ndim == 5 and len(unet.config.down_block_types) and unet.config.down_block_types[0].endswith("2D"):
+        batch, frames = model_input.shape[0], model_input.shape[2]
+        if labels is not None:
+            extra["class_labels"] = labels.repeat_interleave(frames)
+        out = unet(frames_to_batch(model_input), t, encoder_hidden_states=text.repeat_interleave(frames, 0), **extra).sample
+        return batch_to_frames(out, batch)
+    return unet(model_input, t, encoder_hidden_states=text, **extra).sample
+
+
+def _step_kwargs(scheduler: SchedulerMixin, generator: torch.Generator | None, eta: float) -> dict:
+    accepted = inspect.signature(scheduler.step).parameters
+    kwargs = {}
+    if "eta" in accepted:
+        kwargs["eta"] = eta
+    if "generator" in accepted:
+        kwargs["generator"] = generator
+    return kwargs
+
+
+def guide(prediction: torch.Tensor, channels: int, scale: float, guided: bool, keep_variance: bool) -> torch.Tensor:
+    """Combine the unconditional and conditional halves; keep learned variance if the scheduler uses it."""
+    if guided:
+        uncond, cond = prediction.chunk(2)
+        eps_uncond, eps_cond, variance = uncond[:, :channels], cond[:, :channels], cond[:, channels:]
+        prediction = torch.cat([eps_uncond + scale * (eps_cond - eps_uncond), variance], dim=1)
+    return prediction if keep_variance else prediction[:, :channels]
+
+
+@torch.no_grad()
+def guided_denoise(
+    unet: nn.Module,
+    scheduler: SchedulerMixin,
+    sample: torch.Tensor,
+    timesteps: torch.Tensor,
+    embeds: PromptEmbeds,
+    guidance: float,
+    *,
+    stage: str,
+    condition: torch.Tensor | None = None,
+    class_labels: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    eta: float = 0.0,
+    callback: StepCallback | None = None,
+    part: int = 0,
+    parts: int = 1,
+) -> torch.Tensor:
+    """Denoise ``sample`` ``(B, C, F, H, W)`` over ``timesteps`` with classifier-free guidance.
+
+    ``condition`` (same batch, frames and size) is concatenated to the sample's channels
+    before every UNet call; ``class_labels`` is the noise level of a super-resolution
+    condition. Guidance applies when ``guidance > 1`` (the original's rule), with the
+    batch ordered ``[negative, positive]``. The scheduler steps every frame as an image,
+    so per-image operations such as thresholding see single frames, as in the original.
+    """
+    guided = guidance > 1.0
+    text = torch.cat([embeds.negative, embeds.positive]) if guided else embeds.positive
+    labels = None if class_labels is None else (torch.cat([class_labels] * 2) if guided else class_labels)
+    keep_variance = scheduler.config.get("variance_type") in LEARNED_VARIANCE
+    step_kwargs = _step_kwargs(scheduler, generator, eta)
+    batch, channels = sample.shape[:2]
+    for i, t in enumerate(timesteps):
+        model_input = sample if condition is None else torch.cat([sample, condition], dim=1)
+        model_input = torch.cat([model_input] * 2) if guided else model_input
+        model_input = scheduler.scale_model_input(model_input, t)
+        prediction = guide(_predict(unet, model_input, t, text, labels), channels, guidance, guided, keep_variance)
+        stepped = scheduler.step(frames_to_batch(prediction), t, frames_to_batch(sample), **step_kwargs).prev_sample
+        sample = batch_to_frames(stepped, batch)
+        report(callback, StepEvent(stage, i + 1, len(timesteps), part, parts, sample))
+    if not torch.isfinite(sample).all():
+        raise NonFiniteOutputError(
+            f"the {stage} stage produced NaN or infinite values; this usually means fp16 overflow. "
+            "Run this stage in bf16 or fp32."
+        )
+    return sample

@@ -1,0 +1,46 @@
+"""Checks on stage inputs that turn bad values into clear :class:`InputError` messages."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..loading.registry import Stage
+
+
+def check_positive(**values: int) -> None:
+    """Every named value must be a whole number of at least 1."""
+    for name, value in values.items():
+        if int(value) != value or value < 1:
+            raise InputError(f"{name} must be a whole number of at least 1, got {value}")
+
+
+def size_multiple(unet: nn.Module) -> int:
+    """Height and width must be multiples of this for the UNet's down/up path to line up."""
+    return 2 ** (len(unet.config.block_out_channels) - 1)
+
+
+def check_spatial_size(unet: nn.Module, height: int, width: int, stage: Stage) -> None:
+    """Refuse frame sizes the UNet cannot downsample and upsample back exactly."""
+    check_positive(height=height, width=width)
+    multiple = size_multiple(unet)
+    if height % multiple or width % multiple:
+        raise InputError(
+            f"the {stage.title} model needs height and width that are multiples of {multiple}; got "
+            f"{width}x{height}. The nearest valid size is {round(width / multiple) * multiple or multiple}x"
+            f"{round(height / multiple) * multiple or multiple}."
+        )
+
+
+def check_video(video: torch.Tensor, name: str, min_frames: int = 1, channels: int = 3) -> None:
+    """A video tensor must be ``(batch, channels, frames, height, width)``, finite, with enough frames."""
+    if not isinstance(video, torch.Tensor) or video.ndim != 5:
+        shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
+        raise InputError(f"{name} must be a (batch, channels, frames, height, width) tensor, got {shape}")
+    if video.shape[1] != channels:
+        raise InputError(f"{name} must have {channels} channels, got {video.shape[1]}")
+    if video.shape[2] < min_frames:
+        raise InputError(f"{name} needs at least {min_frames} frames, got {video.shape[2]}")
+    if not torch.isfinite(video).all():
+        raise InputError(f"{name} contains NaN or infinite values")
