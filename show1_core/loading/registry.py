@@ -47,11 +47,16 @@ class KnownCheckpoint:
     approx_download_gb: float
     gated: bool = False
     licence_url: str | None = None
+    component_patterns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Narrower download patterns for components whose folder holds several weight variants."""
 
-    def allow_patterns(self, with_text_encoder: bool = False) -> list[str]:
-        """Hub file patterns to download: only the components this stage uses."""
-        parts = self.components + (("text_encoder", "tokenizer") if with_text_encoder else ())
-        return ["model_index.json"] + [f"{part}/*" for part in parts]
+    def allow_patterns(self, components: list[str]) -> list[str]:
+        """Hub file patterns to download: only these components, one weight variant each."""
+        narrow = dict(self.component_patterns)
+        patterns = ["model_index.json"]
+        for part in components:
+            patterns += list(narrow.get(part, (f"{part}/*",)))
+        return patterns
 
     def expected_config(self, component: str) -> dict[str, Any]:
         """The released (or best recovered) config of one component, see PROVENANCE.md."""
@@ -75,6 +80,7 @@ KNOWN_CHECKPOINTS: dict[str, KnownCheckpoint] = {
             2.5,
             gated=True,
             licence_url="https://huggingface.co/DeepFloyd/IF-II-L-v1.0",
+            component_patterns=(("unet", ("unet/config.json", "unet/*.fp16.*")),),
         ),
         KnownCheckpoint("show-1-sr2", "showlab/show-1-sr2", Stage.LATENT_SR, ("unet", "scheduler", "vae", "text_encoder", "tokenizer"), 3.7),
     )

@@ -50,6 +50,11 @@ def find_weights(folder: Path, stems: tuple[str, ...] = (DIFFUSERS_STEM,) + TRAN
     for name in _candidates(stems, variant):
         if (folder / name).is_file():
             return folder / name
+    for stem in stems:  # only a variant is present (e.g. fp16 files downloaded on purpose)
+        for pattern in (f"{stem}.*.safetensors.index.json", f"{stem}.*.safetensors", f"{stem}.*.bin.index.json", f"{stem}.*.bin"):
+            found = sorted(folder.glob(pattern)) if folder.is_dir() else []
+            if found:
+                return found[0]
     present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     raise MissingFilesError(
         f"no weights found in {folder} (looked for {', '.join(_candidates(stems, None)[:4])} ...; "

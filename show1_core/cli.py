@@ -1,0 +1,275 @@
+"""The ``show1`` command: ``generate``, ``demo``, ``tiny-models``, ``download`` and ``convert``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import GenerationCancelled, Show1Error
+
+DEMO_NOTICE = (
+    "show1 demo runs every stage on TINY RANDOM models: the result is coloured noise, not a picture.\n"
+    "It proves the installation works end to end. For real videos run `show1 generate \"your prompt\"`,\n"
+    "which downloads the released checkpoints (about 35 GB) on first use."
+)
+STAGE_FIELDS = ("keyframes", "interpolation", "first_frame", "pixel_sr", "latent_sr")
+SKIPPED_FIELDS = {"fps", "window_batch", "vae_batch"}
+
+
+def _stage_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per stage setting, e.g. ``--keyframes-steps``, defaulting to the paper's value."""
+    from .settings import PAPER_SETTINGS
+
+    for stage in STAGE_FIELDS:
+        group = parser.add_argument_group(f"{stage.replace('_', ' ')} settings (paper defaults)")
+        for f in dataclasses.fields(getattr(PAPER_SETTINGS, stage)):
+            if f.name in SKIPPED_FIELDS:
+                continue
+            default = getattr(getattr(PAPER_SETTINGS, stage), f.name)
+            flag = f"--{stage}-{f.name}".replace("_", "-")
+            group.add_argument(flag, dest=f"{stage}__{f.name}", type=type(default), default=default, help=f"default {default}")
+
+
+def _settings_from(args: argparse.Namespace):
+    from .settings import PAPER_SETTINGS
+
+    stages = {
+        stage: dataclasses.replace(
+            getattr(PAPER_SETTINGS, stage),
+            **{k.split("__", 1)[1]: v for k, v in vars(args).items() if k.startswith(f"{stage}__")},
+        )
+        for stage in STAGE_FIELDS
+    }
+    return dataclasses.replace(
+        PAPER_SETTINGS, seed=args.seed, negative_prompt=args.negative_prompt, latent_negative_prompt=args.latent_negative_prompt, **stages
+    )
+
+
+class ProgressBars:
+    """One tqdm bar per stage, fed by the stages' step events."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._stage = None
+
+    def __call__(self, event) -> None:
+        from tqdm.auto import tqdm
+
+        if event.stage != self._stage:
+            self.close()
+            self._stage = event.stage
+            self._bar = tqdm(total=event.parts * event.total, desc=event.stage, unit="step")
+        self._bar.n = event.part * event.total + event.step
+        self._bar.refresh()
+
+    def close(self) -> None:
+        """Finish the current bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _write_outputs(result, output: Path, formats: list[str], save_intermediate: bool) -> list[Path]:
+    from .video_io import write_contact_sheet, write_video
+
+    written = []
+    name, video = result.final
+    fps = result.fps[name]
+    for fmt in dict.fromkeys([output.suffix.lstrip(".").lower() or "mp4"] + formats):
+        written.append(write_video(video, output.with_suffix(f".{fmt}"), fps))
+    written.append(write_contact_sheet(video, output.with_name(f"{output.stem}_sheet.png")))
+    if save_intermediate:
+        for stage, stage_video in result.videos().items():
+            if stage != name:
+                written.append(write_video(stage_video, output.with_name(f"{output.stem}_{stage}.mp4"), result.fps[stage]))
+    return written
+
+
+def _run_cascade(checkpoints, args, settings, prompt: str) -> list[Path]:
+    import torch
+
+    from .cascade import Show1Cascade
+    from .loading.weights import parse_dtype
+    from .text import EmbeddingCache
+
+    cache_dir = Path(args.models_dir or _default_models_dir()) / ".embeddings"
+    dtype = parse_dtype(args.precision) if args.precision else None
+    cascade = Show1Cascade(checkpoints, device=args.device, dtype=dtype, policy=args.memory, cache=EmbeddingCache(cache_dir))
+    bars = ProgressBars()
+    try:
+        with torch.inference_mode():
+            result = cascade.run(prompt, settings, stages=args.stages, clean_caption=args.clean_caption, callback=bars)
+    finally:
+        bars.close()
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()] if args.format else []
+    return _write_outputs(result, Path(args.output), formats, args.save_intermediate)
+
+
+def _default_models_dir() -> Path:
+    from .loading.hub import default_models_dir
+
+    return default_models_dir()
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Run the cascade on the released checkpoints (downloaded on first use)."""
+    from .cascade import CascadeCheckpoints
+
+    settings = _settings_from(args)
+    checkpoints = CascadeCheckpoints.resolve(
+        args.models_dir, args.stages, use_first_frame_model=not args.no_first_frame_model, allow_download=not args.offline
+    )
+    for path in _run_cascade(checkpoints, args, settings, args.prompt):
+        print(f"wrote {path}")
+    return 0
+
+
+def demo_settings():
+    """The paper's cascade shape (8 keyframes -> 29 frames, x4 pixel SR, latent SR) at a CPU-friendly size."""
+    from .settings import (
+        PAPER_SETTINGS,
+        FirstFrameSettings,
+        InterpolationSettings,
+        KeyframeSettings,
+        LatentSRSettings,
+        PixelSRSettings,
+    )
+
+    return dataclasses.replace(
+        PAPER_SETTINGS,
+        keyframes=KeyframeSettings(width=32, height=16, steps=3),
+        interpolation=InterpolationSettings(steps=3),
+        first_frame=FirstFrameSettings(steps=3),
+        pixel_sr=PixelSRSettings(steps=2),
+        latent_sr=LatentSRSettings(width=192, height=96, steps=4, strength=0.75),
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Write a tiny random model set and run the whole cascade on it."""
+    from .cascade import CascadeCheckpoints
+    from .tiny import write_tiny_models
+
+    print(DEMO_NOTICE)
+    out_dir = Path(args.output_dir)
+    with tempfile.TemporaryDirectory(prefix="show1-demo-") as tmp:
+        models = Path(args.models_dir) if args.models_dir else Path(tmp)
+        write_tiny_models(models)
+        checkpoints = CascadeCheckpoints.resolve(models, allow_download=False)
+        ns = argparse.Namespace(
+            models_dir=str(models), precision="fp32", device="cpu", memory="balanced", stages=4, clean_caption=False,
+            format="gif", output=str(out_dir / "demo.mp4"), save_intermediate=True,
+        )
+        paths = _run_cascade(checkpoints, ns, demo_settings(), args.prompt)
+    for path in paths:
+        print(f"wrote {path}")
+    print("Done: every stage ran. Remember, random weights make noise.")
+    return 0
+
+
+def cmd_tiny_models(args: argparse.Namespace) -> int:
+    """Write the tiny random model set in the released layout."""
+    from .tiny import write_tiny_models
+
+    for name, folder in write_tiny_models(Path(args.directory), fmt=args.format, seed=args.seed).items():
+        print(f"{name}: {folder}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download the released checkpoints the cascade needs."""
+    from .cascade import CascadeCheckpoints
+
+    checkpoints = CascadeCheckpoints.resolve(args.models_dir, args.stages, use_first_frame_model=not args.no_first_frame_model)
+    for field in dataclasses.fields(checkpoints):
+        folder = getattr(checkpoints, field.name)
+        if folder:
+            print(f"{field.name}: {folder}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Rewrite a checkpoint folder as safetensors."""
+    from .loading.convert import convert_checkpoint
+    from .loading.weights import parse_dtype
+
+    dtype = parse_dtype(args.precision) if args.precision else None
+    for path in convert_checkpoint(Path(args.source), Path(args.target), dtype=dtype):
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``show1`` command."""
+    from .memory import MemoryPolicy
+    from .settings import PAPER_SETTINGS
+
+    parser = argparse.ArgumentParser(prog="show1", description="Show-1 text-to-video: the four-stage cascade on PyTorch.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="text to video with the released checkpoints")
+    gen.add_argument("prompt")
+    gen.add_argument("-o", "--output", default="show1.mp4", help="video file (.mp4, .gif or .webp)")
+    gen.add_argument("--format", default="", help="extra formats to write too, e.g. gif,webp")
+    gen.add_argument("--negative-prompt", default=PAPER_SETTINGS.negative_prompt, help="negative prompt for stages 1-3")
+    gen.add_argument("--latent-negative-prompt", default=PAPER_SETTINGS.latent_negative_prompt, help="negative prompt for stage 4")
+    gen.add_argument("--seed", type=int, default=PAPER_SETTINGS.seed)
+    gen.add_argument("--stages", type=int, default=4, choices=[1, 2, 3, 4], help="stop after this stage")
+    gen.add_argument("--save-intermediate", action="store_true", help="also write every earlier stage's video")
+    gen.add_argument("--no-first-frame-model", action="store_true", help="bilinear first frame instead of the gated IF-II-L")
+    gen.add_argument("--clean-caption", action="store_true", help="clean the prompt as DeepFloyd IF does (needs show1[captions])")
+    gen.add_argument("--models-dir", default=None, help="where checkpoints live or are downloaded ($SHOW1_MODELS_DIR)")
+    gen.add_argument("--offline", action="store_true", help="never download; fail if a checkpoint is missing")
+    gen.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)")
+    gen.add_argument("--precision", default=None, choices=["fp16", "bf16", "fp32"], help="default fp16 on GPU, fp32 on CPU")
+    gen.add_argument("--memory", default=MemoryPolicy.BALANCED.value, choices=[p.value for p in MemoryPolicy])
+    _stage_flags(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    demo = sub.add_parser("demo", help="run the whole cascade on tiny random models (no download)")
+    demo.add_argument("-o", "--output-dir", default="show1-demo")
+    demo.add_argument("--prompt", default="a panda playing guitar on the beach")
+    demo.add_argument("--models-dir", default=None, help="keep the tiny models here instead of a temporary folder")
+    demo.set_defaults(func=cmd_demo)
+
+    tiny = sub.add_parser("tiny-models", help="write the tiny random model set in the released layout")
+    tiny.add_argument("directory")
+    tiny.add_argument("--format", default="bin", choices=["bin", "safetensors"])
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(func=cmd_tiny_models)
+
+    dl = sub.add_parser("download", help="download the released checkpoints")
+    dl.add_argument("--models-dir", default=None)
+    dl.add_argument("--stages", type=int, default=4, choices=[1, 2, 3, 4])
+    dl.add_argument("--no-first-frame-model", action="store_true")
+    dl.set_defaults(func=cmd_download)
+
+    conv = sub.add_parser("convert", help="rewrite a checkpoint folder as safetensors")
+    conv.add_argument("source")
+    conv.add_argument("target")
+    conv.add_argument("--precision", default=None, choices=["fp16", "bf16", "fp32"])
+    conv.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``show1`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GenerationCancelled as err:
+        print(f"cancelled: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except Show1Error as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

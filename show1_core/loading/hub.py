@@ -1,0 +1,140 @@
+"""Turning a checkpoint reference (local folder, known name or Hub repo id) into a local folder.
+
+Downloads go through ``huggingface_hub.snapshot_download`` into ``<models_dir>/<name>``
+(not the hidden Hub cache), fetch only the files a stage needs, show progress bars and
+resume after an interruption. Offline, gated and unknown repositories become clear
+:class:`~show1_core.errors.HubError` messages that say what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from ..errors import GatedRepoAccessError, HubError, MissingFilesError, OfflineError
+from .registry import KnownCheckpoint, known_checkpoint
+from .weights import find_weights
+
+MODEL_COMPONENTS = ("unet", "vae", "text_encoder")
+DEFAULT_MODELS_DIR_ENV = "SHOW1_MODELS_DIR"
+
+
+def default_models_dir() -> Path:
+    """``$SHOW1_MODELS_DIR`` or ``~/.cache/show1/models``."""
+    configured = os.environ.get(DEFAULT_MODELS_DIR_ENV)
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "show1" / "models"
+
+
+def _component_ready(folder: Path, component: str) -> bool:
+    if component in MODEL_COMPONENTS:
+        if not (folder / "config.json").is_file():
+            return False
+        try:
+            find_weights(folder)
+        except MissingFilesError:
+            return False
+        return True
+    if component.endswith("scheduler"):
+        return (folder / "scheduler_config.json").is_file()
+    return folder.is_dir() and any(folder.iterdir())
+
+
+def missing_components(folder: Path, components: list[str]) -> list[str]:
+    """Components of a checkpoint folder that are absent or incomplete."""
+    return [c for c in components if not _component_ready(folder / c, c)]
+
+
+def _components_for(checkpoint: KnownCheckpoint | None, with_text_encoder: bool) -> list[str]:
+    if checkpoint is None:
+        return ["unet", "scheduler"]
+    extra = ["text_encoder", "tokenizer"] if with_text_encoder else []
+    return list(dict.fromkeys(list(checkpoint.components) + extra))
+
+
+def _manual_download_hint(repo_id: str, target: Path, patterns: list[str]) -> str:
+    includes = " ".join(f"--include '{p}'" for p in patterns)
+    return f"hf download {repo_id} {includes} --local-dir {target}"
+
+
+def download(repo_id: str, target: Path, patterns: list[str], checkpoint: KnownCheckpoint | None = None) -> Path:
+    """Fetch ``patterns`` of ``repo_id`` into ``target`` (resumable, with progress bars)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    hint = _manual_download_hint(repo_id, target, patterns)
+    try:
+        snapshot_download(repo_id, local_dir=target, allow_patterns=patterns)
+    except GatedRepoError as err:
+        url = checkpoint.licence_url if checkpoint and checkpoint.licence_url else f"https://huggingface.co/{repo_id}"
+        raise GatedRepoAccessError(
+            f"{repo_id} is gated: open {url}, log in and accept its licence, then authenticate this machine with "
+            f"`hf auth login` (or set HF_TOKEN) and run again. Without it, use the bilinear first frame "
+            f"(--no-first-frame-model)."
+        ) from err
+    except RepositoryNotFoundError as err:
+        raise HubError(f"{repo_id} was not found on the Hub (or it is private and you are not logged in)") from err
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as err:
+        raise OfflineError(
+            f"cannot download {repo_id}: the Hub is not reachable (or HF_HUB_OFFLINE is set) and {target} is incomplete. "
+            f"On a machine with internet access run `{hint}` and copy the folder to {target}."
+        ) from err
+    except HfHubHTTPError as err:
+        raise HubError(f"downloading {repo_id} failed: {err}. Run again to resume, or download manually: `{hint}`") from err
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise HubError(f"not enough disk space in {target.parent} to download {repo_id}") from err
+        if "connect" in str(err).lower() or "resolve" in str(err).lower():
+            raise OfflineError(f"cannot reach the Hub to download {repo_id} ({err}). Download manually: `{hint}`") from err
+        raise
+    return target
+
+
+def resolve_checkpoint(
+    reference: str | Path,
+    models_dir: Path | str | None = None,
+    *,
+    with_text_encoder: bool = False,
+    allow_download: bool = True,
+) -> Path:
+    """Local folder for a checkpoint reference, downloading what is missing.
+
+    Args:
+        reference: an existing folder, a known name (``show-1-base``) or a Hub repo id
+            (``showlab/show-1-base``).
+        models_dir: where downloads go (one subfolder per checkpoint); default
+            :func:`default_models_dir`.
+        with_text_encoder: also fetch the T5 ``text_encoder``/``tokenizer`` (19 GB for show-1-base).
+        allow_download: if ``False``, raise :class:`MissingFilesError` instead of downloading.
+    """
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        return path
+    text = str(reference)
+    checkpoint = known_checkpoint(text)
+    looks_like_repo = checkpoint is not None or (text.count("/") == 1 and not text.startswith((".", "/", "~")))
+    if not looks_like_repo:
+        raise MissingFilesError(f"{reference} is not a folder, a known checkpoint name or a Hub repo id")
+    repo_id = checkpoint.repo_id if checkpoint else text
+    target = Path(models_dir or default_models_dir()).expanduser() / (checkpoint.name if checkpoint else text.split("/")[1])
+    components = _components_for(checkpoint, with_text_encoder)
+    absent = missing_components(target, components)
+    if not absent:
+        return target
+    patterns = checkpoint.allow_patterns(components) if checkpoint else ["model_index.json"] + [f"{c}/*" for c in components]
+    if not allow_download:
+        raise MissingFilesError(
+            f"{target} lacks {', '.join(absent)} of {repo_id}. Download it with `show1 download {repo_id}` or "
+            f"`{_manual_download_hint(repo_id, target, patterns)}`"
+        )
+    download(repo_id, target, patterns, checkpoint)
+    still = missing_components(target, components)
+    if still:
+        raise MissingFilesError(f"after downloading {repo_id}, {target} still lacks {', '.join(still)}")
+    return target

@@ -1,0 +1,179 @@
+"""Memory policy: which models sit on the accelerator, and when they leave it.
+
+``low-vram``     one model on the accelerator at a time; the T5 encoder streams block by
+                 block (accelerate's sequential offload); finished stages are freed from
+                 RAM too; the VAE decodes one frame at a time with tiling.
+``balanced``     (default) one large model on the accelerator at a time, the others wait
+                 on the CPU; the T5 encoder streams block by block.
+``all-resident`` every model stays on the accelerator once loaded (fastest, most memory).
+
+The full default cascade (29 frames at 576x320, paper settings) peaks well under the
+paper's 15 GB with ``balanced``; see docs/PERFORMANCE.md for measured figures.
+"""
+
+from __future__ import annotations
+
+import gc
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable, Iterator, TypeVar
+
+import torch
+from torch import nn
+
+from .errors import OutOfMemoryError
+
+T = TypeVar("T")
+
+
+class MemoryPolicy(str, Enum):
+    """How aggressively models leave the accelerator."""
+
+    LOW_VRAM = "low-vram"
+    BALANCED = "balanced"
+    ALL_RESIDENT = "all-resident"
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """What a policy means in practice."""
+
+    keep_on_device: bool
+    free_after_stage: bool
+    stream_text_encoder: bool
+    vae_frames_per_batch: int
+    vae_tiling: bool
+
+
+POLICY_SETTINGS = {
+    MemoryPolicy.LOW_VRAM: PolicySettings(False, True, True, 1, True),
+    MemoryPolicy.BALANCED: PolicySettings(False, False, True, 8, False),
+    MemoryPolicy.ALL_RESIDENT: PolicySettings(True, False, False, 32, False),
+}
+
+
+def default_device() -> torch.device:
+    """CUDA if present, then Apple MPS, else CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """fp16 on accelerators (as the original runs), fp32 on the CPU."""
+    return torch.float32 if device.type == "cpu" else torch.float16
+
+
+def empty_cache(device: torch.device) -> None:
+    """Return freed blocks to the device (no-op on the CPU)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
+
+
+class ModelPlacer:
+    """Moves models between the accelerator and the CPU according to a policy."""
+
+    def __init__(self, device: torch.device | str, policy: MemoryPolicy | str = MemoryPolicy.BALANCED):
+        self.device = torch.device(device)
+        self.policy = MemoryPolicy(policy)
+        self.settings = POLICY_SETTINGS[self.policy]
+        self._resident: list[nn.Module] = []
+
+    def _evict(self, keep: list[nn.Module]) -> None:
+        for module in list(self._resident):
+            if not any(module is k for k in keep):
+                module.to("cpu")
+                self._resident.remove(module)
+        empty_cache(self.device)
+
+    @contextmanager
+    def on_device(self, *modules: nn.Module) -> Iterator[None]:
+        """Run a block with ``modules`` on the accelerator; others leave first unless all-resident.
+
+        On exit (also after an error or a cancel) the modules go back to the CPU unless
+        the policy keeps them resident, so a failed stage never strands memory.
+        """
+        modules_list = [m for m in modules if m is not None]
+        if not self.settings.keep_on_device:
+            self._evict(modules_list)
+        for module in modules_list:
+            module.to(self.device)
+            if not any(module is r for r in self._resident):
+                self._resident.append(module)
+        try:
+            yield
+        finally:
+            if not self.settings.keep_on_device:
+                self._evict([])
+
+    @contextmanager
+    def streamed(self, module: nn.Module) -> Iterator[nn.Module]:
+        """Run a large encoder block by block on the accelerator (or whole, if the policy allows)."""
+        if not self.settings.stream_text_encoder or self.device.type == "cpu":
+            with self.on_device(module):
+                yield module
+            return
+        from accelerate import cpu_offload
+        from accelerate.hooks import remove_hook_from_module
+
+        self._evict([])
+        cpu_offload(module, execution_device=self.device)
+        try:
+            yield module
+        finally:
+            remove_hook_from_module(module, recurse=True)
+            module.to("cpu")
+            empty_cache(self.device)
+
+    def release(self, module: nn.Module | None) -> None:
+        """Forget a model after its stage (its memory is freed once nothing else holds it)."""
+        if module is None:
+            return
+        self._resident = [m for m in self._resident if m is not module]
+        module.to("cpu")
+        empty_cache(self.device)
+
+
+def peak_memory_bytes(device: torch.device) -> int | None:
+    """Peak allocated accelerator memory since the last reset (``None`` on the CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return None
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak-memory measurement."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether an exception is an accelerator out-of-memory error."""
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def retry_smaller_on_oom(run: Callable[[int], T], chunk: int, device: torch.device | str, what: str) -> T:
+    """Call ``run(chunk)``, halving ``chunk`` after each out-of-memory error until it is 1.
+
+    Results must not depend on the chunk size (true for interpolation windows and VAE frames).
+    """
+    device = torch.device(device)
+    while True:
+        try:
+            return run(chunk)
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            if not is_out_of_memory(err):
+                raise
+            empty_cache(device)
+            if chunk <= 1:
+                raise OutOfMemoryError(
+                    f"{what} ran out of accelerator memory even one at a time. Use a lower precision (fp16/bf16), "
+                    "the low-vram memory policy, or a smaller size."
+                ) from err
+            chunk = max(1, chunk // 2)

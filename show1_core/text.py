@@ -1,0 +1,162 @@
+"""Text encoders: T5-XXL for stages 1-3 and CLIP for stage 4, with an embeddings cache.
+
+Tokenisation follows the original exactly: T5 prompts are lower-cased and stripped (or
+cleaned, on request), padded to 77 tokens, and encoded with their attention mask; CLIP
+prompts are padded to the tokenizer's 77 tokens and encoded without a mask, as diffusers'
+video-to-video pipeline does. Embeddings are cached by (encoder, prompt), in memory and
+optionally on disk, so re-runs never load the ~9 GB T5 encoder again; the encoder is
+loaded only when a prompt is missing and released right after use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .captions import preprocess_prompt
+from .errors import MissingFilesError
+from .loading.components import load_text_encoder
+from .memory import ModelPlacer
+from .stages.sampling import PromptEmbeds
+
+MAX_TOKENS = 77
+
+
+class EncoderKind(str, Enum):
+    """Which text encoder a stage uses."""
+
+    T5 = "t5"
+    CLIP = "clip"
+
+
+class EmbeddingCache:
+    """Prompt embeddings by (encoder key, prompt): an in-memory LRU plus optional safetensors files."""
+
+    def __init__(self, directory: Path | None = None, max_entries: int = 64):
+        self.directory = Path(directory) if directory else None
+        self.max_entries = max_entries
+        self._memory: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(encoder_key: str, prompt: str) -> str:
+        return hashlib.sha256(f"{encoder_key}\0{prompt}".encode()).hexdigest()
+
+    def get(self, encoder_key: str, prompt: str) -> torch.Tensor | None:
+        """The cached ``(1, tokens, width)`` embedding, or ``None``."""
+        key = self._key(encoder_key, prompt)
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._memory[key]
+        if self.directory is not None and (self.directory / f"{key}.safetensors").is_file():
+            try:
+                tensor = load_file(str(self.directory / f"{key}.safetensors"))["embedding"]
+            except Exception:  # a damaged cache file is simply recomputed
+                return None
+            self._remember(key, tensor)
+            return tensor
+        return None
+
+    def put(self, encoder_key: str, prompt: str, embedding: torch.Tensor) -> None:
+        """Store an embedding (kept on the CPU)."""
+        key = self._key(encoder_key, prompt)
+        embedding = embedding.detach().to("cpu").contiguous()
+        self._remember(key, embedding)
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            temporary = self.directory / f"{key}.tmp"
+            save_file({"embedding": embedding}, str(temporary))
+            temporary.replace(self.directory / f"{key}.safetensors")
+
+    def _remember(self, key: str, tensor: torch.Tensor) -> None:
+        with self._lock:
+            self._memory[key] = tensor
+            self._memory.move_to_end(key)
+            while len(self._memory) > self.max_entries:
+                self._memory.popitem(last=False)
+
+
+@dataclass
+class TextEncoderSpec:
+    """Where an encoder lives: a checkpoint folder holding ``text_encoder/`` and ``tokenizer/``."""
+
+    folder: Path
+    kind: EncoderKind
+    dtype: torch.dtype = torch.float32
+
+    @property
+    def key(self) -> str:
+        """Identity of the encoder for the cache (its location, kind and precision)."""
+        return f"{self.kind.value}:{Path(self.folder).resolve()}:{self.dtype}"
+
+
+class TextEncoder:
+    """Encodes prompts for one kind of stage, loading the model only on a cache miss."""
+
+    def __init__(self, spec: TextEncoderSpec, placer: ModelPlacer | None = None, cache: EmbeddingCache | None = None):
+        self.spec = spec
+        self.placer = placer or ModelPlacer("cpu")
+        self.cache = cache if cache is not None else EmbeddingCache()
+        self.loads = 0
+        """How many times the encoder model was loaded (0 when every prompt came from the cache)."""
+
+    def _load(self) -> tuple[object, nn.Module]:
+        folder = Path(self.spec.folder)
+        for part in ("text_encoder", "tokenizer"):
+            if not (folder / part).is_dir():
+                raise MissingFilesError(
+                    f"{folder / part} is missing: the {self.spec.kind.value.upper()} text encoder needs both "
+                    "text_encoder/ and tokenizer/ folders"
+                )
+        tokenizer = _load_tokenizer(folder / "tokenizer", self.spec.kind)
+        model = load_text_encoder(folder / "text_encoder", dtype=self.spec.dtype)
+        self.loads += 1
+        return tokenizer, model
+
+    def _prepare(self, prompt: str, clean_caption: bool) -> str:
+        return preprocess_prompt(prompt, clean_caption) if self.spec.kind == EncoderKind.T5 else prompt
+
+    @torch.no_grad()
+    def encode(self, prompt: str, negative_prompt: str = "", clean_caption: bool = False) -> PromptEmbeds:
+        """Embeddings of ``prompt`` and ``negative_prompt`` (each ``(1, 77, width)``, on the CPU)."""
+        texts = [self._prepare(prompt, clean_caption), self._prepare(negative_prompt, clean_caption)]
+        found = [self.cache.get(self.spec.key, t) for t in texts]
+        missing = [t for t, e in zip(texts, found) if e is None]
+        if missing:
+            tokenizer, model = self._load()
+            try:
+                with self.placer.streamed(model) as running:
+                    for text in missing:
+                        self.cache.put(self.spec.key, text, self._run(tokenizer, running, text))
+            finally:
+                self.placer.release(model)  # the encoder leaves memory right after use
+                del model
+            found = [self.cache.get(self.spec.key, t) for t in texts]
+        return PromptEmbeds(positive=found[0], negative=found[1])
+
+    def _run(self, tokenizer, model: nn.Module, text: str) -> torch.Tensor:
+        tokens = tokenizer(
+            [text], padding="max_length", max_length=MAX_TOKENS, truncation=True, add_special_tokens=True, return_tensors="pt"
+        )
+        device = self.placer.device
+        mask = tokens.attention_mask.to(device) if self.spec.kind == EncoderKind.T5 else None
+        return model(tokens.input_ids.to(device), attention_mask=mask)[0]
+
+
+def _load_tokenizer(folder: Path, kind: EncoderKind):
+    from transformers import CLIPTokenizer, T5Tokenizer
+
+    cls = T5Tokenizer if kind == EncoderKind.T5 else CLIPTokenizer
+    try:
+        return cls.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise MissingFilesError(f"cannot load the {kind.value.upper()} tokenizer from {folder}: {err}") from err
