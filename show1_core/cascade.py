@@ -19,6 +19,7 @@ from .stages import (
     StepCallback,
     generate_keyframes,
     interpolate_frames,
+    interpolated_fps,
     prepare_input,
     super_resolve_latent,
     super_resolve_pixels,
@@ -166,7 +167,7 @@ class Show1Cascade:
         if stages >= 2:
             it = settings.interpolation
             video = self._run_stage(Stage.INTERPOLATION, interpolate_frames, result.keyframes, t5, it, seed, callback=callback)
-            finish("interpolated", Stage.INTERPOLATION, video, it.fps)
+            finish("interpolated", Stage.INTERPOLATION, video, interpolated_fps(kf.fps, it.frames_between))
         if stages >= 3:
             low = result.interpolated[:, :, 0]
             sr = settings.pixel_sr
@@ -178,11 +179,11 @@ class Show1Cascade:
                 first = upscale_bilinear(low, height, width)
             result.first_frame = first
             video = self._run_stage(Stage.PIXEL_SR, super_resolve_pixels, result.interpolated, t5, first, sr, seed, callback=callback)
-            finish("pixel_sr", Stage.PIXEL_SR, video, settings.interpolation.fps)
+            finish("pixel_sr", Stage.PIXEL_SR, video, result.fps["interpolated"])
         if stages >= 4:
             ls = replace(settings.latent_sr, vae_batch=min(settings.latent_sr.vae_batch, self.placer.settings.vae_frames_per_batch))
             clip = self.encode(EncoderKind.CLIP, prompt, settings.latent_negative_prompt)
             _, video_in = prepare_input(result.pixel_sr, ls.width, ls.height)
             video = self._run_stage(Stage.LATENT_SR, super_resolve_latent, video_in, clip, ls, seed, callback=callback)
-            finish("latent_sr", Stage.LATENT_SR, video, settings.interpolation.fps)
+            finish("latent_sr", Stage.LATENT_SR, video, result.fps["pixel_sr"])
         return result

@@ -24,7 +24,6 @@ class InterpolationSettings:
     frames_between: int = 3
     steps: int = 75
     guidance: float = 4.0
-    fps: float = 7.5
     window_batch: int | None = None
     """How many interpolation windows run as one batch (``None``: all of them)."""
 

@@ -25,6 +25,12 @@ def interpolated_length(num_frames: int, frames_between: int) -> int:
     return num_frames + (num_frames - 1) * frames_between
 
 
+def interpolated_fps(fps: float, frames_between: int) -> float:
+    """Frame rate that keeps the clip's duration: 2 fps keyframes with 3 frames between become 8 fps
+    (the rate the original writes its 29-frame videos at; the paper rounds it to 7.5)."""
+    return fps * (frames_between + 1)
+
+
 def window_conditions(frames: torch.Tensor, window: int) -> torch.Tensor:
     """Conditions of every window, window-major: ``((F-1)*B, 4, window, H, W)``.
 
