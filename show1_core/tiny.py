@@ -22,6 +22,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import save_file
 
 from .loading.registry import KNOWN_CHECKPOINTS
+from .loading.weights import drop_tied_duplicates
 from .models import Show1UNet
 
 TEXT_WIDTH = 32
@@ -65,7 +66,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _save_weights(model: torch.nn.Module, folder: Path, stem: str, fmt: str, shards: int = 1) -> None:
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    state = model.state_dict()
+    state = {k: v.contiguous() for k, v in (drop_tied_duplicates(state) if fmt == "safetensors" else state).items()}
     folder.mkdir(parents=True, exist_ok=True)
     suffix = ".safetensors" if fmt == "safetensors" else ".bin"
     if shards == 1:

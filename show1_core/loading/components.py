@@ -159,6 +159,7 @@ def load_text_encoder(folder: Path, dtype: torch.dtype = torch.float32, variant:
     config_cls, model_cls = kinds[config["model_type"]]
     with init_empty_weights():
         model = model_cls(config_cls.from_dict(config))
+    model.tie_weights()  # building on meta unties shared embeddings; restore them before loading
     keep_fp32 = set(getattr(model, "_keep_in_fp32_modules", None) or ())
     state = read_state_dict(find_weights(folder, variant=variant))
     if config["model_type"] == "clip_text_model":

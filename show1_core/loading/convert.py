@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import InputError, MissingFilesError
-from .weights import DIFFUSERS_STEM, find_weights, read_state_dict
+from .weights import DIFFUSERS_STEM, drop_tied_duplicates, find_weights, read_state_dict
 
 WEIGHT_SUFFIXES = (".bin", ".safetensors")
 
@@ -62,7 +62,7 @@ def convert_component(source: Path, target: Path, dtype: torch.dtype | None = No
     except MissingFilesError:
         return []
     stem = DIFFUSERS_STEM if weights.name.startswith(DIFFUSERS_STEM) else "model"
-    state = read_state_dict(weights, dtype=dtype)
+    state = drop_tied_duplicates(read_state_dict(weights, dtype=dtype))
     return _write_safetensors(state, target, stem, int(max_shard_gb * 1024**3))
 
 

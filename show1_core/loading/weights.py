@@ -125,3 +125,17 @@ def read_state_dict(path: Path, dtype: torch.dtype | None = None) -> dict[str, t
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     return state
+
+
+def drop_tied_duplicates(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keep one name per shared tensor (safetensors stores no aliases; loading re-ties them)."""
+    seen: dict[tuple[int, tuple[int, ...], torch.dtype], str] = {}
+    kept = {}
+    for key in sorted(state):
+        tensor = state[key]
+        identity = (tensor.untyped_storage().data_ptr() + tensor.storage_offset() * tensor.element_size(), tuple(tensor.shape), tensor.dtype)
+        if identity in seen:
+            continue
+        seen[identity] = key
+        kept[key] = tensor
+    return kept

@@ -1,0 +1,307 @@
+"""Checkpoint loading: inputs, formats, precision, safety and every error a user can hit."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+from pathlib import Path
+
+import types
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from show1_core.errors import (
+    CorruptCheckpointError,
+    GatedRepoAccessError,
+    HubError,
+    MissingFilesError,
+    OfflineError,
+    StateDictMismatchError,
+    UnsafeCheckpointError,
+    WrongStageError,
+)
+from show1_core.loading import Stage, load_stage_model, load_text_encoder, load_unet
+from show1_core.loading.convert import convert_checkpoint
+from show1_core.loading.hub import resolve_checkpoint
+from show1_core.loading.weights import find_weights, read_state_dict
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _unet_output(model, seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)
+    config = model.unet.config
+    sample = torch.randn(1, config.in_channels, 2, 16, 16)
+    text = torch.randn(1, 77, config.encoder_hid_dim or config.cross_attention_dim)
+    labels = torch.tensor([250]) if config.class_embed_type else None
+    with torch.no_grad():
+        return model.unet(sample, 500, text, class_labels=labels).sample
+
+
+# --- what can be loaded -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["show-1-base", "show-1-interpolation", "show-1-sr1", "IF-II-L-v1.0", "show-1-sr2"])
+def test_pipeline_folder_loads_with_its_stage(tiny_models, name):
+    model = load_stage_model(tiny_models[name])
+    assert model.stage.value == {
+        "show-1-base": "keyframes",
+        "show-1-interpolation": "interpolation",
+        "show-1-sr1": "pixel_sr",
+        "IF-II-L-v1.0": "first_frame",
+        "show-1-sr2": "latent_sr",
+    }[name]
+    assert (model.noising_scheduler is not None) == (name in ("show-1-sr1", "IF-II-L-v1.0"))
+    assert (model.vae is not None) == (name == "show-1-sr2")
+    assert not any(p.requires_grad for p in model.unet.parameters())
+
+
+def test_component_folder_loads_like_the_pipeline_folder(tiny_models):
+    whole = load_stage_model(tiny_models["show-1-base"], Stage.KEYFRAMES)
+    component = load_stage_model(tiny_models["show-1-base"] / "unet", Stage.KEYFRAMES)
+    assert torch.equal(_unet_output(whole), _unet_output(component))
+
+
+def test_safetensors_and_sharded_conversion_give_identical_models(tiny_models, tmp_path):
+    converted = tmp_path / "base-st"
+    written = convert_checkpoint(tiny_models["show-1-base"], converted, max_shard_gb=0.0005)
+    assert all(p.suffix in (".safetensors", ".json") for p in written)
+    assert (converted / "unet" / "diffusion_pytorch_model.safetensors.index.json").is_file()
+    assert not list(converted.rglob("*.bin"))
+    original = load_stage_model(tiny_models["show-1-base"]).unet.state_dict()
+    again = load_stage_model(converted).unet.state_dict()
+    assert original.keys() == again.keys() and all(torch.equal(original[k], again[k]) for k in original)
+    t5_bin = load_text_encoder(tiny_models["show-1-base"] / "text_encoder")
+    t5_st = load_text_encoder(converted / "text_encoder")
+    assert t5_st.encoder.embed_tokens.weight is t5_st.shared.weight  # the tie survives conversion
+    ids = torch.tensor([[5, 6, 7, 1]])
+    assert torch.allclose(t5_bin(ids).last_hidden_state, t5_st(ids).last_hidden_state, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_precision_on_request(tiny_models, dtype):
+    model = load_stage_model(tiny_models["show-1-sr2"], dtype=dtype)
+    assert model.unet.dtype == dtype and model.vae.dtype == dtype
+
+
+def test_t5_in_fp16_keeps_its_overflow_prone_layers_in_fp32(tiny_models):
+    t5 = load_text_encoder(tiny_models["show-1-base"] / "text_encoder", dtype=torch.float16)
+    dtypes = {name: p.dtype for name, p in t5.named_parameters()}
+    assert all(d == torch.float32 for n, d in dtypes.items() if ".wo." in n)
+    assert all(d == torch.float16 for n, d in dtypes.items() if ".wo." not in n)
+
+
+def test_fp16_variant_file_is_found_when_alone(tiny_models, tmp_path):
+    folder = _copy(tiny_models["IF-II-L-v1.0"], tmp_path / "if")
+    state = read_state_dict(find_weights(folder / "unet"), dtype=torch.float16)
+    (folder / "unet" / "diffusion_pytorch_model.bin").unlink()
+    save_file(state, str(folder / "unet" / "diffusion_pytorch_model.fp16.safetensors"))
+    assert load_stage_model(folder, dtype=torch.float16).unet.dtype == torch.float16
+
+
+# --- safety -------------------------------------------------------------------------------
+
+
+class _RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_pickle_that_carries_code_is_refused_and_never_run(tiny_models, tmp_path):
+    folder = _copy(tiny_models["show-1-base"], tmp_path / "base")
+    weights = folder / "unet" / "diffusion_pytorch_model.bin"
+    state = torch.load(weights, weights_only=True)
+    marker = tmp_path / "code-ran"
+    state["conv_in.weight"] = _RunsCode(marker)
+    torch.save(state, weights)
+    with pytest.raises(UnsafeCheckpointError, match="could run arbitrary code"):
+        load_stage_model(folder)
+    assert not marker.exists()
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def test_wrong_stage_says_which_stage_it_looks_like(tiny_models):
+    with pytest.raises(WrongStageError, match=r"pixel super-resolution.*showlab/show-1-sr1.*keyframes"):
+        load_stage_model(tiny_models["show-1-sr1"], Stage.KEYFRAMES)
+
+
+def test_weights_of_another_stage_under_a_config_are_named(tiny_models, tmp_path):
+    folder = _copy(tiny_models["show-1-base"], tmp_path / "base")
+    shutil.copy(tiny_models["show-1-sr1"] / "unet" / "diffusion_pytorch_model.bin", folder / "unet")
+    with pytest.raises(StateDictMismatchError, match="look like the pixel super-resolution"):
+        load_stage_model(folder, Stage.KEYFRAMES)
+
+
+@pytest.mark.parametrize("edit, message", [("drop", "1 missing"), ("add", "1 unexpected"), ("reshape", "wrong shape")])
+def test_missing_extra_and_misshaped_keys(tiny_models, tmp_path, edit, message):
+    folder = _copy(tiny_models["show-1-interpolation"], tmp_path / "interp")
+    weights = folder / "unet" / "diffusion_pytorch_model.bin"
+    state = torch.load(weights, weights_only=True)
+    if edit == "drop":
+        state.pop("conv_out.bias")
+    elif edit == "add":
+        state["surplus.weight"] = torch.zeros(1)
+    else:
+        state["conv_out.bias"] = torch.zeros(7)
+    torch.save(state, weights)
+    with pytest.raises(StateDictMismatchError, match=message):
+        load_stage_model(folder)
+
+
+@pytest.mark.parametrize(
+    "remove, message",
+    [
+        ("unet/config.json", "config.json is missing"),
+        ("unet/diffusion_pytorch_model.bin", "no weights found"),
+        ("scheduler/scheduler_config.json", "scheduler_config.json is missing"),
+        ("image_noising_scheduler/scheduler_config.json", "image_noising_scheduler"),
+    ],
+)
+def test_missing_files(tiny_models, tmp_path, remove, message):
+    folder = _copy(tiny_models["show-1-sr1"], tmp_path / "sr1")
+    (folder / remove).unlink()
+    with pytest.raises(MissingFilesError, match=message):
+        load_stage_model(folder)
+
+
+def test_missing_shard_of_a_sharded_checkpoint(tiny_models, tmp_path):
+    folder = _copy(tiny_models["show-1-base"], tmp_path / "base")
+    (folder / "text_encoder" / "pytorch_model-00002-of-00002.bin").unlink()
+    with pytest.raises(MissingFilesError, match="00002"):
+        load_text_encoder(folder / "text_encoder")
+
+
+@pytest.mark.parametrize("fmt", ["bin", "safetensors"])
+def test_truncated_weights_are_reported_as_corrupt(tiny_models, tmp_path, fmt):
+    folder = _copy(tiny_models["show-1-base"], tmp_path / "base")
+    weights = folder / "unet" / "diffusion_pytorch_model.bin"
+    if fmt == "safetensors":
+        save_file(torch.load(weights, weights_only=True), str(weights.with_suffix(".safetensors")))
+        weights.unlink()
+        weights = weights.with_suffix(".safetensors")
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CorruptCheckpointError, match="(?i)download"):
+        load_stage_model(folder)
+
+
+def test_invalid_config_json(tiny_models, tmp_path):
+    folder = _copy(tiny_models["show-1-base"], tmp_path / "base")
+    (folder / "unet" / "config.json").write_text("{not json")
+    with pytest.raises(CorruptCheckpointError, match="not valid JSON"):
+        load_stage_model(folder)
+
+
+# --- Hub references -----------------------------------------------------------------------
+
+
+class FakeHub:
+    """Stands in for ``huggingface_hub.snapshot_download``: serves files of local repo folders."""
+
+    def __init__(self, repos: dict[str, Path], error: Exception | None = None):
+        self.repos = repos
+        self.error = error
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def __call__(self, repo_id, *, local_dir, allow_patterns, **_):
+        self.calls.append((repo_id, list(allow_patterns)))
+        if self.error is not None:
+            raise self.error
+        source = self.repos[repo_id]
+        for file in source.rglob("*"):
+            relative = file.relative_to(source).as_posix()
+            if file.is_file() and any(fnmatch.fnmatch(relative, p) for p in allow_patterns):
+                (Path(local_dir) / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(file, Path(local_dir) / relative)
+        return str(local_dir)
+
+
+@pytest.fixture
+def fake_hub(tiny_models, monkeypatch):
+    import huggingface_hub
+
+    hub = FakeHub({"showlab/show-1-interpolation": tiny_models["show-1-interpolation"], "showlab/show-1-base": tiny_models["show-1-base"]})
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub)
+    return hub
+
+
+def test_repo_id_downloads_only_what_the_stage_needs_then_reuses_it(fake_hub, tmp_path):
+    folder = resolve_checkpoint("showlab/show-1-interpolation", tmp_path)
+    assert folder == tmp_path / "show-1-interpolation"
+    assert not (folder / "text_encoder").exists()  # the 11 GB T5 copy in that repo is skipped
+    assert load_stage_model(folder).stage == Stage.INTERPOLATION
+    assert resolve_checkpoint("show-1-interpolation", tmp_path) == folder
+    assert len(fake_hub.calls) == 1
+
+
+def test_text_encoder_is_fetched_when_asked(fake_hub, tmp_path):
+    folder = resolve_checkpoint("show-1-base", tmp_path, with_text_encoder=True)
+    assert (folder / "text_encoder" / "pytorch_model.bin.index.json").is_file()
+    assert "text_encoder/*" in fake_hub.calls[0][1]
+
+
+def _http_error(cls, status: int):
+    response = types.SimpleNamespace(status_code=status, headers={}, request=None)  # what the Hub errors read
+    return cls("refused", response=response)
+
+
+@pytest.mark.parametrize(
+    "error_name, expected, message",
+    [
+        ("GatedRepoError", GatedRepoAccessError, r"accept its licence.*hf auth login"),
+        ("RepositoryNotFoundError", HubError, "not found on the Hub"),
+        ("LocalEntryNotFoundError", OfflineError, "hf download"),
+    ],
+)
+def test_hub_failures_become_clear_errors(tiny_models, tmp_path, monkeypatch, error_name, expected, message):
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    cls = getattr(errors, error_name)
+    error = cls("offline") if error_name == "LocalEntryNotFoundError" else _http_error(cls, 403 if "Gated" in error_name else 404)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", FakeHub({}, error))
+    reference = "DeepFloyd/IF-II-L-v1.0" if "Gated" in error_name else "showlab/show-1-sr1"
+    with pytest.raises(expected, match=message):
+        resolve_checkpoint(reference, tmp_path)
+
+
+def test_really_offline_hub_gives_manual_download_instructions(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OfflineError, match=r"hf download showlab/show-1-sr2 .*--local-dir"):
+        resolve_checkpoint("showlab/show-1-sr2", tmp_path)
+
+
+def test_no_download_when_not_allowed(tmp_path):
+    with pytest.raises(MissingFilesError, match="show1 download"):
+        resolve_checkpoint("show-1-base", tmp_path, allow_download=False)
+
+
+def test_nonexistent_local_path(tmp_path):
+    with pytest.raises(MissingFilesError, match="not a folder"):
+        resolve_checkpoint(str(tmp_path / "nowhere" / "deeper"), tmp_path)
+
+
+def test_convert_refuses_to_overwrite_its_source(tiny_models):
+    from show1_core.errors import InputError
+
+    with pytest.raises(InputError):
+        convert_checkpoint(tiny_models["show-1-base"], tiny_models["show-1-base"])
+
+
+def test_converted_fp16_checkpoint_is_smaller_and_loads(tiny_models, tmp_path):
+    converted = tmp_path / "sr2-fp16"
+    convert_checkpoint(tiny_models["show-1-sr2"], converted, dtype=torch.float16)
+    tensors = load_file(str(converted / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert all(t.dtype == torch.float16 for t in tensors.values())
+    assert json.loads((converted / "model_index.json").read_text())["_class_name"] == "VideoToVideoSDPipeline"
+    assert load_stage_model(converted, dtype=torch.float16).stage == Stage.LATENT_SR
