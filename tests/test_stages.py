@@ -1,0 +1,304 @@
+"""Stage samplers on the tiny model set: batching, frame coverage, cancellation and bad inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from show1_core.errors import GenerationCancelled, InputError, NonFiniteOutputError, WrongStageError
+from show1_core.loading import Stage, load_stage_model
+from show1_core.settings import (
+    FirstFrameSettings,
+    InterpolationSettings,
+    KeyframeSettings,
+    LatentSRSettings,
+    PixelSRSettings,
+)
+from show1_core.stages import (
+    PromptEmbeds,
+    decode_latents,
+    encode_video,
+    generate_keyframes,
+    interpolate_frames,
+    refine_latents,
+    super_resolve_latent,
+    super_resolve_pixels,
+    upscale_bilinear,
+    upscale_first_frame,
+    window_starts,
+)
+from show1_core.stages.sampling import seeded_generator
+
+WIDTH = 32
+
+
+@pytest.fixture(scope="module")
+def models(tiny_models):
+    return {name: load_stage_model(folder) for name, folder in tiny_models.items()}
+
+
+@pytest.fixture(scope="module")
+def t5():
+    g = torch.Generator().manual_seed(1)
+    return PromptEmbeds(torch.randn(1, 77, WIDTH, generator=g), torch.randn(1, 77, WIDTH, generator=g))
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return torch.rand(1, 3, 8, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+
+
+def _video(num_frames: int, size: int = 16) -> torch.Tensor:
+    return torch.rand(1, 3, num_frames, size, size, generator=torch.Generator().manual_seed(num_frames)) * 2 - 1
+
+
+# --- stage 1 ------------------------------------------------------------------------------
+
+
+def test_keyframes_shape_range_and_seed(models, t5):
+    settings = KeyframeSettings(num_frames=4, height=16, width=24, steps=2)
+    first = generate_keyframes(models["show-1-base"], t5, settings, seed=7)
+    assert first.shape == (1, 3, 4, 16, 24)
+    assert torch.equal(first, generate_keyframes(models["show-1-base"], t5, settings, seed=7))
+    assert not torch.allclose(first, generate_keyframes(models["show-1-base"], t5, settings, seed=8))
+
+
+def test_keyframes_batch_of_videos_repeats_the_prompt(models, t5):
+    videos = generate_keyframes(models["show-1-base"], t5, KeyframeSettings(num_frames=2, height=16, width=16, steps=1), batch=2)
+    assert videos.shape == (2, 3, 2, 16, 16)
+
+
+# --- stage 2 ------------------------------------------------------------------------------
+
+
+def test_interpolation_batched_equals_one_window_at_a_time(tiny_models, t5, frames):
+    """Windows are independent: one batch, chunks and single windows compute the same frames.
+
+    Checked in float64 so that only the algorithm is compared. In float32 the runs differ by
+    up to ~1e-4 on these models: a batch of one takes BLAS's matrix-vector path and larger
+    batches its matrix-matrix path, and the first thresholded DPM-Solver++ step amplifies
+    that rounding difference (see tests/test_parity.py).
+    """
+    model = load_stage_model(tiny_models["show-1-interpolation"], dtype=torch.float64)
+    embeds = PromptEmbeds(t5.positive.double(), t5.negative.double())
+    keyframes = frames[:, :, :4, :8, :8].double()
+    runs = [
+        interpolate_frames(model, keyframes, embeds, InterpolationSettings(steps=2, window_batch=batch), seed=3)
+        for batch in (None, 2, 1)
+    ]
+    assert runs[0].shape == (1, 3, 13, 8, 8)
+    for other in runs[1:]:
+        assert (runs[0] - other).abs().max() < 1e-9
+
+
+def test_interpolation_keeps_the_later_window_for_shared_frames(models, t5, frames):
+    """Frame 4 is shared by windows 0 and 1; the result takes window 1's version, as the original does."""
+    model = models["show-1-interpolation"]
+    one_at_a_time = InterpolationSettings(steps=2, window_batch=1)
+    full = interpolate_frames(model, frames, t5, one_at_a_time, seed=3)
+    second_pair = interpolate_frames(model, frames[:, :, 1:3], t5, one_at_a_time, seed=3)
+    first_pair = interpolate_frames(model, frames[:, :, 0:2], t5, one_at_a_time, seed=3)
+    assert torch.equal(full[:, :, 0:4], first_pair[:, :, 0:4])
+    assert torch.equal(full[:, :, 4:8], second_pair[:, :, 0:4])
+    assert (full[:, :, 4] - first_pair[:, :, 4]).abs().max() > 1e-2  # window 0's own version was replaced
+
+
+def test_interpolation_needs_two_frames(models, t5):
+    with pytest.raises(InputError, match="at least 2 frames"):
+        interpolate_frames(models["show-1-interpolation"], _video(1), t5)
+
+
+# --- stage 3 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "frames_count, expected",
+    [
+        (29, [(0, 0), (7, 7), (14, 14), (21, 21)]),
+        (21, [(0, 0), (7, 7), (13, 15)]),
+        (33, [(0, 0), (7, 7), (14, 14), (21, 21), (25, 29)]),
+        (8, [(0, 0)]),
+        (5, [(0, 0)]),
+    ],
+)
+def test_windows_cover_every_frame(frames_count, expected):
+    assert window_starts(frames_count, 8, 7) == expected
+
+
+def test_stride_must_leave_an_overlap():
+    with pytest.raises(InputError, match="smaller than the window"):
+        window_starts(29, 8, 8)
+
+
+def _sr(models, video, t5, steps=1):
+    low = video[:, :, 0]
+    first = upscale_bilinear(low, low.shape[-2] * 4, low.shape[-1] * 4)
+    return super_resolve_pixels(models["show-1-sr1"], video, t5, first, PixelSRSettings(steps=steps), seed=5)
+
+
+@pytest.mark.parametrize("frames_count, defined", [(21, 15), (33, 29)])
+def test_pixel_sr_covers_all_frames_and_matches_the_original_where_it_is_defined(models, t5, frames_count, defined):
+    """The original leaves frames after its last full window black; here they are upscaled too,
+    and the frames the original does produce are unchanged."""
+    video = _video(frames_count)
+    out = _sr(models, video, t5)
+    assert out.shape == (1, 3, frames_count, 64, 64)
+    assert all(out[:, :, i].abs().max() > 0 for i in range(frames_count))
+    original_windows_only = _sr(models, video[:, :, :defined], t5)
+    assert torch.equal(out[:, :, :defined], original_windows_only)
+
+
+def test_pixel_sr_first_frame_must_match_the_video(models, t5):
+    video = _video(8)
+    with pytest.raises(InputError, match="upscaled first frame"):
+        super_resolve_pixels(models["show-1-sr1"], video, t5, torch.zeros(1, 3, 32, 32))
+
+
+def test_if_first_frame_upscales_one_image(models, t5):
+    image = _video(1)[:, :, 0]
+    out = upscale_first_frame(models["IF-II-L-v1.0"], image, t5, 64, 64, FirstFrameSettings(steps=2), seed=1)
+    assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
+
+
+# --- stage 4 ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clip():
+    g = torch.Generator().manual_seed(4)
+    return PromptEmbeds(torch.randn(1, 77, WIDTH, generator=g), torch.randn(1, 77, WIDTH, generator=g))
+
+
+def test_latent_sr_pieces_compose_to_the_one_shot_stage(models, clip):
+    model = models["show-1-sr2"]
+    video = _video(3, size=32)
+    settings = LatentSRSettings(steps=4, strength=0.5)
+    whole = super_resolve_latent(model, video, clip, settings, seed=9)
+    generator = seeded_generator(9)
+    latents = encode_video(model.vae, video, generator)
+    assert latents.shape == (1, 4, 3, 4, 4)
+    pieces = decode_latents(model.vae, refine_latents(model, latents, clip, settings, generator))
+    assert torch.equal(whole, pieces)
+
+
+def test_vae_chunking_does_not_change_results(models):
+    """Chunk sizes change only float32 rounding (batched convolutions), never the random draws."""
+    vae = models["show-1-sr2"].vae
+    video = _video(5, size=32)
+    one = encode_video(vae, video, seeded_generator(1), frames_per_batch=1)
+    assert (one - encode_video(vae, video, seeded_generator(1), frames_per_batch=5)).abs().max() < 1e-5
+    assert (decode_latents(vae, one, 1) - decode_latents(vae, one, 5)).abs().max() < 1e-5
+
+
+def test_strength_bounds(models, clip):
+    latents = torch.zeros(1, 4, 2, 4, 4)
+    with pytest.raises(InputError, match="strength"):
+        refine_latents(models["show-1-sr2"], latents, clip, LatentSRSettings(strength=0))
+    with pytest.raises(InputError, match="no step"):
+        refine_latents(models["show-1-sr2"], latents, clip, LatentSRSettings(steps=2, strength=0.4))
+
+
+def test_vae_needs_multiples_of_eight(models):
+    with pytest.raises(InputError, match="multiples of 8"):
+        encode_video(models["show-1-sr2"].vae, _video(2, size=20), seeded_generator(0))
+
+
+# --- cancellation -------------------------------------------------------------------------
+
+
+def test_cancel_mid_stage_leaves_the_model_intact(models, t5):
+    model = models["show-1-base"]
+    settings = KeyframeSettings(num_frames=2, height=16, width=16, steps=4)
+    before = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    seen = []
+
+    def stop_after_two(event):
+        seen.append(event.step)
+        return event.step < 2
+
+    with pytest.raises(GenerationCancelled, match="after step 2 of 4"):
+        generate_keyframes(model, t5, settings, seed=1, callback=stop_after_two)
+    assert seen == [1, 2]
+    assert all(torch.equal(before[k], v) for k, v in model.unet.state_dict().items())
+    assert not model.unet.training
+    clean = generate_keyframes(model, t5, settings, seed=1)
+    fresh = generate_keyframes(load_stage_model(model.source), t5, settings, seed=1)
+    assert torch.equal(clean, fresh)
+
+
+def test_an_exception_raised_by_the_callback_propagates(models, t5, frames):
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(event):
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        interpolate_frames(models["show-1-interpolation"], frames[:, :, :2], t5, InterpolationSettings(steps=2), callback=interrupt)
+
+
+def test_progress_events_count_every_window(models, t5):
+    events = []
+    low = _video(15)
+    first = upscale_bilinear(low[:, :, 0], 64, 64)
+    super_resolve_pixels(models["show-1-sr1"], low, t5, first, PixelSRSettings(steps=2), callback=events.append)
+    assert [(e.part, e.step) for e in events] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    assert events[-1].fraction == 1.0 and events[-1].parts == 2
+
+
+# --- bad inputs ---------------------------------------------------------------------------
+
+
+def test_odd_sizes_are_refused_with_a_suggestion(models, t5):
+    with pytest.raises(InputError, match=r"multiples of 8; got 64x41.*64x40"):
+        generate_keyframes(models["show-1-base"], t5, KeyframeSettings(height=41, steps=1))
+
+
+def test_embeddings_of_the_wrong_encoder_are_refused(models):
+    wide = PromptEmbeds(torch.zeros(1, 77, 48), torch.zeros(1, 77, 48))
+    with pytest.raises(InputError, match="T5-XXL.*width 32, but got width 48"):
+        generate_keyframes(models["show-1-base"], wide, KeyframeSettings(height=16, width=16, steps=1))
+
+
+def test_mismatched_prompt_and_negative_shapes():
+    with pytest.raises(InputError, match="one shape"):
+        PromptEmbeds(torch.zeros(1, 77, 32), torch.zeros(1, 77, 16))
+
+
+def test_wrong_stage_model_is_refused(models, t5):
+    with pytest.raises(WrongStageError, match="keyframes.*showlab/show-1-base"):
+        generate_keyframes(models["show-1-sr1"], t5, KeyframeSettings(steps=1))
+
+
+@pytest.mark.parametrize(
+    "video, message",
+    [
+        (torch.zeros(1, 4, 8, 16, 16), "3 channels"),
+        (torch.zeros(3, 8, 16, 16), "tensor"),
+        (torch.full((1, 3, 8, 16, 16), float("nan")), "NaN"),
+    ],
+)
+def test_bad_videos_are_refused(models, t5, video, message):
+    with pytest.raises(InputError, match=message):
+        interpolate_frames(models["show-1-interpolation"], video, t5)
+
+
+def test_bad_seed_and_steps(models, t5):
+    with pytest.raises(InputError, match="seed"):
+        generate_keyframes(models["show-1-base"], t5, KeyframeSettings(height=16, width=16, steps=1), seed=-1)
+    with pytest.raises(InputError, match="steps"):
+        generate_keyframes(models["show-1-base"], t5, KeyframeSettings(height=16, width=16, steps=0))
+
+
+def test_non_finite_output_is_reported(models, t5, monkeypatch):
+    unet = models["show-1-base"].unet
+    original = unet.forward
+
+    def broken(*args, **kwargs):
+        out = original(*args, **kwargs)
+        out.sample = out.sample * float("inf")
+        return out
+
+    monkeypatch.setattr(unet, "forward", broken)
+    with pytest.raises(NonFiniteOutputError, match="bf16 or fp32"):
+        generate_keyframes(models["show-1-base"], t5, KeyframeSettings(num_frames=2, height=16, width=16, steps=1))

@@ -1,0 +1,110 @@
+"""Text encoding: the original's tokenisation, the embeddings cache and caption cleaning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from show1_core.captions import preprocess_prompt
+from show1_core.errors import MissingFilesError
+from show1_core.loading import load_text_encoder
+from show1_core.text import MAX_TOKENS, EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec, _load_tokenizer
+
+
+def _encoder(folder, kind, cache=None):
+    return TextEncoder(TextEncoderSpec(folder, kind), cache=cache or EmbeddingCache())
+
+
+def test_t5_encoding_is_the_originals(tiny_models):
+    """Lower-cased, stripped, padded to 77 tokens, encoded with its attention mask."""
+    folder = tiny_models["show-1-base"]
+    embeds = _encoder(folder, EncoderKind.T5).encode("  A Panda Playing Guitar ", "")
+    tokenizer = _load_tokenizer(folder / "tokenizer", EncoderKind.T5)
+    model = load_text_encoder(folder / "text_encoder")
+    tokens = tokenizer(["a panda playing guitar"], padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    assert tokens.attention_mask.sum() < MAX_TOKENS  # padding is present, so the mask matters
+    with torch.no_grad():
+        expected = model(tokens.input_ids, attention_mask=tokens.attention_mask)[0]
+        unmasked = model(tokens.input_ids)[0]
+    assert embeds.positive.shape == (1, MAX_TOKENS, 32)
+    assert torch.equal(embeds.positive, expected)
+    assert not torch.allclose(embeds.positive, unmasked)
+
+
+def test_long_prompts_are_truncated_to_77_tokens(tiny_models):
+    embeds = _encoder(tiny_models["show-1-base"], EncoderKind.T5).encode("panda " * 200)
+    assert embeds.positive.shape[1] == MAX_TOKENS
+
+
+def test_clip_encoding_has_no_mask_and_keeps_case_handling_to_the_tokenizer(tiny_models):
+    folder = tiny_models["show-1-sr2"]
+    embeds = _encoder(folder, EncoderKind.CLIP).encode("a panda playing guitar", "low resolution, blur")
+    tokenizer = _load_tokenizer(folder / "tokenizer", EncoderKind.CLIP)
+    model = load_text_encoder(folder / "text_encoder")
+    tokens = tokenizer(["low resolution, blur"], padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(embeds.negative, model(tokens.input_ids)[0])
+
+
+def test_cache_skips_the_encoder_in_memory_and_on_disk(tiny_models, tmp_path):
+    folder = tiny_models["show-1-base"]
+    first = _encoder(folder, EncoderKind.T5, EmbeddingCache(tmp_path))
+    a = first.encode("a cat", "blurry")
+    first.encode("a cat", "blurry")
+    assert first.loads == 1
+    second = _encoder(folder, EncoderKind.T5, EmbeddingCache(tmp_path))  # a new process, same disk cache
+    b = second.encode("A CAT ", "blurry")
+    assert second.loads == 0
+    assert torch.equal(a.positive, b.positive) and torch.equal(a.negative, b.negative)
+    second.encode("a dog", "blurry")
+    assert second.loads == 1
+
+
+def test_cache_keys_separate_encoders_and_precisions(tiny_models, tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    fp32 = TextEncoder(TextEncoderSpec(tiny_models["show-1-base"], EncoderKind.T5), cache=cache)
+    bf16 = TextEncoder(TextEncoderSpec(tiny_models["show-1-base"], EncoderKind.T5, torch.bfloat16), cache=cache)
+    fp32.encode("a cat")
+    assert bf16.encode("a cat").positive.dtype == torch.bfloat16
+    assert bf16.loads == 1
+
+
+def test_damaged_cache_file_is_recomputed(tiny_models, tmp_path):
+    encoder = _encoder(tiny_models["show-1-base"], EncoderKind.T5, EmbeddingCache(tmp_path))
+    encoder.encode("a cat")
+    for file in tmp_path.glob("*.safetensors"):
+        file.write_bytes(b"broken")
+    again = _encoder(tiny_models["show-1-base"], EncoderKind.T5, EmbeddingCache(tmp_path))
+    assert again.encode("a cat").positive.shape == (1, 77, 32)
+    assert again.loads == 1
+
+
+def test_memory_cache_is_bounded():
+    cache = EmbeddingCache(max_entries=2)
+    for i in range(3):
+        cache.put("enc", f"p{i}", torch.zeros(1))
+    assert cache.get("enc", "p0") is None and cache.get("enc", "p2") is not None
+
+
+def test_missing_tokenizer_folder(tiny_models, tmp_path):
+    (tmp_path / "text_encoder").mkdir()
+    with pytest.raises(MissingFilesError, match="tokenizer"):
+        _encoder(tmp_path, EncoderKind.T5).encode("a cat")
+
+
+@pytest.mark.parametrize(
+    "caption, cleaned",
+    [
+        ("  A Panda Playing GUITAR ", "a panda playing guitar"),
+        ("See https://example.com/x <b>Big</b> cat @someone", "see big cat"),
+        ("this-is-a-slug-title-here", "this is a slug title here"),
+        ("photo.jpg of a dog #123 “quoted”", 'of a dog "quoted"'),
+        ("熊猫 panda", "panda"),
+    ],
+)
+def test_caption_cleaning(caption, cleaned):
+    assert preprocess_prompt(caption, clean=True) == cleaned
+
+
+def test_without_cleaning_only_case_and_spaces_change():
+    assert preprocess_prompt("  See <b>Big</b> Cat ") == "see <b>big</b> cat"

@@ -1,0 +1,53 @@
+"""Video files and contact sheets."""
+
+from __future__ import annotations
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from show1_core.errors import InputError
+from show1_core.video_io import video_frames, write_contact_sheet, write_video
+
+
+def _video(frames=5, height=20, width=30) -> torch.Tensor:
+    return torch.linspace(-1, 1, 3 * frames * height * width).reshape(1, 3, frames, height, width)
+
+
+def test_frames_are_quantised_like_the_original():
+    frames = video_frames(torch.tensor([-1.0, 0.0, 0.999, 2.0]).reshape(1, 1, 1, 1, 4).repeat(1, 3, 1, 1, 1))
+    assert frames.dtype == np.uint8
+    assert frames[0, 0, :, 0].tolist() == [0, 127, 254, 255]  # truncation, as tensor2vid does
+
+
+def test_mp4_has_every_frame_and_pads_odd_sizes(tmp_path):
+    path = write_video(_video(height=21, width=31), tmp_path / "v.mp4", fps=8)
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    assert meta["size"] == (32, 22)
+    assert sum(1 for _ in reader) == 5
+
+
+@pytest.mark.parametrize("suffix", ["gif", "webp"])
+def test_animations(tmp_path, suffix):
+    path = write_video(_video(), tmp_path / f"v.{suffix}", fps=4)
+    with Image.open(path) as image:
+        assert image.n_frames == 5 and image.size == (30, 20)
+        image.seek(1)
+        image.load()
+        assert image.info["duration"] == 250
+
+
+def test_contact_sheet_layout(tmp_path):
+    path = write_contact_sheet(_video(frames=10), tmp_path / "sheet.png", columns=4)
+    with Image.open(path) as sheet:
+        assert sheet.size == (4 * 30, 3 * 20)
+
+
+def test_bad_requests(tmp_path):
+    with pytest.raises(InputError, match="unsupported video format"):
+        write_video(_video(), tmp_path / "v.avi", fps=8)
+    with pytest.raises(InputError, match="fps"):
+        write_video(_video(), tmp_path / "v.mp4", fps=0)
