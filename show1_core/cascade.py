@@ -12,7 +12,7 @@ from .errors import InputError
 from .loading.hub import resolve_checkpoint
 from .loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, Stage
 from .loading.stage_model import StageModel, load_stage_model
-from .memory import MemoryPolicy, ModelPlacer, default_device, default_dtype
+from .memory import MemoryPolicy, ModelPlacer, default_device, default_dtype, retry_smaller_on_oom
 from .settings import PAPER_SETTINGS, CascadeSettings
 from .stages import (
     PromptEmbeds,
@@ -88,6 +88,8 @@ class CascadeResult:
 
 StageHook = Callable[[str, torch.Tensor, float], None]
 """Called with (stage name, video, fps) when a stage finishes."""
+StartHook = Callable[[str], None]
+"""Called with a step's name (``text_t5``, ``keyframes``, ``first_frame``, ...) before it runs."""
 
 
 class Show1Cascade:
@@ -100,13 +102,18 @@ class Show1Cascade:
         dtype: torch.dtype | None = None,
         policy: MemoryPolicy | str = MemoryPolicy.BALANCED,
         cache: EmbeddingCache | None = None,
+        models: dict[Stage, StageModel] | None = None,
+        text_loaders: dict[EncoderKind, Callable[[], tuple[object, torch.nn.Module]]] | None = None,
     ):
+        """``models`` and ``text_loaders`` supply models built elsewhere (e.g. random weights for
+        benchmarks) instead of loading them from ``checkpoints``."""
         self.checkpoints = checkpoints
         self.device = torch.device(device) if device is not None else default_device()
         self.dtype = dtype or default_dtype(self.device)
         self.placer = ModelPlacer(self.device, policy)
         self.cache = cache or EmbeddingCache()
-        self._models: dict[Stage, StageModel] = {}
+        self._models: dict[Stage, StageModel] = dict(models or {})
+        self._text_loaders = dict(text_loaders or {})
 
     def model(self, stage: Stage) -> StageModel:
         """The stage's models, loaded on first use (kept on the CPU between uses unless freed)."""
@@ -130,7 +137,8 @@ class Show1Cascade:
         """Prompt embeddings from the T5 (stages 1-3) or CLIP (stage 4) encoder, cached."""
         folder = self.checkpoints.t5 if kind == EncoderKind.T5 else self.checkpoints.latent_sr
         spec = TextEncoderSpec(folder, kind, dtype=self.dtype)
-        return TextEncoder(spec, self.placer, self.cache).encode(prompt, negative, clean_caption)
+        encoder = TextEncoder(spec, self.placer, self.cache, loader=self._text_loaders.get(kind))
+        return encoder.encode(prompt, negative, clean_caption)
 
     def _run_stage(self, stage: Stage, fn, *args, **kwargs) -> torch.Tensor:
         model = self.model(stage)
@@ -146,11 +154,14 @@ class Show1Cascade:
         clean_caption: bool = False,
         callback: StepCallback | None = None,
         on_stage: StageHook | None = None,
+        on_start: StartHook | None = None,
     ) -> CascadeResult:
         """Generate a video for ``prompt``, stopping after stage ``stages`` (1-4)."""
         if not 1 <= stages <= STAGE_COUNT:
             raise InputError(f"stages must be between 1 and {STAGE_COUNT}, got {stages}")
+        started = on_start or (lambda name: None)
         negative = settings.negative_prompt if negative_prompt is None else negative_prompt
+        started("text_t5")
         t5 = self.encode(EncoderKind.T5, prompt, negative, clean_caption)
         result = CascadeResult()
         seed = settings.seed
@@ -163,27 +174,39 @@ class Show1Cascade:
                 on_stage(name, video, fps)
 
         kf = settings.keyframes
+        started("keyframes")
         finish("keyframes", Stage.KEYFRAMES, self._run_stage(Stage.KEYFRAMES, generate_keyframes, t5, kf, seed, callback=callback), kf.fps)
         if stages >= 2:
             it = settings.interpolation
-            video = self._run_stage(Stage.INTERPOLATION, interpolate_frames, result.keyframes, t5, it, seed, callback=callback)
+            started("interpolated")
+
+            def interpolate(window_batch: int) -> torch.Tensor:
+                chunked = replace(it, window_batch=window_batch)
+                return self._run_stage(Stage.INTERPOLATION, interpolate_frames, result.keyframes, t5, chunked, seed, callback=callback)
+
+            windows = result.keyframes.shape[2] - 1
+            video = retry_smaller_on_oom(interpolate, it.window_batch or windows, self.device, "interpolation")
             finish("interpolated", Stage.INTERPOLATION, video, interpolated_fps(kf.fps, it.frames_between))
         if stages >= 3:
             low = result.interpolated[:, :, 0]
             sr = settings.pixel_sr
             height, width = low.shape[-2] * sr.scale, low.shape[-1] * sr.scale
-            if self.checkpoints.first_frame is not None:
+            if self.checkpoints.first_frame is not None or Stage.FIRST_FRAME in self._models:
+                started("first_frame")
                 first = self._run_stage(Stage.FIRST_FRAME, upscale_first_frame, low, t5, height, width, settings.first_frame, seed, callback=callback)
                 self._done_with(Stage.FIRST_FRAME)
             else:
                 first = upscale_bilinear(low, height, width)
             result.first_frame = first
+            started("pixel_sr")
             video = self._run_stage(Stage.PIXEL_SR, super_resolve_pixels, result.interpolated, t5, first, sr, seed, callback=callback)
             finish("pixel_sr", Stage.PIXEL_SR, video, result.fps["interpolated"])
         if stages >= 4:
             ls = replace(settings.latent_sr, vae_batch=min(settings.latent_sr.vae_batch, self.placer.settings.vae_frames_per_batch))
+            started("text_clip")
             clip = self.encode(EncoderKind.CLIP, prompt, settings.latent_negative_prompt)
             _, video_in = prepare_input(result.pixel_sr, ls.width, ls.height)
+            started("latent_sr")
             video = self._run_stage(Stage.LATENT_SR, super_resolve_latent, video_in, clip, ls, seed, callback=callback)
             finish("latent_sr", Stage.LATENT_SR, video, result.fps["pixel_sr"])
         return result

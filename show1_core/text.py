@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -102,14 +103,24 @@ class TextEncoderSpec:
 class TextEncoder:
     """Encodes prompts for one kind of stage, loading the model only on a cache miss."""
 
-    def __init__(self, spec: TextEncoderSpec, placer: ModelPlacer | None = None, cache: EmbeddingCache | None = None):
+    def __init__(
+        self,
+        spec: TextEncoderSpec,
+        placer: ModelPlacer | None = None,
+        cache: EmbeddingCache | None = None,
+        loader: Callable[[], tuple[object, nn.Module]] | None = None,
+    ):
         self.spec = spec
         self.placer = placer or ModelPlacer("cpu")
         self.cache = cache if cache is not None else EmbeddingCache()
+        self._loader = loader
         self.loads = 0
         """How many times the encoder model was loaded (0 when every prompt came from the cache)."""
 
     def _load(self) -> tuple[object, nn.Module]:
+        if self._loader is not None:
+            self.loads += 1
+            return self._loader()
         folder = Path(self.spec.folder)
         for part in ("text_encoder", "tokenizer"):
             if not (folder / part).is_dir():

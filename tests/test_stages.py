@@ -190,6 +190,26 @@ def test_vae_chunking_does_not_change_results(models):
     assert (decode_latents(vae, one, 1) - decode_latents(vae, one, 5)).abs().max() < 1e-5
 
 
+def test_vae_out_of_memory_is_retried_with_fewer_frames(models, clip, monkeypatch):
+    model = models["show-1-sr2"]
+    video = _video(4, size=32)
+    settings = LatentSRSettings(steps=2, strength=0.5, vae_batch=4)
+    expected = super_resolve_latent(model, video, clip, settings, seed=2)
+    real_decode = model.vae.decode
+    sizes = []
+
+    def decode_needing_small_batches(latents):
+        sizes.append(latents.shape[0])
+        if latents.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+        return real_decode(latents)
+
+    monkeypatch.setattr(model.vae, "decode", decode_needing_small_batches)
+    retried = super_resolve_latent(model, video, clip, settings, seed=2)
+    assert sizes[:3] == [4, 2, 1]
+    assert (retried - expected).abs().max() < 1e-5
+
+
 def test_strength_bounds(models, clip):
     latents = torch.zeros(1, 4, 2, 4, 4)
     with pytest.raises(InputError, match="strength"):

@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..loading.registry import Stage
+from ..memory import retry_smaller_on_oom
 from ..loading.stage_model import StageModel
 from ..settings import LatentSRSettings
 from .progress import StepCallback
@@ -147,12 +148,15 @@ def super_resolve_latent(
     """Encode, refine and decode a video already at the target size (``(B, 3, F, H, W)`` in [-1, 1]).
 
     One generator seeded with ``seed`` draws, in order, the VAE posterior sample, the
-    re-noising noise and any scheduler noise: the original's order.
+    re-noising noise and any scheduler noise: the original's order. VAE work that runs out
+    of memory is retried with fewer frames at a time (the posterior sample is drawn only
+    once encoding has succeeded, so a retry never shifts the random draws).
     """
     model.require(Stage.LATENT_SR)
     if model.vae is None:
         raise InputError("the expert latent super-resolution model was loaded without its VAE")
+    vae = model.vae
     generator = seeded_generator(seed)
-    latents = encode_video(model.vae, video, generator, settings.vae_batch)
+    latents = retry_smaller_on_oom(lambda n: encode_video(vae, video, generator, n), settings.vae_batch, vae.device, "VAE encoding")
     refined = refine_latents(model, latents, embeds, settings, generator, callback)
-    return decode_latents(model.vae, refined, settings.vae_batch)
+    return retry_smaller_on_oom(lambda n: decode_latents(vae, refined, n), settings.vae_batch, vae.device, "VAE decoding")
