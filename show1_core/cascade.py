@@ -12,7 +12,7 @@ from .errors import InputError
 from .loading.hub import resolve_checkpoint
 from .loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, Stage
 from .loading.stage_model import StageModel, load_stage_model
-from .memory import MemoryPolicy, ModelPlacer, default_device, default_dtype, retry_smaller_on_oom
+from .memory import MemoryPolicy, ModelPlacer, default_device, default_dtype, retry_smaller_on_oom, tiled_vae
 from .settings import PAPER_SETTINGS, CascadeSettings
 from .stages import (
     PromptEmbeds,
@@ -207,6 +207,7 @@ class Show1Cascade:
             clip = self.encode(EncoderKind.CLIP, prompt, settings.latent_negative_prompt)
             _, video_in = prepare_input(result.pixel_sr, ls.width, ls.height)
             started("latent_sr")
-            video = self._run_stage(Stage.LATENT_SR, super_resolve_latent, video_in, clip, ls, seed, callback=callback)
+            with tiled_vae(self.model(Stage.LATENT_SR).vae, self.placer.settings.vae_tiling):
+                video = self._run_stage(Stage.LATENT_SR, super_resolve_latent, video_in, clip, ls, seed, callback=callback)
             finish("latent_sr", Stage.LATENT_SR, video, result.fps["pixel_sr"])
         return result

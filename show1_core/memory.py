@@ -140,6 +140,21 @@ class ModelPlacer:
         empty_cache(self.device)
 
 
+@contextmanager
+def tiled_vae(vae: nn.Module, enabled: bool, tile: int = 256) -> Iterator[None]:
+    """Decode and encode in overlapping ``tile``-pixel tiles (less memory, faint seams), then restore the VAE."""
+    if not enabled:
+        yield
+        return
+    saved = (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size)
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size = True, tile, tile // scale
+    try:
+        yield
+    finally:
+        vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size = saved
+
+
 def peak_memory_bytes(device: torch.device) -> int | None:
     """Peak allocated accelerator memory since the last reset (``None`` on the CPU)."""
     if device.type == "cuda":

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from show1_core.errors import OutOfMemoryError
-from show1_core.memory import MemoryPolicy, ModelPlacer, retry_smaller_on_oom
+from show1_core.memory import MemoryPolicy, ModelPlacer, retry_smaller_on_oom, tiled_vae
 
 
 def test_balanced_keeps_nothing_resident_after_a_stage():
@@ -65,3 +65,19 @@ def test_other_errors_are_not_retried():
 
     with pytest.raises(RuntimeError, match="shape mismatch"):
         retry_smaller_on_oom(run, 4, "cpu", "decoding")
+
+
+def test_tiled_vae_decodes_close_to_untiled_and_restores_the_vae(tiny_models):
+    from show1_core.loading import load_stage_model
+    from show1_core.stages import decode_latents
+
+    vae = load_stage_model(tiny_models["show-1-sr2"]).vae
+    latents = torch.randn(1, 4, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    whole = decode_latents(vae, latents)
+    with tiled_vae(vae, True, tile=64):
+        assert vae.use_tiling
+        tiled = decode_latents(vae, latents)
+    assert not vae.use_tiling and vae.tile_sample_min_size == vae.config.sample_size
+    assert tiled.shape == whole.shape == (1, 3, 2, 128, 128)
+    assert not torch.equal(tiled, whole)  # tiles were decoded separately and blended ...
+    assert torch.corrcoef(torch.stack([tiled.flatten(), whole.flatten()]))[0, 1] > 0.8  # ... into the same picture
