@@ -30,11 +30,11 @@ import torch
 from show1_core.cascade import CascadeCheckpoints, Show1Cascade
 from show1_core.cli import demo_settings
 from show1_core.loading import KNOWN_CHECKPOINTS, Stage, StageModel
-from show1_core.loading.components import SCHEDULERS, load_text_encoder
+from show1_core.loading.components import SCHEDULERS
 from show1_core.loading.registry import T5_CHECKPOINT
 from show1_core.loading.weights import parse_dtype
 from show1_core.memory import MemoryPolicy, peak_memory_bytes, reset_peak_memory
-from show1_core.settings import PAPER_SETTINGS, InterpolationSettings
+from show1_core.settings import PAPER_SETTINGS
 from show1_core.stages import PromptEmbeds, interpolate_frames
 from show1_core.text import EmbeddingCache, EncoderKind, _load_tokenizer
 from show1_core.tiny import write_tiny_models

@@ -23,7 +23,7 @@ from show1_core.errors import (
     UnsafeCheckpointError,
     WrongStageError,
 )
-from show1_core.loading import Stage, load_stage_model, load_text_encoder, load_unet
+from show1_core.loading import Stage, load_stage_model, load_text_encoder
 from show1_core.loading.convert import convert_checkpoint
 from show1_core.loading.hub import resolve_checkpoint
 from show1_core.loading.weights import find_weights, read_state_dict

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from show1_core.errors import GenerationCancelled, InputError, NonFiniteOutputError, WrongStageError
-from show1_core.loading import Stage, load_stage_model
+from show1_core.loading import load_stage_model
 from show1_core.settings import (
     FirstFrameSettings,
     InterpolationSettings,

@@ -201,53 +201,36 @@ class Show1UNet(ModelMixin, ConfigMixin):
             only_cross_attention=False,
             cross_attention_norm=cross_attention_norm,
         )
-        modelscope_common = dict(
+        resnet_args = dict(
             temb_channels=time_embed_dim,
             resnet_eps=norm_eps,
             resnet_act_fn=act_fn,
             resnet_groups=norm_num_groups,
             resnet_time_scale_shift=resnet_time_scale_shift,
-            use_linear_projection=use_linear_projection,
-            upcast_attention=upcast_attention,
         )
+        attention_args = dict(use_linear_projection=use_linear_projection, upcast_attention=upcast_attention)
 
         # down
         self.down_blocks = nn.ModuleList()
         out_ch = block_out_channels[0]
         for i, kind in enumerate(down_block_types):
             in_ch, out_ch = out_ch, block_out_channels[i]
-            last = i == blocks - 1
+            shape = dict(in_channels=in_ch, out_channels=out_ch, num_layers=layers[i], add_downsample=i < blocks - 1)
             if kind in IF_DOWN_BLOCKS:
-                block = IFDownBlock3D(
-                    replace(if_settings, attention_head_dim=head_dims[i], cross_attention_dim=cross_dims[i]),
-                    in_ch,
-                    out_ch,
-                    num_layers=layers[i],
-                    add_downsample=not last,
-                    with_attention=IF_DOWN_BLOCKS[kind],
-                    only_cross_attention=only_cross[i],
-                )
+                settings = replace(if_settings, attention_head_dim=head_dims[i], cross_attention_dim=cross_dims[i])
+                block = IFDownBlock3D(settings, **shape, with_attention=IF_DOWN_BLOCKS[kind], only_cross_attention=only_cross[i])
             elif kind == "CrossAttnDownBlock3D":
                 block = CrossAttnDownBlock3D(
-                    in_channels=in_ch,
-                    out_channels=out_ch,
-                    num_layers=layers[i],
-                    add_downsample=not last,
+                    **shape,
+                    **resnet_args,
+                    **attention_args,
                     downsample_padding=downsample_padding,
                     cross_attention_dim=cross_dims[i],
                     num_attention_heads=_modelscope_heads(out_ch, head_dims[i]),
                     only_cross_attention=only_cross[i],
-                    **modelscope_common,
                 )
             elif kind == "DownBlock3D":
-                block = DownBlock3D(
-                    in_channels=in_ch,
-                    out_channels=out_ch,
-                    num_layers=layers[i],
-                    add_downsample=not last,
-                    downsample_padding=downsample_padding,
-                    **{k: v for k, v in modelscope_common.items() if k.startswith("resnet") or k == "temb_channels"},
-                )
+                block = DownBlock3D(**shape, **resnet_args, downsample_padding=downsample_padding)
             else:
                 raise ValueError(f"unknown down block type {kind!r}")
             self.down_blocks.append(block)
@@ -271,7 +254,8 @@ class Show1UNet(ModelMixin, ConfigMixin):
                 output_scale_factor=mid_block_scale_factor,
                 cross_attention_dim=cross_dims[-1],
                 num_attention_heads=_modelscope_heads(mid_ch, head_dims[-1]),
-                **modelscope_common,
+                **resnet_args,
+                **attention_args,
             )
         else:
             self.mid_block = None
@@ -285,40 +269,27 @@ class Show1UNet(ModelMixin, ConfigMixin):
         out_ch = reversed_channels[0]
         for i, kind in enumerate(up_block_types):
             prev_ch, out_ch = out_ch, reversed_channels[i]
-            in_ch = reversed_channels[min(i + 1, blocks - 1)]
-            last = i == blocks - 1
+            shape = dict(
+                in_channels=reversed_channels[min(i + 1, blocks - 1)],
+                prev_output_channel=prev_ch,
+                out_channels=out_ch,
+                num_layers=reversed_layers[i] + 1,
+                add_upsample=i < blocks - 1,
+            )
             if kind in IF_UP_BLOCKS:
-                block = IFUpBlock3D(
-                    replace(if_settings, attention_head_dim=head_dims[i], cross_attention_dim=reversed_cross[i]),
-                    in_ch,
-                    prev_ch,
-                    out_ch,
-                    num_layers=reversed_layers[i] + 1,
-                    add_upsample=not last,
-                    with_attention=IF_UP_BLOCKS[kind],
-                    only_cross_attention=reversed_only_cross[i],
-                )
+                settings = replace(if_settings, attention_head_dim=head_dims[i], cross_attention_dim=reversed_cross[i])
+                block = IFUpBlock3D(settings, **shape, with_attention=IF_UP_BLOCKS[kind], only_cross_attention=reversed_only_cross[i])
             elif kind == "CrossAttnUpBlock3D":
                 block = CrossAttnUpBlock3D(
-                    in_channels=in_ch,
-                    prev_output_channel=prev_ch,
-                    out_channels=out_ch,
-                    num_layers=reversed_layers[i] + 1,
-                    add_upsample=not last,
+                    **shape,
+                    **resnet_args,
+                    **attention_args,
                     cross_attention_dim=reversed_cross[i],
                     num_attention_heads=_modelscope_heads(out_ch, head_dims[i]),
                     only_cross_attention=reversed_only_cross[i],
-                    **modelscope_common,
                 )
             elif kind == "UpBlock3D":
-                block = UpBlock3D(
-                    in_channels=in_ch,
-                    prev_output_channel=prev_ch,
-                    out_channels=out_ch,
-                    num_layers=reversed_layers[i] + 1,
-                    add_upsample=not last,
-                    **{k: v for k, v in modelscope_common.items() if k.startswith("resnet") or k == "temb_channels"},
-                )
+                block = UpBlock3D(**shape, **resnet_args)
             else:
                 raise ValueError(f"unknown up block type {kind!r}")
             self.up_blocks.append(block)

@@ -14,7 +14,7 @@ from ..loading.registry import Stage
 from ..loading.stage_model import StageModel
 from ..settings import FirstFrameSettings
 from .progress import StepCallback
-from .sampling import PromptEmbeds, check_embeddings, guided_denoise, noise_like, seeded_generator
+from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
 from .validation import check_positive, check_spatial_size
 
 
@@ -50,9 +50,8 @@ def upscale_first_frame(
     check_positive(steps=settings.steps)
     check_spatial_size(unet, height, width, Stage.FIRST_FRAME)
     batch = image.shape[0]
-    check_embeddings(embeds, unet, Stage.FIRST_FRAME.title, batch)
+    embeds = embeddings_for(unet, embeds, Stage.FIRST_FRAME.title, batch)
     device, dtype = unet.device, unet.dtype
-    embeds = embeds.to(device, dtype).repeat(batch // embeds.positive.shape[0])
 
     scheduler = model.fresh_scheduler()
     scheduler.set_timesteps(settings.steps, device=device)

@@ -16,7 +16,7 @@ from ..loading.registry import Stage
 from ..loading.stage_model import StageModel
 from ..settings import InterpolationSettings
 from .progress import StepCallback
-from .sampling import PromptEmbeds, check_embeddings, guided_denoise, noise_like, seeded_generator
+from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
 from .validation import check_positive, check_spatial_size, check_video
 
 
@@ -70,14 +70,13 @@ def interpolate_frames(
     check_positive(frames_between=settings.frames_between, steps=settings.steps)
     batch, _, num_frames, height, width = frames.shape
     check_spatial_size(unet, height, width, Stage.INTERPOLATION)
-    check_embeddings(embeds, unet, Stage.INTERPOLATION.title, batch)
+    embeds = embeddings_for(unet, embeds, Stage.INTERPOLATION.title, batch)
     device, dtype = unet.device, unet.dtype
     window = settings.frames_between + 2
     windows = num_frames - 1
     chunk = settings.window_batch or windows
     check_positive(window_batch=chunk)
 
-    embeds = embeds.to(device, dtype).repeat(batch // embeds.positive.shape[0])
     conditions = window_conditions(frames.to(device, dtype), window)
     noise = noise_like((batch, 3, window, height, width), seeded_generator(seed), device, dtype)
 

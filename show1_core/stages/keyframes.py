@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import InputError
 from ..loading.registry import Stage
 from ..loading.stage_model import StageModel
 from ..settings import KeyframeSettings
 from .progress import StepCallback
-from .sampling import PromptEmbeds, check_embeddings, guided_denoise, noise_like, seeded_generator
+from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
 from .validation import check_positive, check_spatial_size
 
 
@@ -28,13 +27,10 @@ def generate_keyframes(
     """
     model.require(Stage.KEYFRAMES)
     unet = model.unet
-    check_positive(num_frames=settings.num_frames, steps=settings.steps)
+    check_positive(num_frames=settings.num_frames, steps=settings.steps, batch=batch)
     check_spatial_size(unet, settings.height, settings.width, Stage.KEYFRAMES)
-    check_embeddings(embeds, unet, Stage.KEYFRAMES.title, batch)
-    if batch < 1:
-        raise InputError(f"batch must be at least 1, got {batch}")
+    embeds = embeddings_for(unet, embeds, Stage.KEYFRAMES.title, batch)
     device, dtype = unet.device, unet.dtype
-    embeds = embeds.to(device, dtype).repeat(batch // embeds.positive.shape[0])
 
     scheduler = model.fresh_scheduler()
     scheduler.set_timesteps(settings.steps, device=device)

@@ -24,7 +24,7 @@ from .progress import StepCallback
 from .sampling import (
     PromptEmbeds,
     batch_to_frames,
-    check_embeddings,
+    embeddings_for,
     frames_to_batch,
     guided_denoise,
     noise_like,
@@ -108,9 +108,8 @@ def refine_latents(
     if not 0 < settings.strength <= 1:
         raise InputError(f"strength must be in (0, 1], got {settings.strength}")
     batch = latents.shape[0]
-    check_embeddings(embeds, unet, Stage.LATENT_SR.title, batch)
+    embeds = embeddings_for(unet, embeds, Stage.LATENT_SR.title, batch)
     device, dtype = unet.device, unet.dtype
-    embeds = embeds.to(device, dtype).repeat(batch // embeds.positive.shape[0])
 
     scheduler = model.fresh_scheduler()
     scheduler.set_timesteps(settings.steps, device=device)

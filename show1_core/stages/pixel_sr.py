@@ -24,7 +24,7 @@ from .progress import StepCallback
 from .sampling import (
     PromptEmbeds,
     batch_to_frames,
-    check_embeddings,
+    embeddings_for,
     frames_to_batch,
     guided_denoise,
     noise_like,
@@ -76,14 +76,13 @@ def super_resolve_pixels(
     batch, _, num_frames, low_h, low_w = video.shape
     height, width = low_h * settings.scale, low_w * settings.scale
     check_spatial_size(unet, height, width, Stage.PIXEL_SR)
-    check_embeddings(embeds, unet, Stage.PIXEL_SR.title, batch)
+    embeds = embeddings_for(unet, embeds, Stage.PIXEL_SR.title, batch)
     if tuple(first_frame.shape) != (batch, 3, height, width):
         raise InputError(
             f"the upscaled first frame must be {(batch, 3, height, width)} to match the video, got {tuple(first_frame.shape)}"
         )
     windows = window_starts(num_frames, settings.window, settings.stride)
     device, dtype = unet.device, unet.dtype
-    embeds = embeds.to(device, dtype).repeat(batch // embeds.positive.shape[0])
     video = video.to(device, dtype)
     labels = torch.full((batch,), settings.noise_level, device=device, dtype=torch.long)
 

@@ -50,8 +50,11 @@ def text_width_of(unet: nn.Module) -> int:
     return config.encoder_hid_dim if config.encoder_hid_dim is not None else config.cross_attention_dim
 
 
-def check_embeddings(embeds: PromptEmbeds, unet: nn.Module, stage: str, batch: int) -> None:
-    """Refuse embeddings from the wrong text encoder or for another batch size."""
+def embeddings_for(unet: nn.Module, embeds: PromptEmbeds, stage: str, batch: int) -> PromptEmbeds:
+    """Embeddings checked against the UNet, on its device and precision, one per video of the batch.
+
+    Refuses embeddings from the wrong text encoder or for another batch size.
+    """
     expected = text_width_of(unet)
     if embeds.width != expected:
         encoder = "T5-XXL (stages 1-3)" if unet.config.encoder_hid_dim is not None else "CLIP (stage 4)"
@@ -61,6 +64,7 @@ def check_embeddings(embeds: PromptEmbeds, unet: nn.Module, stage: str, batch: i
         )
     if embeds.positive.shape[0] not in (1, batch):
         raise InputError(f"{embeds.positive.shape[0]} prompts given for a batch of {batch} videos")
+    return embeds.to(unet.device, unet.dtype).repeat(batch // embeds.positive.shape[0])
 
 
 def seeded_generator(seed: int) -> torch.Generator:
