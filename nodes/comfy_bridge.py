@@ -1,0 +1,92 @@
+"""ComfyUI's runtime APIs where ComfyUI is present, and plain stand-ins where it is not.
+
+The pack must import (and its nodes must run) without ComfyUI, so every ComfyUI module
+is looked up when it is needed, never at import time. Inside ComfyUI:
+
+* progress goes through ``comfy.utils.ProgressBar`` after every denoising step, with a
+  preview frame; ComfyUI's progress hook checks the Cancel button on every update, so a
+  cancelled run stops at the next step;
+* stage models are wrapped in ``comfy.model_patcher.ModelPatcher`` and loaded with
+  ``comfy.model_management.load_models_gpu``, so ComfyUI can offload them between stages;
+* results go to ``comfy.model_management.intermediate_device()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+import torch
+
+from show1_core.memory import default_device
+from show1_core.preview import preview_image
+from show1_core.stages import StepCallback, StepEvent
+
+
+@dataclass(frozen=True)
+class ComfyRuntime:
+    """The ComfyUI modules the pack uses."""
+
+    model_management: ModuleType
+    utils: ModuleType
+    model_patcher: ModuleType
+
+
+def comfy_runtime() -> ComfyRuntime | None:
+    """ComfyUI's runtime modules, or ``None`` when the pack runs outside ComfyUI."""
+    try:
+        return ComfyRuntime(
+            model_management=importlib.import_module("comfy.model_management"),
+            utils=importlib.import_module("comfy.utils"),
+            model_patcher=importlib.import_module("comfy.model_patcher"),
+        )
+    except ImportError:
+        return None
+
+
+def torch_device() -> torch.device:
+    """The device stages run on: ComfyUI's choice, else CUDA, MPS or the CPU."""
+    runtime = comfy_runtime()
+    return runtime.model_management.get_torch_device() if runtime else default_device()
+
+
+def to_intermediate(tensor: torch.Tensor) -> torch.Tensor:
+    """Move a result to where ComfyUI keeps node outputs between nodes (the CPU, float32, by default)."""
+    runtime = comfy_runtime()
+    if runtime is None:
+        return tensor.to("cpu", torch.float32)
+    mm = runtime.model_management
+    dtype = mm.intermediate_dtype() if hasattr(mm, "intermediate_dtype") else torch.float32
+    return tensor.to(mm.intermediate_device(), dtype)
+
+
+def make_room(num_bytes: int) -> None:
+    """Ask ComfyUI to free ``num_bytes`` of accelerator memory (models it holds are offloaded); no-op outside ComfyUI."""
+    runtime = comfy_runtime()
+    if runtime is not None:
+        mm = runtime.model_management
+        mm.free_memory(num_bytes, mm.get_torch_device())
+
+
+class ComfyProgress:
+    """Feeds step events to one ``comfy.utils.ProgressBar`` per stage, with a preview of the current sample."""
+
+    def __init__(self, utils: ModuleType):
+        self._utils = utils
+        self._bar = None
+        self._stage: str | None = None
+
+    def __call__(self, event: StepEvent) -> None:
+        total = event.parts * event.total
+        if event.stage != self._stage:
+            self._bar = self._utils.ProgressBar(total)
+            self._stage = event.stage
+        done = event.part * event.total + event.step
+        self._bar.update_absolute(done, total, ("JPEG", preview_image(event), None))
+
+
+def progress_callback() -> StepCallback | None:
+    """A step callback that reports to ComfyUI (and so can be cancelled there); ``None`` outside ComfyUI."""
+    runtime = comfy_runtime()
+    return ComfyProgress(runtime.utils) if runtime else None

@@ -1,0 +1,156 @@
+"""Stage 4 in latent space: VAE encode, latent refine and VAE decode as separate nodes.
+
+``LATENT`` samples are native 5-D ``[batch, 4, frames, height/8, width/8]`` latents of the
+show-1-sr2 VAE (scaled by its ``scaling_factor``), so other latent video nodes can be
+wired in between. Encode and decode halve their frame chunk after an out-of-memory error
+(the result does not depend on it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from show1_core.loading import Stage
+from show1_core.memory import retry_smaller_on_oom
+from show1_core.settings import PAPER_SETTINGS
+from show1_core.stages import decode_latents, encode_video, refine_latents
+from show1_core.stages.latent_sr import resize_uint8_frames, uint8_frames_to_video
+from show1_core.stages.sampling import seeded_generator
+from show1_core.text import EncoderKind
+
+from .image_video import image_to_uint8, latent_samples, to_latent, video_to_image
+from .running import run_stage, vae_frames_per_batch, vae_memory_mode
+from .types import LATENT_SR_MODEL, StageHandle, expect_embeddings, expect_stage
+from .widgets import model_and_embeds, seed_input, size_input, socket, stage4_sampling_inputs
+
+LATENT_CATEGORY = "Show-1/latent"
+PAPER = PAPER_SETTINGS.latent_sr
+MODEL_TOOLTIP = "The expert latent SR model (Show-1 stage 4 loader): its UNet refines, its VAE encodes and decodes."
+IMAGES_TOOLTIP = "Video frames (an IMAGE batch, one frame per entry)."
+LATENT_TOOLTIP = "A video LATENT: samples [batch, 4, frames, height/8, width/8]."
+
+
+def stage4_input(images: object, width: int, height: int, input_name: str) -> torch.Tensor:
+    """The stage-4 input video: frames quantised to 8 bits and resized with PIL, exactly as the original feeds stage 4."""
+    return uint8_frames_to_video(resize_uint8_frames(image_to_uint8(images, input_name), width, height))
+
+
+def encode_frames(handle: StageHandle, video: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """VAE-encode ``[B, 3, T, H, W]`` to scaled latents, in frame chunks that shrink after out-of-memory errors."""
+    vae = handle.model.vae
+    with vae_memory_mode(handle):
+        return retry_smaller_on_oom(
+            lambda chunk: encode_video(vae, video, generator, chunk), vae_frames_per_batch(handle), handle.placement.device,
+            "VAE encoding",
+        )
+
+
+def decode_frames(handle: StageHandle, latents: torch.Tensor) -> torch.Tensor:
+    """VAE-decode latents to ``[B, 3, T, H, W]``, in frame chunks that shrink after out-of-memory errors."""
+    vae = handle.model.vae
+    with vae_memory_mode(handle):
+        return retry_smaller_on_oom(
+            lambda chunk: decode_latents(vae, latents, chunk), vae_frames_per_batch(handle), handle.placement.device,
+            "VAE decoding",
+        )
+
+
+class VAEEncode:
+    """Resizes frames to the stage-4 size (8-bit, PIL, as the original) and encodes them with the show-1-sr2 VAE."""
+
+    FUNCTION = "encode"
+    CATEGORY = LATENT_CATEGORY
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("Video latent [1, 4, frames, height/8, width/8].",)
+    DESCRIPTION = (
+        "Encodes video frames into Show-1 stage-4 latents (5-D [batch, channels, frames, height, width]), resizing "
+        "them first as stage 4 does. Feed the result to Show-1 Latent Refine or other latent video nodes."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        """Model, frames, target size and the seed of the posterior sample."""
+        return {
+            "required": {
+                "model": socket(LATENT_SR_MODEL, MODEL_TOOLTIP),
+                "images": socket("IMAGE", IMAGES_TOOLTIP),
+                "width": size_input(PAPER.width, "Width the frames are resized to before encoding"),
+                "height": size_input(PAPER.height, "Height the frames are resized to before encoding"),
+                "seed": seed_input(),
+            }
+        }
+
+    def encode(self, model: StageHandle, images: torch.Tensor, width: int, height: int, seed: int) -> tuple[dict]:
+        """IMAGE -> LATENT."""
+        handle = expect_stage(model, Stage.LATENT_SR, "model")
+        video = stage4_input(images, width, height, "images")
+        latents = run_stage(handle, lambda _callback: encode_frames(handle, video, seeded_generator(seed)))
+        return (to_latent(latents),)
+
+
+class LatentRefine:
+    """Re-noises a stage-4 latent video to ``strength`` and denoises it with the expert latent SR UNet."""
+
+    FUNCTION = "refine"
+    CATEGORY = LATENT_CATEGORY
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("The refined video latent, same shape as the input.",)
+    DESCRIPTION = (
+        "The denoising part of Show-1 stage 4 on a video LATENT (from Show-1 VAE Encode or other latent video nodes "
+        "with 4 channels): re-noise to 'strength', then denoise with CLIP guidance."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        """Model, CLIP embeddings, latent and the stage-4 sampling settings."""
+        return {
+            "required": {
+                **model_and_embeds(LATENT_SR_MODEL, MODEL_TOOLTIP, EncoderKind.CLIP),
+                "latent": socket("LATENT", LATENT_TOOLTIP),
+                **stage4_sampling_inputs(),
+            }
+        }
+
+    def refine(
+        self, model: StageHandle, clip_embeds: object, latent: dict, steps: int, strength: float, guidance: float, seed: int
+    ) -> tuple[dict]:
+        """LATENT -> LATENT."""
+        handle = expect_stage(model, Stage.LATENT_SR, "model")
+        embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
+        samples = latent_samples(latent, "latent")
+        settings = replace(PAPER, steps=steps, strength=strength, guidance=guidance)
+        refined = run_stage(
+            handle, lambda callback: refine_latents(handle.model, samples, embeds, settings, seeded_generator(seed), callback)
+        )
+        return (to_latent(refined, latent),)
+
+
+class VAEDecode:
+    """Decodes a stage-4 latent video with the show-1-sr2 VAE into frames."""
+
+    FUNCTION = "decode"
+    CATEGORY = LATENT_CATEGORY
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("The decoded frames (the videos of a batch one after another).",)
+    DESCRIPTION = "Decodes a Show-1 stage-4 video LATENT into an IMAGE frame batch with the show-1-sr2 VAE."
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        """Model and latent."""
+        return {
+            "required": {
+                "model": socket(LATENT_SR_MODEL, MODEL_TOOLTIP),
+                "latent": socket("LATENT", LATENT_TOOLTIP),
+            }
+        }
+
+    def decode(self, model: StageHandle, latent: dict) -> tuple[torch.Tensor]:
+        """LATENT -> IMAGE."""
+        handle = expect_stage(model, Stage.LATENT_SR, "model")
+        samples = latent_samples(latent, "latent")
+        return (video_to_image(run_stage(handle, lambda _callback: decode_frames(handle, samples))),)

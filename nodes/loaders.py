@@ -1,0 +1,206 @@
+"""Loader nodes: one per stage model and one per text encoder, each with its own output type."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+
+import torch
+
+from show1_core.errors import GatedRepoAccessError, Show1Error, WrongStageError
+from show1_core.loading import Stage, known_checkpoint, load_stage_model, parse_dtype
+from show1_core.loading.registry import CHECKPOINT_FOR_STAGE, T5_DOWNLOAD_GB
+from show1_core.memory import MemoryPolicy, ModelPlacer, default_dtype
+from show1_core.text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec
+
+from .comfy_bridge import torch_device
+from .model_folders import (
+    ENCODER_REPO,
+    FOLDER_NAME,
+    check_model_name,
+    encoder_choices,
+    encoder_of_folder,
+    resolve_model,
+    stage_choices,
+    weight_bytes,
+)
+from .placement import make_placement
+from .types import ENCODER_TITLE, ENCODER_TYPE, MODEL_TYPE, EncoderHandle, StageHandle
+from .widgets import combo_input, memory_input, precision_input
+
+LOADER_CATEGORY = "Show-1/loaders"
+EMBEDDINGS_FOLDER = ".embeddings"
+GATED_HINT = (
+    " In ComfyUI you can instead remove the IF-II-L loader: Show-1 Pixel Super-Resolution then upscales the first "
+    "frame bilinearly (less detailed results)."
+)
+
+
+def resolve_precision(precision: str) -> torch.dtype:
+    """``auto`` -> fp16 on an accelerator, fp32 on the CPU; otherwise the named precision."""
+    return default_dtype(torch_device()) if precision == "auto" else parse_dtype(precision)
+
+
+def _model_tooltip(repo_id: str, size_gb: float, what: str) -> str:
+    name = known_checkpoint(repo_id).name
+    return (
+        f"The {what}. {repo_id} is downloaded into models/{FOLDER_NAME}/{name} on first use (about {size_gb} GB); "
+        f"any checkpoint folder in models/{FOLDER_NAME} (or $SHOW1_MODELS_DIR) with this model is listed too."
+    )
+
+
+class ModelLoader:
+    """A loader node: a checkpoint (known repo id or local folder), its precision and memory policy."""
+
+    FUNCTION = "load"
+    CATEGORY = LOADER_CATEGORY
+    REPO_ID: str
+    SIZE_GB: float
+    WHAT: str
+    OUTPUT_TYPE: str
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if hasattr(cls, "OUTPUT_TYPE"):  # a concrete loader, not an intermediate base
+            cls.RETURN_TYPES = (cls.OUTPUT_TYPE,)
+            cls.OUTPUT_TOOLTIPS = (f"The {cls.WHAT}, for the Show-1 nodes that take {cls.OUTPUT_TYPE} only.",)
+            cls.DESCRIPTION = inspect.cleandoc(cls.__doc__)
+
+    @classmethod
+    def choices(cls) -> list[str]:
+        """The ``model`` options: the repo id, then matching local folders."""
+        raise NotImplementedError
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        """The checkpoint, its precision and its memory policy."""
+        return {
+            "required": {
+                "model": combo_input(cls.choices(), cls.REPO_ID, _model_tooltip(cls.REPO_ID, cls.SIZE_GB, cls.WHAT)),
+                "precision": precision_input(),
+                "memory": memory_input(),
+            }
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model: str | None) -> bool | str:
+        """Refuse unknown names, paths outside the model folders and ``..`` before the run starts.
+
+        A linked ``model`` (``None`` here, as ComfyUI passes links) is checked when the node runs.
+        """
+        if model is None:
+            return True
+        try:
+            check_model_name(model)
+        except Show1Error as err:
+            return str(err)
+        return True
+
+
+class StageModelLoader(ModelLoader):
+    """Loads one stage's checkpoint folder (downloading a known repo id on first use)."""
+
+    STAGE: Stage
+    RETURN_NAMES = ("model",)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        checkpoint = CHECKPOINT_FOR_STAGE[cls.STAGE]
+        cls.REPO_ID, cls.SIZE_GB, cls.WHAT = checkpoint.repo_id, checkpoint.approx_download_gb, f"{cls.STAGE.title} model"
+        cls.OUTPUT_TYPE = MODEL_TYPE[cls.STAGE]
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    def choices(cls) -> list[str]:
+        """The released repo id and the local folders holding this stage's UNet."""
+        return stage_choices(cls.STAGE)
+
+    def load(self, model: str, precision: str, memory: str) -> tuple[StageHandle]:
+        """Resolve (or download) the folder and load the stage's UNet, schedulers and VAE."""
+        try:
+            folder = resolve_model(model)
+        except GatedRepoAccessError as err:
+            raise GatedRepoAccessError(f"{err}{GATED_HINT}") from err
+        stage_model = load_stage_model(folder, self.STAGE, dtype=resolve_precision(precision))
+        policy = MemoryPolicy(memory)
+        return (StageHandle(stage_model, make_placement(stage_model.modules(), policy), policy),)
+
+
+class KeyframeModelLoader(StageModelLoader):
+    """Loads the Show-1 base model (stage 1, showlab/show-1-base) that generates low-resolution keyframes from text."""
+
+    STAGE = Stage.KEYFRAMES
+
+
+class InterpolationModelLoader(StageModelLoader):
+    """Loads the Show-1 interpolation model (stage 2, showlab/show-1-interpolation) that adds frames between keyframes."""
+
+    STAGE = Stage.INTERPOLATION
+
+
+class PixelSRModelLoader(StageModelLoader):
+    """Loads the Show-1 pixel super-resolution model (stage 3, showlab/show-1-sr1): x4 upscaling in pixel space."""
+
+    STAGE = Stage.PIXEL_SR
+
+
+class FirstFrameModelLoader(StageModelLoader):
+    """Loads DeepFloyd IF-II-L (DeepFloyd/IF-II-L-v1.0), which the paper uses to upscale the first frame of stage 3.
+
+    The repository is gated: accept its licence on huggingface.co and log in (hf auth login) before the first download.
+    """
+
+    STAGE = Stage.FIRST_FRAME
+
+
+class LatentSRModelLoader(StageModelLoader):
+    """Loads the Show-1 expert latent super-resolution model (stage 4, showlab/show-1-sr2): UNet, scheduler and VAE."""
+
+    STAGE = Stage.LATENT_SR
+
+
+class TextEncoderLoader(ModelLoader):
+    """Prepares a text encoder; its weights load only when a prompt is not in the embeddings cache."""
+
+    KIND: EncoderKind
+    RETURN_NAMES = ("encoder",)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        cls.REPO_ID, cls.WHAT = ENCODER_REPO[cls.KIND], f"{ENCODER_TITLE[cls.KIND]} text encoder"
+        cls.SIZE_GB = T5_DOWNLOAD_GB if cls.KIND == EncoderKind.T5 else known_checkpoint(cls.REPO_ID).approx_download_gb
+        cls.OUTPUT_TYPE = ENCODER_TYPE[cls.KIND]
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    def choices(cls) -> list[str]:
+        """The repo id that ships the encoder and the local folders holding one."""
+        return encoder_choices(cls.KIND)
+
+    def load(self, model: str, precision: str, memory: str) -> tuple[EncoderHandle]:
+        """Resolve (or download) the folder; embeddings are cached in memory and in ``<models root>/.embeddings``."""
+        folder = resolve_model(model, with_text_encoder=True)
+        if encoder_of_folder(folder) != self.KIND:
+            raise WrongStageError(
+                f"{folder} holds no {ENCODER_TITLE[self.KIND]} text encoder (text_encoder/ and tokenizer/); "
+                f"use {ENCODER_REPO[self.KIND]}"
+            )
+        spec = TextEncoderSpec(folder, self.KIND, resolve_precision(precision))
+        placer = ModelPlacer(torch_device(), MemoryPolicy(memory))
+        cache_dir = folder.parent / EMBEDDINGS_FOLDER
+        cache = EmbeddingCache(cache_dir if os.access(folder.parent, os.W_OK) else None)
+        return (EncoderHandle(TextEncoder(spec, placer, cache), weight_bytes(Path(folder) / "text_encoder")),)
+
+
+class T5Loader(TextEncoderLoader):
+    """Prepares the T5-XXL text encoder of stages 1-3 (shipped in showlab/show-1-base, 19 GB in fp32).
+
+    It is loaded only for prompts that are not cached yet, and released right after encoding.
+    """
+
+    KIND = EncoderKind.T5
+
+
+class CLIPLoader(TextEncoderLoader):
+    """Prepares the CLIP text encoder of the expert latent super-resolution stage (shipped in showlab/show-1-sr2)."""
+
+    KIND = EncoderKind.CLIP

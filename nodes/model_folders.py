@@ -1,0 +1,181 @@
+"""Where the loaders find checkpoints: ComfyUI's ``models/show1``, ``$SHOW1_MODELS_DIR``, and the Hub.
+
+A loader's ``model`` value is either a known Hugging Face repo id (``showlab/show-1-base``),
+downloaded on first use into ``<models root>/<name>``, or the name of a checkpoint folder
+inside one of the model roots. Names come from workflow JSON that anyone can write, so
+they resolve only inside the roots: absolute paths, ``..`` and links that lead out of a
+root are refused with an explanation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from types import ModuleType
+from typing import Callable, Iterator
+
+from show1_core.errors import InputError, MissingFilesError
+from show1_core.loading import Stage, known_checkpoint
+from show1_core.loading.detect import stage_of_unet_config
+from show1_core.loading.hub import DEFAULT_MODELS_DIR_ENV, default_models_dir, resolve_checkpoint
+from show1_core.loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT
+from show1_core.text import EncoderKind
+
+FOLDER_NAME = "show1"
+"""The ComfyUI model folder name (``models/show1``, and the key in ``extra_model_paths.yaml``)."""
+ENCODER_REPO = {EncoderKind.T5: T5_CHECKPOINT.repo_id, EncoderKind.CLIP: CHECKPOINT_FOR_STAGE[Stage.LATENT_SR].repo_id}
+ENCODER_MODEL_TYPE = {"t5": EncoderKind.T5, "clip_text_model": EncoderKind.CLIP}
+
+
+def _folder_paths() -> ModuleType | None:
+    try:
+        return importlib.import_module("folder_paths")
+    except ImportError:
+        return None
+
+
+def register_model_folder() -> None:
+    """Register ``models/show1`` with ComfyUI's ``folder_paths`` (no-op outside ComfyUI; idempotent)."""
+    folder_paths = _folder_paths()
+    if folder_paths is None:
+        return
+    default = os.path.join(folder_paths.models_dir, FOLDER_NAME)
+    registered = folder_paths.folder_names_and_paths.get(FOLDER_NAME)
+    if registered is None or default not in registered[0]:
+        folder_paths.add_model_folder_path(FOLDER_NAME, default)
+
+
+def model_roots() -> list[Path]:
+    """Folders searched for checkpoints, in order: ``$SHOW1_MODELS_DIR``, then ComfyUI's ``show1`` folders.
+
+    Outside ComfyUI (and without the variable) this is show1_core's default, shared with the
+    ``show1`` command.
+    """
+    roots = []
+    configured = os.environ.get(DEFAULT_MODELS_DIR_ENV)
+    if configured:
+        roots.append(Path(configured).expanduser())
+    folder_paths = _folder_paths()
+    if folder_paths is not None:
+        register_model_folder()
+        roots += [Path(p) for p in folder_paths.get_folder_paths(FOLDER_NAME)]
+    elif not configured:
+        roots.append(default_models_dir())
+    return list(dict.fromkeys(roots))
+
+
+def download_root() -> Path:
+    """Where a Hub repo id is downloaded on first use: the first model root."""
+    return model_roots()[0]
+
+
+def _checkpoint_folders() -> Iterator[Path]:
+    for root in model_roots():
+        if root.is_dir():
+            yield from (child for child in sorted(root.iterdir()) if child.is_dir() and not child.name.startswith("."))
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def stage_of_folder(folder: Path) -> Stage | None:
+    """The stage a checkpoint folder's UNet belongs to (``None`` if it has no Show-1 UNet)."""
+    return stage_of_unet_config(_read_config(folder / "unet" / "config.json"))
+
+
+def encoder_of_folder(folder: Path) -> EncoderKind | None:
+    """The text encoder a checkpoint folder holds with its tokenizer (``None`` if none)."""
+    if not (folder / "tokenizer").is_dir():
+        return None
+    return ENCODER_MODEL_TYPE.get(_read_config(folder / "text_encoder" / "config.json").get("model_type"))
+
+
+def _choices(repo_id: str, accept: Callable[[Path], bool]) -> list[str]:
+    local = [folder.name for folder in _checkpoint_folders() if accept(folder)]
+    return list(dict.fromkeys([repo_id] + local))
+
+
+def stage_choices(stage: Stage) -> list[str]:
+    """Loader options for a stage: its released repo id, then local folders holding that stage's UNet."""
+    return _choices(CHECKPOINT_FOR_STAGE[stage].repo_id, lambda folder: stage_of_folder(folder) == stage)
+
+
+def encoder_choices(kind: EncoderKind) -> list[str]:
+    """Loader options for a text encoder: the repo id that ships it, then local folders holding one."""
+    return _choices(ENCODER_REPO[kind], lambda folder: encoder_of_folder(folder) == kind)
+
+
+def is_known_repo_id(name: str) -> bool:
+    """Whether ``name`` is the Hub repo id of a released checkpoint (it may still need downloading)."""
+    checkpoint = known_checkpoint(name)
+    return checkpoint is not None and checkpoint.repo_id.lower() == name.lower()
+
+
+def _relative_name(name: str) -> Path:
+    text = str(name).strip()
+    if not text:
+        raise InputError("no model was chosen")
+    parts = PurePosixPath(text.replace("\\", "/"))
+    if parts.is_absolute() or PureWindowsPath(text).drive or ".." in parts.parts:
+        raise InputError(
+            f"model {name!r} must name a checkpoint folder inside the Show-1 model folders "
+            f"({', '.join(map(str, model_roots()))}) or be a Hub repo id; absolute paths and '..' are not allowed"
+        )
+    return Path(*parts.parts)
+
+
+def local_folder(name: str) -> Path:
+    """The checkpoint folder ``name`` inside a model root; refuses paths and links leading out of the root."""
+    relative = _relative_name(name)
+    roots = model_roots()
+    for root in roots:
+        candidate = root / relative
+        if not candidate.exists():
+            continue
+        real_root, real = root.resolve(), candidate.resolve()
+        if real != real_root and real_root not in real.parents:
+            raise InputError(
+                f"{candidate} links to {real}, outside the Show-1 models folder {root}. Add that location as a "
+                f"model root instead (${DEFAULT_MODELS_DIR_ENV}, or a '{FOLDER_NAME}:' entry in ComfyUI's "
+                "extra_model_paths.yaml)"
+            )
+        if not real.is_dir():
+            raise InputError(f"{candidate} is a file; the loaders need a checkpoint folder (with unet/ and scheduler/)")
+        return candidate
+    raise MissingFilesError(
+        f"no checkpoint folder {name!r} in {', '.join(map(str, roots))}. Put the folder there, or choose a Hub "
+        "repo id (for example showlab/show-1-base) to download it there on first use"
+    )
+
+
+def check_model_name(name: str) -> None:
+    """Raise a clear error unless ``name`` is a known repo id or an existing folder inside a model root."""
+    if not is_known_repo_id(name):
+        local_folder(name)
+
+
+def resolve_model(name: str, with_text_encoder: bool = False) -> Path:
+    """The local folder for a loader's ``model`` value, downloading a known repo id on first use.
+
+    A repo id is looked for in every model root (as ``<root>/<name>``) before it is
+    downloaded into :func:`download_root`.
+    """
+    if not is_known_repo_id(name):
+        return local_folder(name)
+    for root in model_roots():
+        try:
+            return resolve_checkpoint(name, root, with_text_encoder=with_text_encoder, allow_download=False)
+        except MissingFilesError:
+            continue
+    return resolve_checkpoint(name, download_root(), with_text_encoder=with_text_encoder, allow_download=True)
+
+
+def weight_bytes(folder: Path) -> int:
+    """Total size of the weight files in a component folder."""
+    return sum(p.stat().st_size for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")) if folder.is_dir() else 0

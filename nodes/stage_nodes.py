@@ -1,0 +1,267 @@
+"""One node per cascade stage. Video travels as IMAGE frame batches, with the frame rate as a FLOAT."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from show1_core.loading import Stage
+from show1_core.memory import retry_smaller_on_oom
+from show1_core.settings import PAPER_SETTINGS
+from show1_core.stages import (
+    generate_keyframes,
+    interpolate_frames,
+    interpolated_fps,
+    super_resolve_latent,
+    super_resolve_pixels,
+    upscale_bilinear,
+    upscale_first_frame,
+)
+from show1_core.text import EncoderKind
+
+from .image_video import image_to_video, video_to_image
+from .latent_nodes import stage4_input
+from .running import run_stage, vae_frames_per_batch, vae_memory_mode
+from .types import (
+    FIRST_FRAME_MODEL,
+    INTERPOLATION_MODEL,
+    KEYFRAME_MODEL,
+    LATENT_SR_MODEL,
+    PIXEL_SR_MODEL,
+    StageHandle,
+    expect_embeddings,
+    expect_stage,
+)
+from .widgets import (
+    MAX_FRAMES,
+    fps_input,
+    guidance_input,
+    int_input,
+    model_and_embeds,
+    seed_input,
+    size_input,
+    socket,
+    stage4_sampling_inputs,
+    steps_input,
+)
+
+KEYFRAMES, INTERPOLATION = PAPER_SETTINGS.keyframes, PAPER_SETTINGS.interpolation
+FIRST_FRAME, PIXEL_SR, LATENT_SR = PAPER_SETTINGS.first_frame, PAPER_SETTINGS.pixel_sr, PAPER_SETTINGS.latent_sr
+INTERPOLATED_FPS = interpolated_fps(KEYFRAMES.fps, INTERPOLATION.frames_between)
+IMAGES_TOOLTIP = "The video frames (an IMAGE batch, one frame per entry)."
+FPS_PASSTHROUGH = "Frame rate of the input video, passed through to the fps output (wire the previous stage's fps here)."
+
+
+def _fps_output_tooltip(what: str) -> str:
+    return f"Frame rate of the output video ({what}); wire it into Create Video or VHS Video Combine."
+
+
+class VideoStage:
+    """A cascade stage node: frames (IMAGE) and their frame rate (FLOAT) out."""
+
+    CATEGORY = "Show-1"
+    RETURN_TYPES = ("IMAGE", "FLOAT")
+    RETURN_NAMES = ("images", "fps")
+
+
+class Keyframes(VideoStage):
+    """Stage 1: generates low-resolution keyframes from text with the pixel-space base model."""
+
+    FUNCTION = "generate"
+    OUTPUT_TOOLTIPS = ("The keyframes [frames, height, width, 3].", _fps_output_tooltip("the fps input"))
+    DESCRIPTION = (
+        "Show-1 stage 1: a short low-resolution video (8 keyframes at 64x40 in the paper) from T5 text embeddings. "
+        "Fast enough to preview motion and text alignment before the expensive stages."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        """Model, embeddings and the keyframe settings (the paper's by default)."""
+        return {
+            "required": {
+                **model_and_embeds(KEYFRAME_MODEL, "The keyframe model (Show-1 stage 1 loader).", EncoderKind.T5),
+                "width": size_input(KEYFRAMES.width, "Keyframe width"),
+                "height": size_input(KEYFRAMES.height, "Keyframe height"),
+                "frames": int_input(KEYFRAMES.num_frames, 1, MAX_FRAMES, f"Number of keyframes (the paper uses {KEYFRAMES.num_frames})."),
+                "steps": steps_input(KEYFRAMES.steps),
+                "guidance": guidance_input(KEYFRAMES.guidance),
+                "seed": seed_input(),
+                "fps": fps_input(KEYFRAMES.fps, f"Frame rate of the keyframes (the paper's {KEYFRAMES.fps} fps)."),
+            }
+        }
+
+    def generate(
+        self, model: StageHandle, t5_embeds: object, width: int, height: int, frames: int, steps: int, guidance: float,
+        seed: int, fps: float,
+    ) -> tuple[torch.Tensor, float]:
+        """Text embeddings -> keyframes."""
+        handle = expect_stage(model, Stage.KEYFRAMES, "model")
+        embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
+        settings = replace(KEYFRAMES, num_frames=frames, height=height, width=width, steps=steps, guidance=guidance, fps=fps)
+        video = run_stage(handle, lambda callback: generate_keyframes(handle.model, embeds, settings, seed, 1, callback))
+        return (video_to_image(video), fps)
+
+
+class Interpolation(VideoStage):
+    """Stage 2: inserts frames between every pair of neighbouring frames."""
+
+    FUNCTION = "interpolate"
+    OUTPUT_TOOLTIPS = (
+        "The interpolated video: frames + (frames - 1) * frames_between frames (8 keyframes -> 29).",
+        _fps_output_tooltip("fps * (frames_between + 1), so the duration is kept"),
+    )
+    DESCRIPTION = (
+        "Show-1 stage 2: temporal interpolation in pixel space. Each neighbouring pair of frames gets frames_between "
+        "new frames; the fps output rises so the clip keeps its duration (2 fps -> 8 fps in the paper)."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        """Model, embeddings, frames and the interpolation settings."""
+        return {
+            "required": {
+                **model_and_embeds(INTERPOLATION_MODEL, "The interpolation model (Show-1 stage 2 loader).", EncoderKind.T5),
+                "images": socket("IMAGE", "The frames to interpolate (at least 2, e.g. the keyframes)."),
+                "frames_between": int_input(
+                    INTERPOLATION.frames_between, 1, 15, f"New frames between each pair (the paper uses {INTERPOLATION.frames_between})."
+                ),
+                "steps": steps_input(INTERPOLATION.steps),
+                "guidance": guidance_input(INTERPOLATION.guidance),
+                "seed": seed_input(),
+                "fps": fps_input(KEYFRAMES.fps, "Frame rate of the input frames (wire the keyframes' fps here)."),
+                "window_batch": int_input(
+                    0, 0, MAX_FRAMES,
+                    "How many frame pairs are denoised at once (0: all). Halved automatically after an out-of-memory "
+                    "error; the result does not depend on it.",
+                ),
+            }
+        }
+
+    def interpolate(
+        self, model: StageHandle, t5_embeds: object, images: torch.Tensor, frames_between: int, steps: int,
+        guidance: float, seed: int, fps: float, window_batch: int,
+    ) -> tuple[torch.Tensor, float]:
+        """Frames -> interpolated frames."""
+        handle = expect_stage(model, Stage.INTERPOLATION, "model")
+        embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
+        video = image_to_video(images, "images")
+        settings = replace(INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance)
+        pairs = max(1, video.shape[2] - 1)
+
+        def run(callback):
+            return retry_smaller_on_oom(
+                lambda chunk: interpolate_frames(handle.model, video, embeds, replace(settings, window_batch=chunk), seed, callback),
+                window_batch or pairs, handle.placement.device, "Show-1 interpolation",
+            )
+
+        return (video_to_image(run_stage(handle, run)), interpolated_fps(fps, frames_between))
+
+
+class PixelSR(VideoStage):
+    """Stage 3: x4 super-resolution in pixel space, in overlapping windows anchored on an upscaled first frame."""
+
+    FUNCTION = "upscale"
+    OUTPUT_TOOLTIPS = ("The video at 4x the width and height (256x160 in the paper).", _fps_output_tooltip("the fps input"))
+    DESCRIPTION = (
+        "Show-1 stage 3: x4 pixel super-resolution (64x40 -> 256x160 in the paper). Frame 0 is upscaled first, with "
+        "IF-II-L when its model is connected (the paper's setting) or bilinearly otherwise, which gives softer detail "
+        "in every frame since each window carries that anchor on."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        """Model, embeddings, frames, the SR settings and the optional IF-II-L first-frame model and its settings."""
+        return {
+            "required": {
+                **model_and_embeds(PIXEL_SR_MODEL, "The pixel super-resolution model (Show-1 stage 3 loader).", EncoderKind.T5),
+                "images": socket("IMAGE", "The low-resolution frames (width and height multiples of 4)."),
+                "steps": steps_input(PIXEL_SR.steps),
+                "guidance": guidance_input(PIXEL_SR.guidance),
+                "noise_level": int_input(
+                    PIXEL_SR.noise_level, 0, 1000, f"Noise added to the upscaled condition (the paper uses {PIXEL_SR.noise_level})."
+                ),
+                "seed": seed_input(),
+                "fps": fps_input(INTERPOLATED_FPS, FPS_PASSTHROUGH),
+            },
+            "optional": {
+                "first_frame_model": socket(
+                    FIRST_FRAME_MODEL,
+                    "IF-II-L (gated) upscales frame 0, as in the paper. Leave unconnected for a bilinear first frame: "
+                    "no extra download, but softer detail throughout the video.",
+                ),
+                "first_frame_steps": steps_input(FIRST_FRAME.steps),
+                "first_frame_guidance": guidance_input(FIRST_FRAME.guidance),
+                "first_frame_noise_level": int_input(
+                    FIRST_FRAME.noise_level, 0, 1000, f"IF-II-L condition noise level (the paper uses {FIRST_FRAME.noise_level})."
+                ),
+            },
+        }
+
+    def upscale(
+        self, model: StageHandle, t5_embeds: object, images: torch.Tensor, steps: int, guidance: float, noise_level: int,
+        seed: int, fps: float, first_frame_model: StageHandle | None = None, first_frame_steps: int = FIRST_FRAME.steps,
+        first_frame_guidance: float = FIRST_FRAME.guidance, first_frame_noise_level: int = FIRST_FRAME.noise_level,
+    ) -> tuple[torch.Tensor, float]:
+        """Low-resolution frames -> frames at 4x the size."""
+        handle = expect_stage(model, Stage.PIXEL_SR, "model")
+        embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
+        video = image_to_video(images, "images")
+        low = video[:, :, 0]
+        height, width = low.shape[-2] * PIXEL_SR.scale, low.shape[-1] * PIXEL_SR.scale
+        if first_frame_model is None:
+            first = upscale_bilinear(low, height, width)
+        else:
+            anchor = expect_stage(first_frame_model, Stage.FIRST_FRAME, "first_frame_model")
+            first_settings = replace(FIRST_FRAME, steps=first_frame_steps, guidance=first_frame_guidance, noise_level=first_frame_noise_level)
+            first = run_stage(
+                anchor, lambda callback: upscale_first_frame(anchor.model, low, embeds, height, width, first_settings, seed, callback)
+            )
+        settings = replace(PIXEL_SR, steps=steps, guidance=guidance, noise_level=noise_level)
+        upscaled = run_stage(handle, lambda callback: super_resolve_pixels(handle.model, video, embeds, first, settings, seed, callback))
+        return (video_to_image(upscaled), fps)
+
+
+class LatentSR(VideoStage):
+    """Stage 4: expert latent super-resolution, frames in and frames out (exactly the cascade's stage 4)."""
+
+    FUNCTION = "upscale"
+    OUTPUT_TOOLTIPS = ("The video at width x height (576x320 in the paper).", _fps_output_tooltip("the fps input"))
+    DESCRIPTION = (
+        "Show-1 stage 4: resizes the frames to width x height (8-bit, PIL, as the original), encodes them with the "
+        "VAE, re-noises to 'strength', refines with the expert latent UNet under CLIP guidance and decodes. Works on "
+        "any model's frames; the same steps are available as separate LATENT nodes under Show-1/latent."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        """Model, CLIP embeddings, frames and the stage-4 settings."""
+        return {
+            "required": {
+                **model_and_embeds(LATENT_SR_MODEL, "The expert latent SR model (Show-1 stage 4 loader).", EncoderKind.CLIP),
+                "images": socket("IMAGE", IMAGES_TOOLTIP),
+                "width": size_input(LATENT_SR.width, "Output width"),
+                "height": size_input(LATENT_SR.height, "Output height"),
+                **stage4_sampling_inputs(),
+                "fps": fps_input(INTERPOLATED_FPS, FPS_PASSTHROUGH),
+            }
+        }
+
+    def upscale(
+        self, model: StageHandle, clip_embeds: object, images: torch.Tensor, width: int, height: int, steps: int,
+        strength: float, guidance: float, seed: int, fps: float,
+    ) -> tuple[torch.Tensor, float]:
+        """Frames -> frames at width x height."""
+        handle = expect_stage(model, Stage.LATENT_SR, "model")
+        embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
+        video = stage4_input(images, width, height, "images")
+        settings = replace(
+            LATENT_SR, width=width, height=height, steps=steps, strength=strength, guidance=guidance,
+            vae_batch=vae_frames_per_batch(handle),
+        )
+
+        def run(callback):
+            with vae_memory_mode(handle):
+                return super_resolve_latent(handle.model, video, embeds, settings, seed, callback)
+
+        return (video_to_image(run_stage(handle, run)), fps)

@@ -1,0 +1,108 @@
+"""Socket types of the Show-1 pack and the values that travel on them.
+
+Every model socket has its own type, so ComfyUI refuses to wire the model of one stage
+into another stage (or T5 embeddings into the CLIP-conditioned stage 4). The nodes check
+the values again at run time, because an API-format prompt can be written by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from show1_core.errors import InputError
+from show1_core.loading import Stage, StageModel
+from show1_core.memory import MemoryPolicy
+from show1_core.stages import PromptEmbeds
+from show1_core.text import EncoderKind, TextEncoder
+
+from .placement import Placement
+
+KEYFRAME_MODEL = "SHOW1_KEYFRAME_MODEL"
+INTERPOLATION_MODEL = "SHOW1_INTERPOLATION_MODEL"
+PIXEL_SR_MODEL = "SHOW1_PIXEL_SR_MODEL"
+FIRST_FRAME_MODEL = "SHOW1_FIRST_FRAME_MODEL"
+LATENT_SR_MODEL = "SHOW1_LATENT_SR_MODEL"
+T5_ENCODER = "SHOW1_T5"
+CLIP_ENCODER = "SHOW1_CLIP"
+T5_EMBEDS = "SHOW1_T5_EMBEDS"
+CLIP_EMBEDS = "SHOW1_CLIP_EMBEDS"
+
+MODEL_TYPE = {
+    Stage.KEYFRAMES: KEYFRAME_MODEL,
+    Stage.INTERPOLATION: INTERPOLATION_MODEL,
+    Stage.PIXEL_SR: PIXEL_SR_MODEL,
+    Stage.FIRST_FRAME: FIRST_FRAME_MODEL,
+    Stage.LATENT_SR: LATENT_SR_MODEL,
+}
+ENCODER_TYPE = {EncoderKind.T5: T5_ENCODER, EncoderKind.CLIP: CLIP_ENCODER}
+EMBEDS_TYPE = {EncoderKind.T5: T5_EMBEDS, EncoderKind.CLIP: CLIP_EMBEDS}
+ENCODER_TITLE = {EncoderKind.T5: "T5 (stages 1-3)", EncoderKind.CLIP: "CLIP (stage 4)"}
+
+
+@dataclass
+class StageHandle:
+    """A loaded stage model with the way it reaches the accelerator."""
+
+    model: StageModel
+    placement: Placement
+    policy: MemoryPolicy
+
+
+@dataclass
+class EncoderHandle:
+    """A text encoder (loaded lazily, on a cache miss) and its embeddings cache."""
+
+    encoder: TextEncoder
+    weight_bytes: int
+    """Size of the encoder's weight files: the memory ComfyUI is asked to free before encoding."""
+
+    @property
+    def kind(self) -> EncoderKind:
+        """T5 or CLIP."""
+        return self.encoder.spec.kind
+
+    @property
+    def folder(self) -> Path:
+        """The checkpoint folder holding ``text_encoder/`` and ``tokenizer/``."""
+        return Path(self.encoder.spec.folder)
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Prompt embeddings tagged with the encoder that made them."""
+
+    kind: EncoderKind
+    embeds: PromptEmbeds
+
+
+def expect_stage(value: object, stage: Stage, input_name: str) -> StageHandle:
+    """The stage handle on ``input_name``; a clear error for anything else or another stage's model."""
+    if not isinstance(value, StageHandle):
+        raise InputError(
+            f"the {input_name!r} input needs a {MODEL_TYPE[stage]} from the Show-1 {stage.title} loader, "
+            f"got {type(value).__name__}"
+        )
+    value.model.require(stage)
+    return value
+
+
+def expect_encoder(value: object, kind: EncoderKind, input_name: str) -> EncoderHandle:
+    """The text encoder on ``input_name``; a clear error for the other encoder or anything else."""
+    if not isinstance(value, EncoderHandle) or value.kind != kind:
+        got = ENCODER_TITLE[value.kind] if isinstance(value, EncoderHandle) else type(value).__name__
+        raise InputError(f"the {input_name!r} input needs the {ENCODER_TITLE[kind]} text encoder, got {got}")
+    return value
+
+
+def expect_embeddings(value: object, kind: EncoderKind, input_name: str) -> PromptEmbeds:
+    """The prompt embeddings on ``input_name``; a clear error for embeddings of the other encoder."""
+    if value is None:
+        raise InputError(
+            f"the {input_name!r} input carries no embeddings: connect the {ENCODER_TITLE[kind]} text encoder "
+            "to the Show-1 Text Encode node that feeds it"
+        )
+    if not isinstance(value, Embeddings) or value.kind != kind:
+        got = f"{ENCODER_TITLE[value.kind]} embeddings" if isinstance(value, Embeddings) else type(value).__name__
+        raise InputError(f"the {input_name!r} input needs {ENCODER_TITLE[kind]} embeddings, got {got}")
+    return value.embeds
