@@ -1,0 +1,226 @@
+"""Stand-ins for the ComfyUI modules the pack uses, with the behaviour it relies on.
+
+Read from ComfyUI's source (Comfy-Org/ComfyUI and comfyanonymous/ComfyUI):
+
+* ``comfy.utils.ProgressBar.update_absolute`` clamps the value and calls the global hook set by
+  ``set_progress_bar_global_hook``; ``main.py``'s ``hijack_progress`` installs a hook that first
+  calls ``comfy.model_management.throw_exception_if_processing_interrupted()``, which raises
+  ``InterruptProcessingException`` (and clears the flag) once Cancel was pressed. That is how a
+  running node is cancelled: :meth:`FakeComfy.install_progress_hook` installs the same hook.
+* ``comfy.model_patcher.ModelPatcher(model, load_device, offload_device)`` assigns
+  ``model.device`` when it loads or unloads (so a diffusers model, whose ``device`` is a
+  read-only property, cannot be wrapped directly).
+* ``comfy.model_management.load_models_gpu`` loads patchers onto their load device;
+  ``unload_all_models`` offloads them; ``free_memory`` makes room.
+* ``folder_paths.add_model_folder_path`` registers (or extends) a model folder name;
+  ``get_folder_paths`` raises ``KeyError`` for an unknown name.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import torch
+
+
+class InterruptProcessingException(Exception):
+    """Raised by ``throw_exception_if_processing_interrupted`` after Cancel (as ComfyUI's)."""
+
+
+@dataclass
+class ComfyLog:
+    """What the fake runtime was asked to do."""
+
+    loads: list[tuple[Any, bool]] = field(default_factory=list)
+    """(patcher, force_full_load) per model passed to ``load_models_gpu``."""
+    freed: list[int] = field(default_factory=list)
+    unload_all: int = 0
+    progress: list[tuple[int, int, Any]] = field(default_factory=list)
+    """(value, total, preview) per progress-bar update that reached the hook."""
+
+
+class FakeModelPatcher:
+    """``comfy.model_patcher.ModelPatcher`` as far as loading goes: it assigns ``model.device``."""
+
+    def __init__(self, model: torch.nn.Module, load_device: torch.device, offload_device: torch.device, size: int = 0):
+        self.model = model
+        self.load_device = load_device
+        self.offload_device = offload_device
+        if not hasattr(self.model, "device") or self.model.device is None:
+            self.model.device = offload_device
+
+    def patch_model(self, device_to: torch.device) -> torch.nn.Module:
+        """Load the weights onto ``device_to`` (the real one also applies patches)."""
+        self.model.to(device_to)
+        self.model.device = device_to
+        return self.model
+
+    def unpatch_model(self, device_to: torch.device) -> None:
+        """Move the weights back to ``device_to``."""
+        self.model.to(device_to)
+        self.model.device = device_to
+
+
+class FakeComfy:
+    """A ComfyUI installation rooted at ``root`` (models/, input/, output/), as importable modules."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        for sub in ("models", "input", "output", "temp"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.log = ComfyLog()
+        self.interrupted = False
+        self.loaded: list[FakeModelPatcher] = []
+        self.modules = {
+            "comfy": self._package(),
+            "comfy.model_management": self._model_management(),
+            "comfy.utils": self._utils(),
+            "comfy.model_patcher": self._model_patcher(),
+            "folder_paths": self._folder_paths(),
+        }
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> "FakeComfy":
+        """Make the modules importable for the rest of the test."""
+        for name, module in self.modules.items():
+            monkeypatch.setitem(sys.modules, name, module)
+        return self
+
+    @property
+    def mm(self) -> ModuleType:
+        """The fake ``comfy.model_management``."""
+        return self.modules["comfy.model_management"]
+
+    def install_progress_hook(self) -> None:
+        """What ComfyUI's ``main.py`` does at start-up: a progress hook that honours Cancel first."""
+
+        def hook(value, total, preview_image, prompt_id=None, node_id=None):
+            self.mm.throw_exception_if_processing_interrupted()
+            self.log.progress.append((value, total, preview_image))
+
+        self.modules["comfy.utils"].set_progress_bar_global_hook(hook)
+
+    def _package(self) -> ModuleType:
+        package = ModuleType("comfy")
+        package.__path__ = []
+        return package
+
+    def _model_management(self) -> ModuleType:
+        mm = ModuleType("comfy.model_management")
+        cpu = torch.device("cpu")
+        mm.InterruptProcessingException = InterruptProcessingException
+        mm.OOM_EXCEPTION = torch.cuda.OutOfMemoryError
+        mm.get_torch_device = lambda: cpu
+        mm.unet_offload_device = lambda: cpu
+        mm.intermediate_device = lambda: cpu
+        mm.intermediate_dtype = lambda: torch.float32
+        mm.soft_empty_cache = lambda force=False: None
+
+        def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None, force_full_load=False):
+            for patcher in models:
+                patcher.patch_model(patcher.load_device)
+                self.log.loads.append((patcher, force_full_load))
+                if patcher not in self.loaded:
+                    self.loaded.append(patcher)
+
+        def unload_all_models():
+            self.log.unload_all += 1
+            for patcher in self.loaded:
+                patcher.unpatch_model(patcher.offload_device)
+            self.loaded.clear()
+
+        def free_memory(memory_required, device, keep_loaded=()):
+            self.log.freed.append(memory_required)
+
+        def interrupt_current_processing(value=True):
+            self.interrupted = value
+
+        def processing_interrupted():
+            return self.interrupted
+
+        def throw_exception_if_processing_interrupted():
+            if self.interrupted:
+                self.interrupted = False
+                raise InterruptProcessingException()
+
+        for function in (
+            load_models_gpu, unload_all_models, free_memory, interrupt_current_processing, processing_interrupted,
+            throw_exception_if_processing_interrupted,
+        ):
+            setattr(mm, function.__name__, function)
+        return mm
+
+    def _utils(self) -> ModuleType:
+        utils = ModuleType("comfy.utils")
+        utils.PROGRESS_BAR_HOOK = None
+
+        def set_progress_bar_global_hook(function):
+            utils.PROGRESS_BAR_HOOK = function
+
+        class ProgressBar:
+            def __init__(self, total, node_id=None):
+                self.total = total
+                self.current = 0
+                self.hook = utils.PROGRESS_BAR_HOOK
+                self.node_id = node_id
+
+            def update_absolute(self, value, total=None, preview=None):
+                if total is not None:
+                    self.total = total
+                self.current = min(value, self.total)
+                if self.hook is not None:
+                    self.hook(self.current, self.total, preview, node_id=self.node_id)
+
+            def update(self, value):
+                self.update_absolute(self.current + value)
+
+        utils.set_progress_bar_global_hook = set_progress_bar_global_hook
+        utils.ProgressBar = ProgressBar
+        return utils
+
+    def _model_patcher(self) -> ModuleType:
+        module = ModuleType("comfy.model_patcher")
+        module.ModelPatcher = FakeModelPatcher
+        return module
+
+    def _folder_paths(self) -> ModuleType:
+        fp = ModuleType("folder_paths")
+        fp.base_path = str(self.root)
+        fp.models_dir = str(self.root / "models")
+        fp.folder_names_and_paths = {}
+
+        def add_model_folder_path(folder_name, full_folder_path, is_default=False):
+            paths, _ = fp.folder_names_and_paths.setdefault(folder_name, ([], set()))
+            if full_folder_path not in paths:
+                paths.insert(0, full_folder_path) if is_default else paths.append(full_folder_path)
+
+        def get_folder_paths(folder_name):
+            return fp.folder_names_and_paths[folder_name][0][:]
+
+        def get_annotated_filepath(name):
+            return os.path.join(str(self.root / "input"), name)
+
+        def exists_annotated_filepath(name):
+            return os.path.exists(get_annotated_filepath(name))
+
+        def get_save_image_path(filename_prefix, output_dir, image_width=0, image_height=0):
+            subfolder, filename = os.path.split(os.path.normpath(filename_prefix))
+            folder = os.path.join(output_dir, subfolder)
+            os.makedirs(folder, exist_ok=True)
+            counter = 1 + sum(1 for f in os.listdir(folder) if f.startswith(filename + "_"))
+            return folder, filename, counter, subfolder, filename_prefix
+
+        fp.add_model_folder_path = add_model_folder_path
+        fp.get_folder_paths = get_folder_paths
+        fp.get_input_directory = lambda: str(self.root / "input")
+        fp.get_output_directory = lambda: str(self.root / "output")
+        fp.get_temp_directory = lambda: str(self.root / "temp")
+        fp.get_annotated_filepath = get_annotated_filepath
+        fp.exists_annotated_filepath = exists_annotated_filepath
+        fp.get_save_image_path = get_save_image_path
+        return fp

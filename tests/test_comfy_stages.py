@@ -1,0 +1,238 @@
+"""Stage nodes on the tiny models: the same numbers as show1_core, and ComfyUI's memory, progress and OOM hooks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from comfy_support import comfy, load_pack, pack_module, tiny_models
+from show1_core.errors import InputError, WrongStageError
+from show1_core.settings import PAPER_SETTINGS
+from show1_core.stages import (
+    decode_latents,
+    encode_video,
+    generate_keyframes,
+    interpolate_frames,
+    prepare_input,
+    super_resolve_latent,
+    super_resolve_pixels,
+    upscale_bilinear,
+)
+from show1_core.stages.sampling import seeded_generator
+
+SEED = 7
+STEPS = 2
+KEYFRAMES = replace(PAPER_SETTINGS.keyframes, width=16, height=8, num_frames=3, steps=STEPS)
+
+
+def nodes() -> dict[str, type]:
+    return load_pack().NODE_CLASS_MAPPINGS
+
+
+def load(node_id: str, model: str, memory: str = "balanced"):
+    (handle,) = nodes()[node_id]().load(model, "fp32", memory)
+    return handle
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return tiny_models(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def models(tiny):
+    """Every model and both prompts' embeddings, loaded without ComfyUI."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SHOW1_MODELS_DIR", str(tiny))
+        loaded = {
+            "keyframes": load("Show1KeyframeModelLoader", "show-1-base"),
+            "interpolation": load("Show1InterpolationModelLoader", "show-1-interpolation"),
+            "pixel_sr": load("Show1PixelSRModelLoader", "show-1-sr1"),
+            "first_frame": load("Show1FirstFrameModelLoader", "IF-II-L-v1.0"),
+            "latent_sr": load("Show1LatentSRModelLoader", "show-1-sr2"),
+            "t5": load("Show1T5Loader", "show-1-base"),
+            "clip": load("Show1CLIPLoader", "show-1-sr2"),
+        }
+        loaded["t5_embeds"], loaded["clip_embeds"] = nodes()["Show1TextEncode"]().encode(
+            "a panda", "", "low resolution, blur", False, t5=loaded["t5"], clip=loaded["clip"]
+        )
+    return loaded
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch, tiny):
+    return comfy(tmp_path, monkeypatch, tiny)
+
+
+def frames(count: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(count, height, width, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def run_keyframes(handle, embeds, **changes):
+    settings = dict(width=16, height=8, frames=3, steps=STEPS, guidance=9.0, seed=SEED, fps=2.0) | changes
+    return nodes()["Show1Keyframes"]().generate(handle, embeds, **settings)
+
+
+def test_keyframes_match_show1_core_and_go_through_comfyuis_model_management(fake, tiny):
+    keyframe_model = load("Show1KeyframeModelLoader", "showlab/show-1-base")
+    (t5,) = nodes()["Show1T5Loader"]().load("showlab/show-1-base", "fp32", "balanced")
+    t5_embeds, clip_embeds = nodes()["Show1TextEncode"]().encode("a panda", "", "", False, t5=t5)
+    assert clip_embeds is None
+    images, fps = run_keyframes(keyframe_model, t5_embeds)
+    expected = generate_keyframes(keyframe_model.model, t5_embeds.embeds, KEYFRAMES, SEED)
+    assert fps == 2.0
+    assert torch.equal(images, pack_module("image_video").video_to_image(expected))
+
+    (patcher, force_full_load), = fake.log.loads
+    assert force_full_load and patcher.load_device == torch.device("cpu")
+    assert list(patcher.model.parts) == [keyframe_model.model.unet]
+    assert patcher.model.device == torch.device("cpu")  # ModelPatcher assigns it, on the container
+    assert [(value, total) for value, total, _ in fake.log.progress] == [(1, STEPS), (2, STEPS)]
+    kind, preview, max_size = fake.log.progress[-1][2]
+    assert kind == "JPEG" and isinstance(preview, Image.Image) and preview.size == (16, 8) and max_size is None
+
+
+def test_results_are_returned_on_comfyuis_intermediate_device(fake, models):
+    fake.mm.intermediate_device = lambda: torch.device("meta")
+    images, _ = run_keyframes(models["keyframes"], models["t5_embeds"])
+    assert images.device.type == "meta"
+
+
+def test_the_low_vram_policy_unloads_after_the_stage(fake, models):
+    handle = load("Show1KeyframeModelLoader", "show-1-base", memory="low-vram")
+    run_keyframes(handle, models["t5_embeds"])
+    assert fake.log.unload_all == 1 and not fake.loaded
+
+
+def test_nodes_run_without_comfyui(models, monkeypatch):
+    images, _ = run_keyframes(models["keyframes"], models["t5_embeds"])
+    assert images.shape == (3, 8, 16, 3) and images.dtype == torch.float32 and images.device.type == "cpu"
+    assert models["keyframes"].model.unet.device.type == "cpu"
+
+
+def test_interpolation_matches_show1_core_and_retries_smaller_batches_after_oom(models, monkeypatch):
+    handle, embeds = models["interpolation"], models["t5_embeds"]
+    keyframes = frames(3, 8, 16)
+    arguments = dict(frames_between=1, steps=STEPS, guidance=4.0, seed=SEED, fps=2.0, window_batch=0)
+    images, fps = nodes()["Show1Interpolation"]().interpolate(handle, embeds, keyframes, **arguments)
+    convert = pack_module("image_video")
+    settings = replace(PAPER_SETTINGS.interpolation, frames_between=1, steps=STEPS)
+    expected = interpolate_frames(handle.model, convert.image_to_video(keyframes, "x"), embeds.embeds, settings, SEED)
+    assert torch.equal(images, convert.video_to_image(expected)) and images.shape[0] == 5 and fps == 4.0
+
+    unet, calls = handle.model.unet, []
+    forward = unet.forward
+
+    def forward_that_fits_one_window(sample, *args, **kwargs):
+        calls.append(sample.shape[0])
+        if sample.shape[0] > 2:  # one window with guidance is a batch of 2
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return forward(sample, *args, **kwargs)
+
+    one_window = interpolate_frames(
+        handle.model, convert.image_to_video(keyframes, "x"), embeds.embeds, replace(settings, window_batch=1), SEED
+    )
+    monkeypatch.setattr(unet, "forward", forward_that_fits_one_window)
+    retried, _ = nodes()["Show1Interpolation"]().interpolate(handle, embeds, keyframes, **arguments)
+    assert calls[0] == 4 and max(calls[1:]) == 2
+    assert torch.equal(retried, convert.video_to_image(one_window))
+
+
+def test_pixel_sr_matches_show1_core_with_a_bilinear_or_if_ii_l_first_frame(fake, models):
+    handle, embeds = models["pixel_sr"], models["t5_embeds"]
+    low = frames(5, 8, 16)
+    arguments = dict(steps=STEPS, guidance=7.0, noise_level=250, seed=SEED, fps=8.0)
+    images, fps = nodes()["Show1PixelSR"]().upscale(handle, embeds, low, **arguments)
+    video = pack_module("image_video").image_to_video(low, "x")
+    first = upscale_bilinear(video[:, :, 0], 32, 64)
+    expected = super_resolve_pixels(handle.model, video, embeds.embeds, first, replace(PAPER_SETTINGS.pixel_sr, steps=STEPS), SEED)
+    assert torch.equal(images, pack_module("image_video").video_to_image(expected)) and fps == 8.0
+    assert [(value, total) for value, total, _ in fake.log.progress] == [(1, STEPS), (2, STEPS)]
+
+    fake.log.progress.clear()
+    anchored, _ = nodes()["Show1PixelSR"]().upscale(
+        handle, embeds, low, **arguments, first_frame_model=models["first_frame"], first_frame_steps=STEPS
+    )
+    assert anchored.shape == (5, 32, 64, 3) and not torch.equal(anchored, images)
+    assert len(fake.log.progress) == 2 * STEPS  # the IF-II-L first frame, then the window
+
+
+def test_latent_sr_reproduces_the_cascades_stage_4_exactly(models):
+    handle, embeds = models["latent_sr"], models["clip_embeds"]
+    stage3 = torch.rand(1, 3, 4, 16, 24, generator=torch.Generator().manual_seed(1)) * 2.2 - 1.1
+    convert = pack_module("image_video")
+    arguments = dict(width=64, height=32, steps=STEPS, strength=0.8, guidance=15.0, seed=SEED, fps=8.0)
+    images, fps = nodes()["Show1LatentSR"]().upscale(handle, embeds, convert.video_to_image(stage3), **arguments)
+    settings = replace(PAPER_SETTINGS.latent_sr, width=64, height=32, steps=STEPS)
+    _, stage4_input = prepare_input(stage3, 64, 32)
+    expected = super_resolve_latent(handle.model, stage4_input, embeds.embeds, settings, SEED)
+    assert torch.equal(images, convert.video_to_image(expected)) and images.shape == (4, 32, 64, 3)
+
+
+def test_the_latent_nodes_encode_refine_and_decode_video_latents(models, monkeypatch):
+    handle, embeds = models["latent_sr"], models["clip_embeds"]
+    source = frames(5, 20, 36)
+    (latent,) = nodes()["Show1VAEEncode"]().encode(handle, source, 64, 32, SEED)
+    video = pack_module("latent_nodes").stage4_input(source, 64, 32, "images")
+    chunk = pack_module("running").vae_frames_per_batch(handle)
+    assert torch.equal(latent["samples"], encode_video(handle.model.vae, video, seeded_generator(SEED), chunk))
+    assert latent["samples"].shape == (1, 4, 5, 4, 8)
+    (refined,) = nodes()["Show1LatentRefine"]().refine(handle, embeds, latent | {"batch_index": [0]}, STEPS, 0.8, 15.0, SEED)
+    assert refined["samples"].shape == latent["samples"].shape and refined["batch_index"] == [0]
+    (decoded,) = nodes()["Show1VAEDecode"]().decode(handle, refined)
+    assert decoded.shape == (5, 32, 64, 3)
+
+    decode, chunks = handle.model.vae.decode, []
+
+    def decode_one_frame_at_a_time(latents, *args, **kwargs):
+        chunks.append(latents.shape[0])
+        if latents.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return decode(latents, *args, **kwargs)
+
+    one_frame = decode_latents(handle.model.vae, refined["samples"], 1)
+    monkeypatch.setattr(handle.model.vae, "decode", decode_one_frame_at_a_time)
+    (retried,) = nodes()["Show1VAEDecode"]().decode(handle, refined)
+    assert chunks == [5, 4, 2, 1, 1, 1, 1, 1] and torch.equal(retried, pack_module("image_video").video_to_image(one_frame))
+
+
+def test_text_encode_caches_and_asks_comfyui_for_room_only_to_load_the_encoder(fake, tiny):
+    (clip,) = nodes()["Show1CLIPLoader"]().load("showlab/show-1-sr2", "fp32", "balanced")
+    encode = nodes()["Show1TextEncode"]().encode
+    first = encode("a red car", "", "low resolution, blur", False, clip=clip)
+    again = encode("a red car", "", "low resolution, blur", False, clip=clip)
+    assert clip.encoder.loads == 1 and len(fake.log.freed) == 1 and fake.log.freed[0] > 0
+    assert first[0] is None and torch.equal(first[1].embeds.positive, again[1].embeds.positive)
+
+
+def test_stage_nodes_refuse_the_wrong_model_or_embeddings(models):
+    with pytest.raises(WrongStageError, match="keyframes .* needs showlab/show-1-base"):
+        run_keyframes(models["interpolation"], models["t5_embeds"])
+    with pytest.raises(InputError, match="needs a SHOW1_KEYFRAME_MODEL"):
+        run_keyframes("model", models["t5_embeds"])
+    with pytest.raises(InputError, match="needs T5 \\(stages 1-3\\) embeddings, got CLIP"):
+        run_keyframes(models["keyframes"], models["clip_embeds"])
+    with pytest.raises(InputError, match="needs CLIP \\(stage 4\\) embeddings, got T5"):
+        nodes()["Show1LatentRefine"]().refine(models["latent_sr"], models["t5_embeds"], {"samples": torch.zeros(1, 4, 2, 4, 8)}, 2, 0.8, 15.0, 0)
+    with pytest.raises(InputError, match="carries no embeddings: connect the T5"):
+        run_keyframes(models["keyframes"], None)
+    encode = nodes()["Show1TextEncode"]().encode
+    with pytest.raises(InputError, match="needs a text encoder"):
+        encode("a panda", "", "", False)
+    with pytest.raises(InputError, match="needs the T5 \\(stages 1-3\\) text encoder, got CLIP"):
+        encode("a panda", "", "", False, t5=models["clip"])
+
+
+def test_stage_nodes_explain_frames_they_cannot_use(models):
+    with pytest.raises(InputError, match="needs at least 2 frames"):
+        nodes()["Show1Interpolation"]().interpolate(models["interpolation"], models["t5_embeds"], frames(1, 8, 16), 3, STEPS, 4.0, 0, 2.0, 0)
+    with pytest.raises(InputError, match="multiples of 8; got 30x8. The nearest valid size is 32x8"):
+        run_keyframes(models["keyframes"], models["t5_embeds"], width=30)
+    with pytest.raises(InputError, match="multiples of 16"):
+        nodes()["Show1PixelSR"]().upscale(models["pixel_sr"], models["t5_embeds"], frames(2, 6, 10), STEPS, 7.0, 250, 0, 8.0)
+    with pytest.raises(InputError, match="4 channels \\(RGBA\\)"):
+        nodes()["Show1LatentSR"]().upscale(models["latent_sr"], models["clip_embeds"], torch.rand(2, 8, 8, 4), 64, 32, STEPS, 0.8, 15.0, 0, 8.0)

@@ -1,0 +1,210 @@
+"""The shipped workflows: generated from one source, valid in both formats, runnable on the tiny model set."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from comfy_core_nodes import read_video, write_video
+from comfy_executor import Executor, PromptError, ui_to_api, validate_ui_workflow
+from comfy_fakes import InterruptProcessingException
+from comfy_support import PACK_ROOT, all_classes, comfy, tiny_models
+
+WORKFLOWS = PACK_ROOT / "workflows"
+NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+INPUT_VIDEOS = {"show1_input.mp4": (5, 48, 80), "other_model_output.mp4": (4, 40, 72)}
+"""Videos the workflows' Load Video nodes name: (frames, height, width) of the stand-ins written for the tests."""
+TINY_SIZES = {(64, 40): (16, 8), (576, 320): (64, 32)}
+"""The paper's keyframe and stage-4 sizes, and the sizes the tiny models run at in these tests."""
+TINY_STEPS, TINY_KEYFRAMES = 2, 3
+
+
+def shrink(prompt: dict) -> dict:
+    """The prompt at tiny-model cost: sizes, step counts and the keyframe count lowered; graph, models, prompts and seeds as shipped."""
+    prompt = copy.deepcopy(prompt)
+    for node in prompt.values():
+        inputs = node["inputs"]
+        size = (inputs.get("width"), inputs.get("height"))
+        if size in TINY_SIZES:
+            inputs["width"], inputs["height"] = TINY_SIZES[size]
+        for name in ("steps", "first_frame_steps"):
+            if name in inputs:
+                inputs[name] = TINY_STEPS
+        if node["class_type"] == "Show1Keyframes":
+            inputs["frames"] = TINY_KEYFRAMES
+    return prompt
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    return tiny_models(tmp_path_factory)
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch, tiny):
+    """ComfyUI (fake) with $SHOW1_MODELS_DIR at the tiny set and the workflows' input videos uploaded."""
+    installation = comfy(tmp_path, monkeypatch, tiny)
+    generator = torch.Generator().manual_seed(0)
+    for name, (frames, height, width) in INPUT_VIDEOS.items():
+        write_video(installation.root / "input" / name, torch.rand(frames, height, width, 3, generator=generator), 12.0)
+    return installation
+
+
+def test_the_committed_workflows_are_what_build_py_generates():
+    spec = importlib.util.spec_from_file_location("show1_workflows_build", WORKFLOWS / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = build
+    spec.loader.exec_module(build)
+    generated = build.build_all()
+    committed = {p.relative_to(WORKFLOWS): p.read_text() for p in WORKFLOWS.rglob("*.json")}
+    assert set(committed) == set(generated)
+    for path, text in generated.items():
+        assert committed[path] == text, f"workflows/{path} is stale: run python workflows/build.py"
+
+
+def test_every_workflow_ships_in_both_formats():
+    assert NAMES == sorted(p.stem for p in (WORKFLOWS / "api").glob("*.json"))
+    assert len(NAMES) == 4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_workflow_is_valid(name, fake):
+    assert validate_ui_workflow(_load(WORKFLOWS / f"{name}.json"), all_classes()) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_and_api_files_describe_the_same_graph(name, fake):
+    api = {node_id: {k: v for k, v in node.items() if k != "_meta"} for node_id, node in _load(WORKFLOWS / "api" / f"{name}.json").items()}
+    assert ui_to_api(_load(WORKFLOWS / f"{name}.json"), all_classes()) == api
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_workflow_validates_unchanged(name, fake):
+    _, outputs = Executor(all_classes()).validate(_load(WORKFLOWS / "api" / f"{name}.json"))
+    assert outputs
+
+
+def _check_shapes(prompt: dict, outputs: dict) -> None:
+    """Every Show-1 node's outputs have the shapes docs/COMFYUI.md documents, from its actual inputs."""
+
+    def source(node_id: str, name: str):
+        link = prompt[node_id]["inputs"][name]
+        return outputs[link[0]][link[1]]
+
+    for node_id, node in prompt.items():
+        kind, inputs, result = node["class_type"], node["inputs"], outputs.get(node_id)
+        if kind == "Show1Keyframes":
+            assert result[0].shape == (inputs["frames"], inputs["height"], inputs["width"], 3)
+            assert result[1] == inputs["fps"]
+        elif kind == "Show1Interpolation":
+            frames, height, width, _ = source(node_id, "images").shape
+            assert result[0].shape == (frames + (frames - 1) * inputs["frames_between"], height, width, 3)
+            assert result[1] == source(node_id, "fps") * (inputs["frames_between"] + 1)
+        elif kind == "Show1PixelSR":
+            frames, height, width, _ = source(node_id, "images").shape
+            assert result[0].shape == (frames, 4 * height, 4 * width, 3)
+            assert result[1] == source(node_id, "fps")
+        elif kind == "Show1LatentSR":
+            assert result[0].shape == (source(node_id, "images").shape[0], inputs["height"], inputs["width"], 3)
+        elif kind == "Show1VAEEncode":
+            frames = source(node_id, "images").shape[0]
+            assert result[0]["samples"].shape == (1, 4, frames, inputs["height"] // 8, inputs["width"] // 8)
+        elif kind == "Show1VAEDecode":
+            _, _, frames, height, width = source(node_id, "latent")["samples"].shape
+            assert result[0].shape == (frames, 8 * height, 8 * width, 3)
+        if kind.startswith("Show1") and kind not in ("Show1TextEncode",) and not kind.endswith("Loader"):
+            for value in result:
+                tensor = value["samples"] if isinstance(value, dict) else value
+                if isinstance(tensor, torch.Tensor):
+                    assert torch.isfinite(tensor).all()
+                    assert tensor.device.type == "cpu" and tensor.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_workflow_runs_on_the_tiny_models(name, fake):
+    prompt = shrink(_load(WORKFLOWS / "api" / f"{name}.json"))
+    execution = Executor(all_classes()).run(prompt)
+    _check_shapes(prompt, execution.outputs)
+    (save_id,) = [i for i, node in prompt.items() if node["class_type"] == "SaveVideo"]
+    (saved,) = execution.ui[save_id]["images"]
+    video = read_video(fake.root / "output" / saved["subfolder"] / saved["filename"])
+    create = prompt[prompt[save_id]["inputs"]["video"][0]]
+    frames = execution.outputs[create["inputs"]["images"][0]][create["inputs"]["images"][1]]
+    assert video.images.shape == frames.shape
+    assert fake.log.progress, "no progress reached ComfyUI's hook"
+
+
+def test_validation_reports_what_comfyui_reports(fake):
+    prompt = _load(WORKFLOWS / "api" / "show1_text_to_video.json")
+    ids = {node["class_type"]: node_id for node_id, node in prompt.items()}
+    broken = copy.deepcopy(prompt)
+    broken[ids["Show1LatentSR"]]["inputs"]["clip_embeds"] = [ids["Show1TextEncode"], 0]  # T5 embeddings into stage 4
+    broken[ids["Show1Interpolation"]]["inputs"]["model"] = [ids["Show1KeyframeModelLoader"], 0]  # wrong model
+    broken[ids["Show1Keyframes"]]["inputs"]["steps"] = 0
+    broken[ids["Show1Keyframes"]]["inputs"]["seed"] = 2**64
+    broken[ids["Show1KeyframeModelLoader"]]["inputs"]["precision"] = "fp8"
+    del broken[ids["Show1PixelSR"]]["inputs"]["images"]
+    with pytest.raises(PromptError) as caught:
+        Executor(all_classes()).validate(broken)
+    assert caught.value.error_types() >= {
+        "prompt_outputs_failed_validation", "return_type_mismatch", "value_smaller_than_min", "value_bigger_than_max",
+        "value_not_in_list", "required_input_missing",
+    }
+    mismatches = [e["details"] for node in caught.value.node_errors.values() for e in node["errors"] if e["type"] == "return_type_mismatch"]
+    assert any("SHOW1_T5_EMBEDS" in d and "SHOW1_CLIP_EMBEDS" in d for d in mismatches)
+    assert any("SHOW1_KEYFRAME_MODEL" in d and "SHOW1_INTERPOLATION_MODEL" in d for d in mismatches)
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [("../../etc", "'..' are not allowed"), ("/etc", "absolute paths"), ("no-such-model", "no checkpoint folder 'no-such-model'")],
+)
+def test_validation_explains_bad_model_names(model, message, fake):
+    prompt = _load(WORKFLOWS / "api" / "show1_keyframes_preview.json")
+    loader = next(i for i, node in prompt.items() if node["class_type"] == "Show1KeyframeModelLoader")
+    prompt[loader]["inputs"]["model"] = model
+    with pytest.raises(PromptError) as caught:
+        Executor(all_classes()).validate(prompt)
+    (error,) = caught.value.node_errors[loader]["errors"]
+    assert error["type"] == "custom_validation_failed" and message in error["details"]
+
+
+def test_validation_needs_an_output_node_and_known_nodes(fake):
+    prompt = _load(WORKFLOWS / "api" / "show1_keyframes_preview.json")
+    without_output = {i: n for i, n in prompt.items() if n["class_type"] not in ("SaveVideo", "CreateVideo")}
+    with pytest.raises(PromptError, match="no outputs"):
+        Executor(all_classes()).validate(without_output)
+    unknown = copy.deepcopy(prompt)
+    unknown["1"]["class_type"] = "Show1NoSuchNode"
+    with pytest.raises(PromptError, match="may not be installed"):
+        Executor(all_classes()).validate(unknown)
+
+
+def test_cancel_stops_a_running_stage_through_comfyuis_progress_hook(fake):
+    """Cancel during step 2 of 5: ComfyUI's hook raises on the next progress update and nothing downstream runs."""
+    prompt = shrink(_load(WORKFLOWS / "api" / "show1_keyframes_preview.json"))
+    keyframes = next(node for node in prompt.values() if node["class_type"] == "Show1Keyframes")
+    keyframes["inputs"]["steps"] = 5
+    utils = fake.modules["comfy.utils"]
+    comfy_hook = utils.PROGRESS_BAR_HOOK
+
+    def user_presses_cancel_during_step_two(value, total, preview, prompt_id=None, node_id=None):
+        comfy_hook(value, total, preview, node_id=node_id)
+        fake.mm.interrupt_current_processing()
+
+    utils.set_progress_bar_global_hook(user_presses_cancel_during_step_two)
+    with pytest.raises(InterruptProcessingException):
+        Executor(all_classes()).run(prompt)
+    assert [(value, total) for value, total, _ in fake.log.progress] == [(1, 5)]
+    assert not any((fake.root / "output").rglob("*.mp4"))
+    assert not fake.mm.processing_interrupted()
