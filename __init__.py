@@ -10,8 +10,8 @@ import importlib.util
 import os
 import sys
 
-if importlib.util.find_spec("show1_core") is None:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if importlib.util.find_spec("show1_core") is None:  # appended, so this folder shadows no other module
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 
