@@ -208,3 +208,32 @@ def test_cancel_stops_a_running_stage_through_comfyuis_progress_hook(fake):
     assert [(value, total) for value, total, _ in fake.log.progress] == [(1, 5)]
     assert not any((fake.root / "output").rglob("*.mp4"))
     assert not fake.mm.processing_interrupted()
+
+
+def test_the_ui_validator_catches_broken_workflows(fake):
+    workflow = _load(WORKFLOWS / "show1_text_to_video.json")
+    nodes = {node["type"]: node for node in workflow["nodes"]}
+    keyframes = nodes["Show1Keyframes"]
+    seed_at = keyframes["widgets_values"].index("fixed")
+    del keyframes["widgets_values"][seed_at]  # the seed's control value missing
+    steps, guidance = keyframes["widgets_values"][3:5]
+    keyframes["widgets_values"][3:5] = [guidance, steps]  # two widgets swapped
+    clip_link = next(i["link"] for i in nodes["Show1LatentSR"]["inputs"] if i["name"] == "clip_embeds")
+    next(link for link in workflow["links"] if link[0] == clip_link)[5] = "SHOW1_T5_EMBEDS"
+    nodes["Show1PixelSR"]["inputs"] = [i for i in nodes["Show1PixelSR"]["inputs"] if i["name"] != "images"]
+    errors = "\n".join(validate_ui_workflow(workflow, all_classes()))
+    assert "7 widgets_values for 8 widgets" in errors
+    keyframes["widgets_values"].insert(seed_at, "fixed")
+    errors = "\n".join(validate_ui_workflow(workflow, all_classes()))
+    assert "widget 'steps' holds 9.0, not a INT" in errors
+    assert f"link {clip_link}: type 'SHOW1_T5_EMBEDS' differs from Show1TextEncode output 1" in errors
+    assert "required input 'images' is not connected" in errors
+
+
+def test_validation_finds_dependency_cycles(fake):
+    prompt = _load(WORKFLOWS / "api" / "show1_upscale_any_video.json")
+    scale = next(i for i, node in prompt.items() if node["class_type"] == "ImageScale")
+    prompt[scale]["inputs"]["image"] = [scale, 0]
+    with pytest.raises(PromptError) as caught:
+        Executor(all_classes()).validate(prompt)
+    assert "dependency_cycle" in caught.value.error_types()
