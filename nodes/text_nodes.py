@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from show1_core.captions import preprocess_prompt
 from show1_core.errors import InputError
 from show1_core.settings import PAPER_SETTINGS
 from show1_core.stages import PromptEmbeds
@@ -95,15 +94,8 @@ class TextEncode:
         return (t5_embeds, clip_embeds)
 
 
-def _cached(handle: EncoderHandle, texts: tuple[str, ...], clean_caption: bool) -> bool:
-    """Whether every text is in the encoder's cache (prepared as the encoder prepares it: T5 prompts are cleaned)."""
-    spec = handle.encoder.spec
-    prepared = [preprocess_prompt(t, clean_caption) if spec.kind == EncoderKind.T5 else t for t in texts]
-    return all(handle.encoder.cache.get(spec.key, t) is not None for t in prepared)
-
-
 def _encode(handle: EncoderHandle, prompt: str, negative: str, clean_caption: bool) -> PromptEmbeds:
     """Encode, first asking ComfyUI for room when the encoder has to be loaded."""
-    if not _cached(handle, (prompt, negative), clean_caption):
+    if not handle.encoder.is_cached(prompt, negative, clean_caption):
         make_room(handle.weight_bytes)
     return handle.encoder.encode(prompt, negative, clean_caption)

@@ -136,6 +136,11 @@ class TextEncoder:
     def _prepare(self, prompt: str, clean_caption: bool) -> str:
         return preprocess_prompt(prompt, clean_caption) if self.spec.kind == EncoderKind.T5 else prompt
 
+    def is_cached(self, prompt: str, negative_prompt: str = "", clean_caption: bool = False) -> bool:
+        """Whether :meth:`encode` would answer from the cache, without loading the encoder."""
+        texts = (self._prepare(prompt, clean_caption), self._prepare(negative_prompt, clean_caption))
+        return all(self.cache.get(self.spec.key, t) is not None for t in texts)
+
     @torch.no_grad()
     def encode(self, prompt: str, negative_prompt: str = "", clean_caption: bool = False) -> PromptEmbeds:
         """Embeddings of ``prompt`` and ``negative_prompt`` (each ``(1, 77, width)``, on the CPU)."""

@@ -52,6 +52,7 @@ def test_cache_skips_the_encoder_in_memory_and_on_disk(tiny_models, tmp_path):
     a = first.encode("a cat", "blurry")
     first.encode("a cat", "blurry")
     assert first.loads == 1
+    assert first.is_cached(" A Cat", "blurry") and not first.is_cached("a dog", "blurry")
     second = _encoder(folder, EncoderKind.T5, EmbeddingCache(tmp_path))  # a new process, same disk cache
     b = second.encode("A CAT ", "blurry")
     assert second.loads == 0
