@@ -4,11 +4,16 @@ ComfyUI passes a video between nodes as an ``IMAGE`` batch ``[frames, height, wi
 in 0..1 (one frame per batch entry) and latent videos as ``LATENT`` dicts whose
 ``samples`` are 5-D ``[batch, channels, frames, height, width]``. show1_core works on
 ``[batch, 3, frames, height, width]`` videos in [-1, 1].
+
+The pixel stages' outputs are not clamped: their samplers threshold to +-1.5, and the
+original hands those values on to the next stage unchanged. ``x -> (x + 1) / 2 -> 2y - 1``
+is exact in float32 for fp16 values, so a chain of Show-1 nodes at fp16 passes each
+stage exactly what the original (and ``show1 generate``) passes; values slightly outside
+0..1 are clamped by every node that saves or shows frames.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from show1_core.errors import InputError
@@ -39,27 +44,21 @@ def check_images(images: object, input_name: str) -> torch.Tensor:
     return images
 
 
-def image_to_video(images: object, input_name: str) -> torch.Tensor:
-    """``IMAGE [T, H, W, 3]`` in 0..1 -> one video ``[1, 3, T, H, W]`` in [-1, 1] (float32)."""
+def image_to_video(images: object, input_name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``IMAGE [T, H, W, 3]`` in 0..1 -> one video ``[1, 3, T, H, W]`` in [-1, 1], in ``dtype`` (a stage's precision)."""
     frames = check_images(images, input_name).float()
-    return (frames * 2 - 1).permute(3, 0, 1, 2).unsqueeze(0)
+    return (frames * 2 - 1).permute(3, 0, 1, 2).unsqueeze(0).to(dtype)
 
 
-def video_to_image(video: torch.Tensor) -> torch.Tensor:
-    """``[B, 3, T, H, W]`` in [-1, 1] -> ``IMAGE [B*T, H, W, 3]`` in 0..1 on ComfyUI's intermediate device.
+def video_to_image(video: torch.Tensor, clamp: bool = False) -> torch.Tensor:
+    """``[B, 3, T, H, W]`` in [-1, 1] -> ``IMAGE [B*T, H, W, 3]`` on ComfyUI's intermediate device.
 
-    The values are ``video * 0.5 + 0.5`` clamped, the same numbers the original quantises
-    to 8 bits, so :func:`image_to_uint8` of the result equals the original's 8-bit frames.
+    ``(video + 1) / 2``, unclamped for the pixel stages (see the module docstring) and
+    clamped to 0..1 with ``clamp`` (the final, decoded stage-4 frames).
     """
     batch, channels, frames, height, width = video.shape
-    images = (video.float() * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1).reshape(batch * frames, height, width, channels)
-    return to_intermediate(images)
-
-
-def image_to_uint8(images: object, input_name: str) -> np.ndarray:
-    """``IMAGE [T, H, W, 3]`` -> ``[1, T, H, W, 3]`` uint8, truncating as the original's stage-4 input does."""
-    frames = check_images(images, input_name).float()
-    return (frames.cpu().numpy() * 255).astype(np.uint8)[None]
+    images = (video.float() * 0.5 + 0.5).permute(0, 2, 3, 4, 1).reshape(batch * frames, height, width, channels)
+    return to_intermediate(images.clamp(0, 1) if clamp else images)
 
 
 def latent_samples(latent: object, input_name: str) -> torch.Tensor:

@@ -16,11 +16,11 @@ from show1_core.loading import Stage
 from show1_core.memory import retry_smaller_on_oom
 from show1_core.settings import PAPER_SETTINGS
 from show1_core.stages import decode_latents, encode_video, refine_latents
-from show1_core.stages.latent_sr import resize_uint8_frames, uint8_frames_to_video
+from show1_core.stages.latent_sr import prepare_input
 from show1_core.stages.sampling import seeded_generator
 from show1_core.text import EncoderKind
 
-from .image_video import image_to_uint8, latent_samples, to_latent, video_to_image
+from .image_video import image_to_video, latent_samples, to_latent, video_to_image
 from .running import run_stage, vae_frames_per_batch, vae_memory_mode
 from .types import LATENT_SR_MODEL, StageHandle, expect_embeddings, expect_stage
 from .widgets import model_and_embeds, seed_input, size_input, socket, stage4_sampling_inputs
@@ -32,9 +32,13 @@ IMAGES_TOOLTIP = "Video frames (an IMAGE batch, one frame per entry)."
 LATENT_TOOLTIP = "A video LATENT: samples [batch, 4, frames, height/8, width/8]."
 
 
-def stage4_input(images: object, width: int, height: int, input_name: str) -> torch.Tensor:
-    """The stage-4 input video: frames quantised to 8 bits and resized with PIL, exactly as the original feeds stage 4."""
-    return uint8_frames_to_video(resize_uint8_frames(image_to_uint8(images, input_name), width, height))
+def stage4_input(images: object, handle: StageHandle, width: int, height: int, input_name: str) -> torch.Tensor:
+    """The stage-4 input video: frames quantised to 8 bits and resized with PIL, exactly as the original feeds stage 4.
+
+    Quantised in the model's precision, as the original quantises the fp16 stage-3 frames.
+    """
+    video = image_to_video(images, input_name, handle.model.unet.dtype)
+    return prepare_input(video, width, height)[1]
 
 
 def encode_frames(handle: StageHandle, video: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -86,7 +90,7 @@ class VAEEncode:
     def encode(self, model: StageHandle, images: torch.Tensor, width: int, height: int, seed: int) -> tuple[dict]:
         """IMAGE -> LATENT."""
         handle = expect_stage(model, Stage.LATENT_SR, "model")
-        video = stage4_input(images, width, height, "images")
+        video = stage4_input(images, handle, width, height, "images")
         latents = run_stage(handle, lambda _callback: encode_frames(handle, video, seeded_generator(seed)))
         return (to_latent(latents),)
 
@@ -153,4 +157,4 @@ class VAEDecode:
         """LATENT -> IMAGE."""
         handle = expect_stage(model, Stage.LATENT_SR, "model")
         samples = latent_samples(latent, "latent")
-        return (video_to_image(run_stage(handle, lambda _callback: decode_frames(handle, samples))),)
+        return (video_to_image(run_stage(handle, lambda _callback: decode_frames(handle, samples)), clamp=True),)

@@ -145,7 +145,7 @@ class Interpolation(VideoStage):
         """Frames -> interpolated frames."""
         handle = expect_stage(model, Stage.INTERPOLATION, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
-        video = image_to_video(images, "images")
+        video = image_to_video(images, "images", handle.model.unet.dtype)
         settings = replace(INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance)
         pairs = max(1, video.shape[2] - 1)
 
@@ -206,7 +206,7 @@ class PixelSR(VideoStage):
         """Low-resolution frames -> frames at 4x the size."""
         handle = expect_stage(model, Stage.PIXEL_SR, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
-        video = image_to_video(images, "images")
+        video = image_to_video(images, "images", handle.model.unet.dtype)
         low = video[:, :, 0]
         height, width = low.shape[-2] * PIXEL_SR.scale, low.shape[-1] * PIXEL_SR.scale
         if first_frame_model is None:
@@ -254,7 +254,7 @@ class LatentSR(VideoStage):
         """Frames -> frames at width x height."""
         handle = expect_stage(model, Stage.LATENT_SR, "model")
         embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
-        video = stage4_input(images, width, height, "images")
+        video = stage4_input(images, handle, width, height, "images")
         settings = replace(
             LATENT_SR, width=width, height=height, steps=steps, strength=strength, guidance=guidance,
             vae_batch=vae_frames_per_batch(handle),
@@ -264,4 +264,4 @@ class LatentSR(VideoStage):
             with vae_memory_mode(handle):
                 return super_resolve_latent(handle.model, video, embeds, settings, seed, callback)
 
-        return (video_to_image(run_stage(handle, run)), fps)
+        return (video_to_image(run_stage(handle, run), clamp=True), fps)

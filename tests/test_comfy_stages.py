@@ -170,14 +170,15 @@ def test_latent_sr_reproduces_the_cascades_stage_4_exactly(models):
     settings = replace(PAPER_SETTINGS.latent_sr, width=64, height=32, steps=STEPS)
     _, stage4_input = prepare_input(stage3, 64, 32)
     expected = super_resolve_latent(handle.model, stage4_input, embeds.embeds, settings, SEED)
-    assert torch.equal(images, convert.video_to_image(expected)) and images.shape == (4, 32, 64, 3)
+    assert torch.equal(images, convert.video_to_image(expected, clamp=True)) and images.shape == (4, 32, 64, 3)
+    assert convert.video_to_image(stage3).max() > 1  # stage-3 values pass in unclamped, as the original's
 
 
 def test_the_latent_nodes_encode_refine_and_decode_video_latents(models, monkeypatch):
     handle, embeds = models["latent_sr"], models["clip_embeds"]
     source = frames(5, 20, 36)
     (latent,) = nodes()["Show1VAEEncode"]().encode(handle, source, 64, 32, SEED)
-    video = pack_module("latent_nodes").stage4_input(source, 64, 32, "images")
+    video = pack_module("latent_nodes").stage4_input(source, handle, 64, 32, "images")
     chunk = pack_module("running").vae_frames_per_batch(handle)
     assert torch.equal(latent["samples"], encode_video(handle.model.vae, video, seeded_generator(SEED), chunk))
     assert latent["samples"].shape == (1, 4, 5, 4, 8)
@@ -197,7 +198,7 @@ def test_the_latent_nodes_encode_refine_and_decode_video_latents(models, monkeyp
     one_frame = decode_latents(handle.model.vae, refined["samples"], 1)
     monkeypatch.setattr(handle.model.vae, "decode", decode_one_frame_at_a_time)
     (retried,) = nodes()["Show1VAEDecode"]().decode(handle, refined)
-    assert chunks == [5, 4, 2, 1, 1, 1, 1, 1] and torch.equal(retried, pack_module("image_video").video_to_image(one_frame))
+    assert chunks == [5, 4, 2, 1, 1, 1, 1, 1] and torch.equal(retried, pack_module("image_video").video_to_image(one_frame, clamp=True))
 
 
 def test_text_encode_caches_and_asks_comfyui_for_room_only_to_load_the_encoder(fake, tiny):
@@ -236,3 +237,64 @@ def test_stage_nodes_explain_frames_they_cannot_use(models):
         nodes()["Show1PixelSR"]().upscale(models["pixel_sr"], models["t5_embeds"], frames(2, 6, 10), STEPS, 7.0, 250, 0, 8.0)
     with pytest.raises(InputError, match="4 channels \\(RGBA\\)"):
         nodes()["Show1LatentSR"]().upscale(models["latent_sr"], models["clip_embeds"], torch.rand(2, 8, 8, 4), 64, 32, STEPS, 0.8, 15.0, 0, 8.0)
+
+
+def test_hand_off_between_show1_nodes_is_exact_at_fp16():
+    """Unclamped IMAGE hand-offs: an fp16 video (thresholded to +-1.5, as stages 1-3 produce) survives the round trip."""
+    image_video = pack_module("image_video")
+    video = (torch.rand(1, 3, 4, 8, 16, generator=torch.Generator().manual_seed(0)) * 3 - 1.5).half()
+    video = torch.where(video.abs() < 2**-13, torch.zeros_like(video), video)  # fp16 values below the fp32 sum's ulp
+    back = image_video.image_to_video(image_video.video_to_image(video), "images").half()
+    assert torch.equal(back, video)
+    assert image_video.video_to_image(video).max() > 1  # nothing was clamped
+
+
+def test_node_chain_reproduces_the_cascade(tiny, monkeypatch):
+    """Keyframes -> Interpolation -> Pixel SR -> Expert Latent SR as nodes computes what `show1 generate` computes.
+
+    Run in bf16, where the IMAGE hand-offs are exact (as at the GPU default, fp16): in fp32
+    their ~1e-7 rounding is amplified by these random 2-step models far beyond any tolerance.
+    Only values within 2**-16 of zero may round away at a hand-off.
+    """
+    from show1_core.cascade import CascadeCheckpoints, Show1Cascade
+    from show1_core.settings import CascadeSettings, InterpolationSettings, LatentSRSettings, PixelSRSettings
+
+    monkeypatch.setenv("SHOW1_MODELS_DIR", str(tiny))
+    graph = nodes()
+
+    def load_bf16(node_id, name):
+        return graph[node_id]().load(name, "bf16", "balanced")[0]
+
+    t5_embeds, clip_embeds = graph["Show1TextEncode"]().encode(
+        "a panda", "", "low resolution, blur", False,
+        t5=load_bf16("Show1T5Loader", "show-1-base"), clip=load_bf16("Show1CLIPLoader", "show-1-sr2"),
+    )
+    keyframes, fps = run_keyframes(load_bf16("Show1KeyframeModelLoader", "show-1-base"), t5_embeds)
+    interpolated, fps = graph["Show1Interpolation"]().interpolate(
+        load_bf16("Show1InterpolationModelLoader", "show-1-interpolation"), t5_embeds, keyframes, 3, STEPS, 4.0, SEED, fps, 0
+    )
+    upscaled, fps = graph["Show1PixelSR"]().upscale(
+        load_bf16("Show1PixelSRModelLoader", "show-1-sr1"), t5_embeds, interpolated, STEPS, 7.0, 250, SEED, fps
+    )
+    final, fps = graph["Show1LatentSR"]().upscale(
+        load_bf16("Show1LatentSRModelLoader", "show-1-sr2"), clip_embeds, upscaled, 64, 32, STEPS, 0.5, 15.0, SEED, fps
+    )
+
+    settings = CascadeSettings(
+        keyframes=KEYFRAMES,
+        interpolation=InterpolationSettings(steps=STEPS),
+        pixel_sr=PixelSRSettings(steps=STEPS),
+        latent_sr=LatentSRSettings(width=64, height=32, steps=STEPS, strength=0.5),
+        seed=SEED,
+    )
+    checkpoints = CascadeCheckpoints.resolve(tiny, allow_download=False, use_first_frame_model=False)
+    expected = Show1Cascade(checkpoints, device="cpu", dtype=torch.bfloat16).run("a panda", settings)
+
+    def video(images):
+        return images.permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1
+
+    assert torch.equal(video(keyframes).bfloat16(), expected.keyframes)
+    assert torch.equal(video(interpolated).bfloat16(), expected.interpolated)
+    assert (video(upscaled) - expected.pixel_sr.float()).abs().max() < 2**-16
+    assert (video(final) - expected.latent_sr.float().clamp(-1, 1)).abs().max() < 2**-16
+    assert fps == expected.fps["latent_sr"]

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from show1_core.errors import InputError
+from show1_core.stages.latent_sr import to_uint8_frames
 from show1_core.video_io import video_frames, write_contact_sheet, write_video
 
 
@@ -51,3 +52,14 @@ def test_bad_requests(tmp_path):
         write_video(_video(), tmp_path / "v.avi", fps=8)
     with pytest.raises(InputError, match="fps"):
         write_video(_video(), tmp_path / "v.mp4", fps=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_quantising_reduced_precision_frames(dtype):
+    """fp16 frames quantise exactly as numpy does in the original; bf16 frames quantise too."""
+    video = (torch.rand(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(3)) * 3 - 1.5).to(dtype)
+    ours = to_uint8_frames(video)[0]
+    if dtype == torch.float16:
+        original = ((video * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1).numpy() * 255).astype(np.uint8)[0]
+        assert np.array_equal(ours, original)
+    assert ours.dtype == np.uint8 and ours.max() == 255 and ours.min() == 0

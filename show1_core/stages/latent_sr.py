@@ -34,10 +34,14 @@ from .validation import check_positive, check_video
 
 
 def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
-    """``(B, 3, F, H, W)`` in [-1, 1] -> ``(B, F, H, W, 3)`` uint8, truncating as the original does."""
+    """``(B, 3, F, H, W)`` in [-1, 1] -> ``(B, F, H, W, 3)`` uint8, truncating as the original does.
+
+    Computed in the video's own precision, as the original quantises its fp16 frames (the
+    products are single-rounded, as numpy's, and the cast truncates, as ``astype``).
+    """
     check_video(video, "the video to quantise")
     frames = (video * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1)
-    return (frames.cpu().numpy() * 255).astype(np.uint8)
+    return (frames * 255).to(torch.uint8).cpu().numpy()
 
 
 def resize_uint8_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
