@@ -36,7 +36,7 @@ from show1_core.loading.weights import parse_dtype
 from show1_core.memory import MemoryPolicy, peak_memory_bytes, reset_peak_memory
 from show1_core.settings import PAPER_SETTINGS
 from show1_core.stages import PromptEmbeds, interpolate_frames
-from show1_core.text import EmbeddingCache, EncoderKind, _load_tokenizer
+from show1_core.text import EmbeddingCache, EncoderKind, load_tokenizer
 from show1_core.tiny import write_tiny_models
 
 PROMPT = "a panda playing guitar on the beach at sunset"
@@ -112,8 +112,8 @@ def released_text_loaders(dtype: torch.dtype, tokenizers: Path) -> dict:
     t5 = _random_model(T5EncoderModel, T5Config.from_dict(T5_CHECKPOINT.expected_config("text_encoder")), dtype)
     clip = _random_model(CLIPTextModel, CLIPTextConfig.from_dict(KNOWN_CHECKPOINTS["show-1-sr2"].expected_config("text_encoder")), dtype)
     return {
-        EncoderKind.T5: lambda: (_load_tokenizer(tokenizers / "show-1-base" / "tokenizer", EncoderKind.T5), t5),
-        EncoderKind.CLIP: lambda: (_load_tokenizer(tokenizers / "show-1-sr2" / "tokenizer", EncoderKind.CLIP), clip),
+        EncoderKind.T5: lambda: (load_tokenizer(tokenizers / "show-1-base" / "tokenizer", EncoderKind.T5), t5),
+        EncoderKind.CLIP: lambda: (load_tokenizer(tokenizers / "show-1-sr2" / "tokenizer", EncoderKind.CLIP), clip),
     }
 
 

@@ -3,7 +3,7 @@
 ``LATENT`` samples are native 5-D ``[batch, 4, frames, height/8, width/8]`` latents of the
 show-1-sr2 VAE (scaled by its ``scaling_factor``), so other latent video nodes can be
 wired in between. Encode and decode halve their frame chunk after an out-of-memory error
-(the result does not depend on it).
+(which changes the result only by float rounding).
 """
 
 from __future__ import annotations

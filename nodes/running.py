@@ -8,7 +8,7 @@ from typing import Callable, TypeVar
 import torch
 
 from show1_core.errors import InputError
-from show1_core.memory import POLICY_SETTINGS, tiled_vae
+from show1_core.memory import POLICY_SETTINGS, explain_out_of_memory, tiled_vae
 from show1_core.stages import StepCallback
 
 from .comfy_bridge import progress_callback
@@ -26,7 +26,7 @@ def run_stage(handle: StageHandle, run: Callable[[StepCallback | None], T]) -> T
     decides, also after an error.
     """
     callback = progress_callback()
-    with torch.inference_mode(), handle.placement.running():
+    with explain_out_of_memory(f"the {handle.model.stage.title}"), torch.inference_mode(), handle.placement.running():
         return run(callback)
 
 

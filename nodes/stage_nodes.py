@@ -7,7 +7,6 @@ from dataclasses import replace
 import torch
 
 from show1_core.loading import Stage
-from show1_core.memory import retry_smaller_on_oom
 from show1_core.settings import PAPER_SETTINGS
 from show1_core.stages import (
     generate_keyframes,
@@ -133,7 +132,7 @@ class Interpolation(VideoStage):
                 "window_batch": int_input(
                     0, 0, MAX_FRAMES,
                     "How many frame pairs are denoised at once (0: all). Halved automatically after an out-of-memory "
-                    "error; the result does not depend on it.",
+                    "error; the result changes only by float rounding.",
                 ),
             }
         }
@@ -145,17 +144,12 @@ class Interpolation(VideoStage):
         """Frames -> interpolated frames."""
         handle = expect_stage(model, Stage.INTERPOLATION, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
-        video = image_to_video(images, "images", handle.model.unet.dtype)
-        settings = replace(INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance)
-        pairs = max(1, video.shape[2] - 1)
-
-        def run(callback):
-            return retry_smaller_on_oom(
-                lambda chunk: interpolate_frames(handle.model, video, embeds, replace(settings, window_batch=chunk), seed, callback),
-                window_batch or pairs, handle.placement.device, "Show-1 interpolation",
-            )
-
-        return (video_to_image(run_stage(handle, run)), interpolated_fps(fps, frames_between))
+        video_in = image_to_video(images, "images", handle.model.unet.dtype)
+        settings = replace(
+            INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance, window_batch=window_batch or None
+        )
+        video = run_stage(handle, lambda callback: interpolate_frames(handle.model, video_in, embeds, settings, seed, callback))
+        return (video_to_image(video), interpolated_fps(fps, frames_between))
 
 
 class PixelSR(VideoStage):

@@ -8,7 +8,6 @@ the values again at run time, because an API-format prompt can be written by han
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from show1_core.errors import InputError
 from show1_core.loading import Stage, StageModel
@@ -61,11 +60,6 @@ class EncoderHandle:
     def kind(self) -> EncoderKind:
         """T5 or CLIP."""
         return self.encoder.spec.kind
-
-    @property
-    def folder(self) -> Path:
-        """The checkpoint folder holding ``text_encoder/`` and ``tokenizer/``."""
-        return Path(self.encoder.spec.folder)
 
 
 @dataclass(frozen=True)

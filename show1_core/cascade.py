@@ -12,7 +12,7 @@ from .errors import InputError
 from .loading.hub import resolve_checkpoint
 from .loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, Stage
 from .loading.stage_model import StageModel, load_stage_model
-from .memory import MemoryPolicy, ModelPlacer, default_device, default_dtype, retry_smaller_on_oom, tiled_vae
+from .memory import MemoryPolicy, ModelPlacer, default_dtype, explain_out_of_memory, resolve_device, tiled_vae
 from .settings import PAPER_SETTINGS, CascadeSettings
 from .stages import (
     PromptEmbeds,
@@ -108,7 +108,7 @@ class Show1Cascade:
         """``models`` and ``text_loaders`` supply models built elsewhere (e.g. random weights for
         benchmarks) instead of loading them from ``checkpoints``."""
         self.checkpoints = checkpoints
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.dtype = dtype or default_dtype(self.device)
         self.placer = ModelPlacer(self.device, policy)
         self.cache = cache or EmbeddingCache()
@@ -142,7 +142,7 @@ class Show1Cascade:
 
     def _run_stage(self, stage: Stage, fn, *args, **kwargs) -> torch.Tensor:
         model = self.model(stage)
-        with self.placer.on_device(*model.modules()):
+        with explain_out_of_memory(f"the {stage.title}"), self.placer.on_device(*model.modules()):
             return fn(model, *args, **kwargs).to("cpu")
 
     def run(
@@ -179,13 +179,7 @@ class Show1Cascade:
         if stages >= 2:
             it = settings.interpolation
             started("interpolated")
-
-            def interpolate(window_batch: int) -> torch.Tensor:
-                chunked = replace(it, window_batch=window_batch)
-                return self._run_stage(Stage.INTERPOLATION, interpolate_frames, result.keyframes, t5, chunked, seed, callback=callback)
-
-            windows = result.keyframes.shape[2] - 1
-            video = retry_smaller_on_oom(interpolate, it.window_batch or windows, self.device, "interpolation")
+            video = self._run_stage(Stage.INTERPOLATION, interpolate_frames, result.keyframes, t5, it, seed, callback=callback)
             finish("interpolated", Stage.INTERPOLATION, video, interpolated_fps(kf.fps, it.frames_between))
         if stages >= 3:
             low = result.interpolated[:, :, 0]

@@ -114,10 +114,28 @@ def _default_models_dir() -> Path:
     return default_models_dir()
 
 
+def _check_before_running(args: argparse.Namespace) -> None:
+    """Refuse bad output names, formats, seeds and devices before any model loads."""
+    from .errors import InputError
+    from .memory import resolve_device
+    from .stages.sampling import seeded_generator
+    from .video_io import FORMATS
+
+    requested = [Path(args.output).suffix.lstrip(".").lower() or "mp4"] + [
+        f.strip().lower() for f in args.format.split(",") if f.strip()
+    ]
+    unknown = [f for f in requested if f not in FORMATS]
+    if unknown:
+        raise InputError(f"unsupported output format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    seeded_generator(args.seed)
+    resolve_device(args.device)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """Run the cascade on the released checkpoints (downloaded on first use)."""
     from .cascade import CascadeCheckpoints
 
+    _check_before_running(args)
     settings = _settings_from(args)
     checkpoints = CascadeCheckpoints.resolve(
         args.models_dir, args.stages, use_first_frame_model=not args.no_first_frame_model, allow_download=not args.offline

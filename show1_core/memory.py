@@ -7,8 +7,9 @@
                  on the CPU; the T5 encoder streams block by block.
 ``all-resident`` every model stays on the accelerator once loaded (fastest, most memory).
 
-The full default cascade (29 frames at 576x320, paper settings) peaks well under the
-paper's 15 GB with ``balanced``; see docs/PERFORMANCE.md for measured figures.
+``balanced`` is designed to keep the full default cascade (29 frames at 576x320, paper
+settings) well under the paper's 15 GB peak; docs/PERFORMANCE.md has the per-stage budget
+and the benchmark that measures it on a GPU.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Callable, Iterator, TypeVar
 import torch
 from torch import nn
 
-from .errors import OutOfMemoryError
+from .errors import InputError, OutOfMemoryError
 
 T = TypeVar("T")
 
@@ -60,6 +61,23 @@ def default_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """The device to run on (``None``: the best available), refusing unknown or unavailable ones clearly."""
+    if name is None:
+        return default_device()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise InputError(f"unknown device {name!r}; use cuda, cuda:N, mps or cpu") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} was requested but CUDA is not available to this PyTorch; use cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError("device 'mps' was requested but Apple MPS is not available; use cpu")
+    return device
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -112,10 +130,14 @@ class ModelPlacer:
             if not self.settings.keep_on_device:
                 self._evict([])
 
+    def streams_large_encoders(self) -> bool:
+        """Whether :meth:`streamed` runs encoders block by block (accelerators only, and not all-resident)."""
+        return self.settings.stream_text_encoder and self.device.type != "cpu"
+
     @contextmanager
     def streamed(self, module: nn.Module) -> Iterator[nn.Module]:
         """Run a large encoder block by block on the accelerator (or whole, if the policy allows)."""
-        if not self.settings.stream_text_encoder or self.device.type == "cpu":
+        if not self.streams_large_encoders():
             with self.on_device(module):
                 yield module
             return
@@ -173,10 +195,14 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
+OOM_ADVICE = "Use fp16 or bf16, the low-vram memory policy, or a smaller size or frame count."
+
+
 def retry_smaller_on_oom(run: Callable[[int], T], chunk: int, device: torch.device | str, what: str) -> T:
     """Call ``run(chunk)``, halving ``chunk`` after each out-of-memory error until it is 1.
 
-    Results must not depend on the chunk size (true for interpolation windows and VAE frames).
+    Only for work whose result does not depend on the chunk size beyond float rounding
+    (interpolation windows, VAE frames).
     """
     device = torch.device(device)
     while True:
@@ -185,10 +211,19 @@ def retry_smaller_on_oom(run: Callable[[int], T], chunk: int, device: torch.devi
         except (torch.OutOfMemoryError, RuntimeError) as err:
             if not is_out_of_memory(err):
                 raise
-            empty_cache(device)
             if chunk <= 1:
-                raise OutOfMemoryError(
-                    f"{what} ran out of accelerator memory even one at a time. Use a lower precision (fp16/bf16), "
-                    "the low-vram memory policy, or a smaller size."
-                ) from err
-            chunk = max(1, chunk // 2)
+                raise OutOfMemoryError(f"{what} ran out of accelerator memory even one at a time. {OOM_ADVICE}") from err
+        # outside the except block, so the failed attempt's tensors (held by the traceback) are gone
+        empty_cache(device)
+        chunk = max(1, chunk // 2)
+
+
+@contextmanager
+def explain_out_of_memory(what: str) -> Iterator[None]:
+    """Turn an accelerator out-of-memory error inside the block into an actionable :class:`OutOfMemoryError`."""
+    try:
+        yield
+    except (torch.OutOfMemoryError, RuntimeError) as err:
+        if not is_out_of_memory(err):
+            raise
+        raise OutOfMemoryError(f"{what} ran out of accelerator memory. {OOM_ADVICE}") from err

@@ -41,9 +41,11 @@ class EncoderKind(str, Enum):
 class EmbeddingCache:
     """Prompt embeddings by (encoder key, prompt): an in-memory LRU plus optional safetensors files."""
 
-    def __init__(self, directory: Path | None = None, max_entries: int = 64):
+    def __init__(self, directory: Path | None = None, max_entries: int = 64, max_files: int = 256):
+        """Keep ``max_entries`` embeddings in memory and the newest ``max_files`` on disk (a T5 one is 1.3 MB)."""
         self.directory = Path(directory) if directory else None
         self.max_entries = max_entries
+        self.max_files = max_files
         self._memory: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -77,6 +79,12 @@ class EmbeddingCache:
             temporary = self.directory / f"{key}.tmp"
             save_file({"embedding": embedding}, str(temporary))
             temporary.replace(self.directory / f"{key}.safetensors")
+            self._prune_files()
+
+    def _prune_files(self) -> None:
+        files = sorted(self.directory.glob("*.safetensors"), key=lambda f: f.stat().st_mtime)
+        for old in files[: max(0, len(files) - self.max_files)]:
+            old.unlink(missing_ok=True)
 
     def _remember(self, key: str, tensor: torch.Tensor) -> None:
         with self._lock:
@@ -128,7 +136,7 @@ class TextEncoder:
                     f"{folder / part} is missing: the {self.spec.kind.value.upper()} text encoder needs both "
                     "text_encoder/ and tokenizer/ folders"
                 )
-        tokenizer = _load_tokenizer(folder / "tokenizer", self.spec.kind)
+        tokenizer = load_tokenizer(folder / "tokenizer", self.spec.kind)
         model = load_text_encoder(folder / "text_encoder", dtype=self.spec.dtype)
         self.loads += 1
         return tokenizer, model
@@ -168,7 +176,8 @@ class TextEncoder:
         return model(tokens.input_ids.to(device), attention_mask=mask)[0]
 
 
-def _load_tokenizer(folder: Path, kind: EncoderKind):
+def load_tokenizer(folder: Path, kind: EncoderKind):
+    """The T5 or CLIP tokenizer of a ``tokenizer/`` folder (local files only)."""
     from transformers import CLIPTokenizer, T5Tokenizer
 
     cls = T5Tokenizer if kind == EncoderKind.T5 else CLIPTokenizer

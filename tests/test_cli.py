@@ -104,3 +104,19 @@ def test_module_entry_point():
     done = subprocess.run([sys.executable, "-m", "show1_core", "generate", "--help"], capture_output=True, text=True)
     assert done.returncode == 0
     assert "--pixel-sr-stride" in done.stdout and "default 7" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["-o", "x.avi"], "unsupported output format"),
+        (["--format", "gif,mkv"], "mkv"),
+        (["--seed", "-3"], "seed"),
+        (["--device", "quantum"], "unknown device"),
+        (["--device", "cuda:7"], "cuda"),
+    ],
+)
+def test_bad_requests_fail_before_any_model_loads(tmp_path, capsys, extra, message):
+    """Checked first: the (empty) models folder would otherwise be the error."""
+    assert main(["generate", "a cat", "--models-dir", str(tmp_path), "--offline", *extra]) == 2
+    assert message in capsys.readouterr().err

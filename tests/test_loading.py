@@ -195,6 +195,27 @@ def test_truncated_weights_are_reported_as_corrupt(tiny_models, tmp_path, fmt):
         load_stage_model(folder)
 
 
+def test_config_the_model_class_refuses(tiny_models, tmp_path):
+    folder = _copy(tiny_models["show-1-base"], tmp_path / "base")
+    config = json.loads((folder / "unet" / "config.json").read_text())
+    (folder / "unet" / "config.json").write_text(json.dumps(dict(config, time_embedding_type="fourier")))
+    with pytest.raises(CorruptCheckpointError, match="does not describe a usable Show1UNet.*fourier"):
+        load_stage_model(folder)
+
+
+def test_known_repo_ids_never_resolve_against_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "cwd" / "showlab" / "show-1-base").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(MissingFilesError, match="show1 download"):
+        resolve_checkpoint("showlab/show-1-base", tmp_path / "models", allow_download=False)
+
+
+@pytest.mark.parametrize("reference", ["a/..", "../models", "a/b/c"])
+def test_malformed_references(tmp_path, reference):
+    with pytest.raises(MissingFilesError, match="not a folder, a known checkpoint name or a Hub repo id"):
+        resolve_checkpoint(reference, tmp_path)
+
+
 def test_invalid_config_json(tiny_models, tmp_path):
     folder = _copy(tiny_models["show-1-base"], tmp_path / "base")
     (folder / "unet" / "config.json").write_text("{not json")

@@ -81,3 +81,31 @@ def test_tiled_vae_decodes_close_to_untiled_and_restores_the_vae(tiny_models):
     assert tiled.shape == whole.shape == (1, 3, 2, 128, 128)
     assert not torch.equal(tiled, whole)  # tiles were decoded separately and blended ...
     assert torch.corrcoef(torch.stack([tiled.flatten(), whole.flatten()]))[0, 1] > 0.8  # ... into the same picture
+
+
+def test_streamed_encoder_runs_through_offload_hooks_and_is_restored(tiny_models, monkeypatch):
+    """The block-by-block path (accelerate's hooks), exercised with the CPU as execution device."""
+    from show1_core.loading import load_text_encoder
+
+    encoder = load_text_encoder(tiny_models["show-1-base"] / "text_encoder")
+    ids = torch.tensor([[5, 6, 7, 1]])
+    expected = encoder(ids).last_hidden_state
+    placer = ModelPlacer("cpu", MemoryPolicy.BALANCED)
+    monkeypatch.setattr(placer, "streams_large_encoders", lambda: True)
+    with placer.streamed(encoder) as running:
+        assert hasattr(running, "_hf_hook")
+        assert torch.equal(running(ids).last_hidden_state, expected)
+    assert not any(hasattr(m, "_hf_hook") for m in encoder.modules())
+    assert all(p.device.type == "cpu" for p in encoder.parameters())
+    assert torch.equal(encoder(ids).last_hidden_state, expected)
+
+
+def test_out_of_memory_in_a_stage_becomes_actionable():
+    from show1_core.memory import explain_out_of_memory
+
+    with pytest.raises(OutOfMemoryError, match="the keyframes ran out of accelerator memory.*low-vram"):
+        with explain_out_of_memory("the keyframes"):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+    with pytest.raises(ValueError):
+        with explain_out_of_memory("the keyframes"):
+            raise ValueError("not memory")

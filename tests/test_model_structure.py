@@ -101,7 +101,7 @@ def test_registry_carries_the_paper_settings_per_stage():
     assert KNOWN_CHECKPOINTS["show-1-sr1"].paper_settings.window == 8
     assert KNOWN_CHECKPOINTS["IF-II-L-v1.0"].paper_settings.noise_level == 150
     assert KNOWN_CHECKPOINTS["show-1-sr2"].paper_settings.strength == 0.8
-    assert KNOWN_CHECKPOINTS["IF-II-L-v1.0"].gated and KNOWN_CHECKPOINTS["IF-II-L-v1.0"].allow_patterns(["unet"]) == [
+    assert KNOWN_CHECKPOINTS["IF-II-L-v1.0"].allow_patterns(["unet"]) == [
         "model_index.json",
         "unet/config.json",
         "unet/*.fp16.*",

@@ -210,6 +210,41 @@ def test_vae_out_of_memory_is_retried_with_fewer_frames(models, clip, monkeypatc
     assert (retried - expected).abs().max() < 1e-5
 
 
+def test_released_sr2_scheduler_runs_the_last_40_of_50_steps(models, clip):
+    """The released show-1-sr2 uses DPM-Solver++ (the fixtures use DDIM): strength 0.8 of 50 steps re-noises to
+    the 11th timestep and runs the remaining 40, as diffusers' video-to-video pipeline does."""
+    from dataclasses import replace
+
+    from show1_core.loading import KNOWN_CHECKPOINTS
+    from show1_core.loading.components import load_scheduler
+
+    released = KNOWN_CHECKPOINTS["show-1-sr2"].expected_config("scheduler")
+    folder = models["show-1-sr2"].source / "released-scheduler"
+    folder.mkdir(exist_ok=True)
+    (folder / "scheduler_config.json").write_text(__import__("json").dumps(released))
+    model = replace(models["show-1-sr2"], scheduler=load_scheduler(folder))
+    assert type(model.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    events = []
+    latents = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    out = refine_latents(model, latents, clip, LatentSRSettings(steps=50, strength=0.8), seeded_generator(0), events.append)
+    assert len(events) == 40 and events[-1].step == 40
+    assert torch.isfinite(out).all()
+
+
+def test_decoded_nan_is_reported(models, monkeypatch):
+    vae = models["show-1-sr2"].vae
+    real = vae.decode
+
+    def overflowing(latents):
+        out = real(latents)
+        out.sample = out.sample * float("nan")
+        return out
+
+    monkeypatch.setattr(vae, "decode", overflowing)
+    with pytest.raises(NonFiniteOutputError, match="VAE"):
+        decode_latents(vae, torch.zeros(1, 4, 1, 4, 4))
+
+
 def test_strength_bounds(models, clip):
     latents = torch.zeros(1, 4, 2, 4, 4)
     with pytest.raises(InputError, match="strength"):

@@ -8,7 +8,7 @@ import torch
 from show1_core.captions import preprocess_prompt
 from show1_core.errors import MissingFilesError
 from show1_core.loading import load_text_encoder
-from show1_core.text import MAX_TOKENS, EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec, _load_tokenizer
+from show1_core.text import MAX_TOKENS, EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec, load_tokenizer
 
 
 def _encoder(folder, kind, cache=None):
@@ -19,7 +19,7 @@ def test_t5_encoding_is_the_originals(tiny_models):
     """Lower-cased, stripped, padded to 77 tokens, encoded with its attention mask."""
     folder = tiny_models["show-1-base"]
     embeds = _encoder(folder, EncoderKind.T5).encode("  A Panda Playing Guitar ", "")
-    tokenizer = _load_tokenizer(folder / "tokenizer", EncoderKind.T5)
+    tokenizer = load_tokenizer(folder / "tokenizer", EncoderKind.T5)
     model = load_text_encoder(folder / "text_encoder")
     tokens = tokenizer(["a panda playing guitar"], padding="max_length", max_length=77, truncation=True, return_tensors="pt")
     assert tokens.attention_mask.sum() < MAX_TOKENS  # padding is present, so the mask matters
@@ -39,7 +39,7 @@ def test_long_prompts_are_truncated_to_77_tokens(tiny_models):
 def test_clip_encoding_has_no_mask_and_keeps_case_handling_to_the_tokenizer(tiny_models):
     folder = tiny_models["show-1-sr2"]
     embeds = _encoder(folder, EncoderKind.CLIP).encode("a panda playing guitar", "low resolution, blur")
-    tokenizer = _load_tokenizer(folder / "tokenizer", EncoderKind.CLIP)
+    tokenizer = load_tokenizer(folder / "tokenizer", EncoderKind.CLIP)
     model = load_text_encoder(folder / "text_encoder")
     tokens = tokenizer(["low resolution, blur"], padding="max_length", max_length=77, truncation=True, return_tensors="pt")
     with torch.no_grad():
@@ -85,6 +85,14 @@ def test_memory_cache_is_bounded():
     for i in range(3):
         cache.put("enc", f"p{i}", torch.zeros(1))
     assert cache.get("enc", "p0") is None and cache.get("enc", "p2") is not None
+
+
+def test_disk_cache_keeps_the_newest_files(tmp_path):
+    cache = EmbeddingCache(tmp_path, max_files=2)
+    for i in range(3):
+        cache.put("enc", f"p{i}", torch.zeros(1))
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2
+    assert EmbeddingCache(tmp_path).get("enc", "p2") is not None and EmbeddingCache(tmp_path).get("enc", "p0") is None
 
 
 def test_missing_tokenizer_folder(tiny_models, tmp_path):

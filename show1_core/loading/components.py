@@ -1,9 +1,9 @@
 """Building each model component from its folder: config first, then weights read by us.
 
-Models are built on the ``meta`` device and the weights are assigned in place, so a
-checkpoint is read once and never held twice in memory. Every mismatch between a config
-and its weights (or a checkpoint of the wrong stage) becomes a clear
-:class:`~show1_core.errors.CheckpointError`.
+Models are built on the ``meta`` device (no memory, no random initialisation) and the
+weights read from disk are assigned in place rather than copied into a second model.
+Every mismatch between a config and its weights (or a checkpoint of the wrong stage)
+becomes a clear :class:`~show1_core.errors.CheckpointError`.
 """
 
 from __future__ import annotations
@@ -57,6 +57,15 @@ def _retie(model: nn.Module, groups: list[list[str]]) -> None:
         for name in names[1:]:
             owner, _, attr = name.rpartition(".")
             setattr(model.get_submodule(owner), attr, source)
+
+
+def build_on_meta(build, folder: Path, what: str):
+    """Run ``build()`` on the meta device, reporting configs the model class refuses as a checkpoint error."""
+    try:
+        with init_empty_weights():
+            return build()
+    except (ValueError, TypeError, KeyError) as err:
+        raise CorruptCheckpointError(f"{folder}/config.json does not describe a usable {what}: {err}") from err
 
 
 def assign_weights(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> nn.Module:
@@ -129,8 +138,7 @@ def load_unet(folder: Path, expected_stage: Stage | None = None, dtype: torch.dt
             f"Pick the checkpoint made for that stage."
         )
     cls = UNet2DConditionModel if found == Stage.FIRST_FRAME else Show1UNet
-    with init_empty_weights():
-        model = cls.from_config(config)
+    model = build_on_meta(lambda: cls.from_config(config), folder, cls.__name__)
     state = read_state_dict(find_weights(folder, variant=variant), dtype=dtype)
     return assign_weights(model, state, folder)
 
@@ -139,8 +147,7 @@ def load_vae(folder: Path, dtype: torch.dtype = torch.float32, variant: str | No
     """Load the stage-4 ``AutoencoderKL`` from a ``vae/`` folder."""
     folder = Path(folder)
     config = read_json(folder / "config.json")
-    with init_empty_weights():
-        model = AutoencoderKL.from_config(config)
+    model = build_on_meta(lambda: AutoencoderKL.from_config(config), folder, "AutoencoderKL")
     return assign_weights(model, read_state_dict(find_weights(folder, variant=variant), dtype=dtype), folder)
 
 
@@ -157,8 +164,7 @@ def load_text_encoder(folder: Path, dtype: torch.dtype = torch.float32, variant:
             "or a CLIP text model (stage 4)"
         )
     config_cls, model_cls = kinds[config["model_type"]]
-    with init_empty_weights():
-        model = model_cls(config_cls.from_dict(config))
+    model = build_on_meta(lambda: model_cls(config_cls.from_dict(config)), folder, model_cls.__name__)
     model.tie_weights()  # building on meta unties shared embeddings; restore them before loading
     keep_fp32 = set(getattr(model, "_keep_in_fp32_modules", None) or ())
     state = read_state_dict(find_weights(folder, variant=variant))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from pathlib import Path
 
 from ..errors import GatedRepoAccessError, HubError, MissingFilesError, OfflineError
@@ -18,6 +19,8 @@ from .weights import find_weights
 
 MODEL_COMPONENTS = ("unet", "vae", "text_encoder")
 DEFAULT_MODELS_DIR_ENV = "SHOW1_MODELS_DIR"
+REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+"""``owner/name`` as the Hub allows it (no path tricks such as ``..``)."""
 
 
 def default_models_dir() -> Path:
@@ -106,20 +109,19 @@ def resolve_checkpoint(
     """Local folder for a checkpoint reference, downloading what is missing.
 
     Args:
-        reference: an existing folder, a known name (``show-1-base``) or a Hub repo id
-            (``showlab/show-1-base``).
+        reference: a known name (``show-1-base``) or repo id (``showlab/show-1-base``), which
+            always resolve inside ``models_dir``; another Hub repo id; or an existing folder.
         models_dir: where downloads go (one subfolder per checkpoint); default
             :func:`default_models_dir`.
         with_text_encoder: also fetch the T5 ``text_encoder``/``tokenizer`` (19 GB for show-1-base).
         allow_download: if ``False``, raise :class:`MissingFilesError` instead of downloading.
     """
-    path = Path(reference).expanduser()
-    if path.is_dir():
-        return path
     text = str(reference)
     checkpoint = known_checkpoint(text)
-    looks_like_repo = checkpoint is not None or (text.count("/") == 1 and not text.startswith((".", "/", "~")))
-    if not looks_like_repo:
+    path = Path(reference).expanduser()
+    if checkpoint is None and path.is_dir():  # known names and repo ids always mean the models folder
+        return path
+    if checkpoint is None and not (REPO_ID.fullmatch(text) and ".." not in text):
         raise MissingFilesError(f"{reference} is not a folder, a known checkpoint name or a Hub repo id")
     repo_id = checkpoint.repo_id if checkpoint else text
     target = Path(models_dir or default_models_dir()).expanduser() / (checkpoint.name if checkpoint else text.split("/")[1])

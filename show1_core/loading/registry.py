@@ -45,8 +45,8 @@ class KnownCheckpoint:
     stage: Stage
     components: tuple[str, ...]
     approx_download_gb: float
-    gated: bool = False
     licence_url: str | None = None
+    """Set for gated repositories: where to accept the licence before downloading."""
     component_patterns: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Narrower download patterns for components whose folder holds several weight variants."""
 
@@ -85,7 +85,6 @@ KNOWN_CHECKPOINTS: dict[str, KnownCheckpoint] = {
             Stage.FIRST_FRAME,
             ("unet", "scheduler", "image_noising_scheduler"),
             2.5,
-            gated=True,
             licence_url="https://huggingface.co/DeepFloyd/IF-II-L-v1.0",
             component_patterns=(("unet", ("unet/config.json", "unet/*.fp16.*")),),
         ),

@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from ..errors import CorruptCheckpointError, MissingFilesError, UnsafeCheckpointError
+from ..errors import CorruptCheckpointError, InputError, MissingFilesError, UnsafeCheckpointError
 
 DIFFUSERS_STEM = "diffusion_pytorch_model"
 TRANSFORMERS_STEMS = ("model", "pytorch_model")
@@ -27,7 +27,7 @@ def parse_dtype(value: str | torch.dtype) -> torch.dtype:
     if isinstance(value, torch.dtype):
         return value
     if value not in DTYPES:
-        raise ValueError(f"unknown precision {value!r}; choose one of {', '.join(DTYPES)}")
+        raise InputError(f"unknown precision {value!r}; choose one of {', '.join(DTYPES)}")
     return DTYPES[value]
 
 

@@ -89,7 +89,8 @@ def _temporal_attention(s: IFBlockSettings, channels: int) -> TransformerTempora
     )
 
 
-def _check_heads(channels: int, head_dim: int) -> None:
+def check_head_split(channels: int, head_dim: int) -> None:
+    """Refuse a block width that ``attention_head_dim`` does not divide (no released config has one)."""
     if channels % head_dim:
         raise ValueError(f"block width {channels} is not a multiple of attention_head_dim {head_dim}")
 
@@ -112,7 +113,7 @@ class _IFVideoLayers(nn.Module):
         self.resnets.append(_resnet(s, in_channels, out_channels))
         self.temp_convs.append(_temporal_conv(out_channels))
         if self.has_cross_attention:
-            _check_heads(out_channels, s.attention_head_dim)
+            check_head_split(out_channels, s.attention_head_dim)
             self.attentions.append(_spatial_attention(s, out_channels, self._only_cross_attention))
             self.temp_attentions.append(_temporal_attention(s, out_channels))
 
@@ -209,7 +210,7 @@ class IFMidBlock3D(_IFVideoLayers):
         super().__init__(s, True, only_cross_attention)
         self.resnets.append(_resnet(s, channels, channels))
         self.temp_convs.append(_temporal_conv(channels))
-        _check_heads(channels, s.attention_head_dim)
+        check_head_split(channels, s.attention_head_dim)
         for _ in range(num_layers):
             self.attentions.append(_spatial_attention(s, channels, only_cross_attention))
             self.temp_attentions.append(_temporal_attention(s, channels))

@@ -29,13 +29,11 @@ from diffusers.models.unets.unet_3d_blocks import (
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from .if_blocks import IFBlockSettings, IFDownBlock3D, IFMidBlock3D, IFUpBlock3D
+from .if_blocks import IFBlockSettings, IFDownBlock3D, IFMidBlock3D, IFUpBlock3D, check_head_split
 from .input_temporal import Show1InputTemporalTransformer
 
 IF_DOWN_BLOCKS = {"ResnetDownsampleBlock3D": False, "SimpleCrossAttnDownBlock3D": True}
 IF_UP_BLOCKS = {"ResnetUpsampleBlock3D": False, "SimpleCrossAttnUpBlock3D": True}
-MODELSCOPE_DOWN_BLOCKS = ("CrossAttnDownBlock3D", "DownBlock3D")
-MODELSCOPE_UP_BLOCKS = ("CrossAttnUpBlock3D", "UpBlock3D")
 MID_BLOCKS = ("UNetMidBlock3DSimpleCrossAttn", "UNetMidBlock3DCrossAttn", None)
 
 
@@ -60,8 +58,7 @@ def _modelscope_heads(channels: int, head_split: int) -> int:
     Show-1 builds its transformers with ``head_split`` heads of ``channels // head_split``
     dims; diffusers' blocks build ``channels // n`` heads of ``n`` dims from their ``n``.
     """
-    if channels % head_split:
-        raise ValueError(f"block width {channels} is not a multiple of attention_head_dim {head_split}")
+    check_head_split(channels, head_split)
     return channels // head_split
 
 

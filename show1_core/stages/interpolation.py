@@ -3,8 +3,8 @@
 Each pair of neighbouring frames gets a window of ``frames_between + 2`` frames whose
 condition is the pair blended linearly across the window plus a mask marking its two
 known ends. Every window starts from the same noise and none depends on another, so
-they run as one batch (or in chunks of ``window_batch``) with the same numbers as one
-at a time.
+they run as one batch (or in chunks of ``window_batch``, halved after an out-of-memory
+error): the same computation as one at a time, up to float rounding of batched kernels.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..loading.registry import Stage
+from ..memory import retry_smaller_on_oom
 from ..loading.stage_model import StageModel
 from ..settings import InterpolationSettings
 from .progress import StepCallback
@@ -80,28 +81,32 @@ def interpolate_frames(
     conditions = window_conditions(frames.to(device, dtype), window)
     noise = noise_like((batch, 3, window, height, width), seeded_generator(seed), device, dtype)
 
-    results = []
-    parts = -(-windows // chunk)
-    for part, first in enumerate(range(0, windows, chunk)):
-        count = min(chunk, windows - first)
-        scheduler = model.fresh_scheduler()
-        scheduler.set_timesteps(settings.steps, device=device)
-        results.append(
-            guided_denoise(
-                unet,
-                scheduler,
-                noise.repeat(count, 1, 1, 1, 1),
-                scheduler.timesteps,
-                embeds.repeat(count),
-                settings.guidance,
-                stage=Stage.INTERPOLATION.value,
-                condition=conditions[first * batch : (first + count) * batch],
-                generator=seeded_generator(seed),
-                callback=callback,
-                part=part,
-                parts=parts,
+    def denoise_in_chunks(chunk: int) -> list[torch.Tensor]:
+        results = []
+        parts = -(-windows // chunk)
+        for part, first in enumerate(range(0, windows, chunk)):
+            count = min(chunk, windows - first)
+            scheduler = model.fresh_scheduler()
+            scheduler.set_timesteps(settings.steps, device=device)
+            results.append(
+                guided_denoise(
+                    unet,
+                    scheduler,
+                    noise.repeat(count, 1, 1, 1, 1),
+                    scheduler.timesteps,
+                    embeds.repeat(count),
+                    settings.guidance,
+                    stage=Stage.INTERPOLATION.value,
+                    condition=conditions[first * batch : (first + count) * batch],
+                    generator=seeded_generator(seed),
+                    callback=callback,
+                    part=part,
+                    parts=parts,
+                )
             )
-        )
+        return results
+
+    results = retry_smaller_on_oom(denoise_in_chunks, chunk, device, "interpolation")
     denoised = torch.cat(results).reshape(windows, batch, 3, window, height, width)
 
     out = torch.zeros(batch, 3, interpolated_length(num_frames, settings.frames_between), height, width, device=device, dtype=dtype)

@@ -15,7 +15,7 @@ from diffusers import AutoencoderKL
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from PIL import Image
 
-from ..errors import InputError
+from ..errors import InputError, NonFiniteOutputError
 from ..loading.registry import Stage
 from ..memory import retry_smaller_on_oom
 from ..loading.stage_model import StageModel
@@ -91,8 +91,10 @@ def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, frames_per_batch: 
     """Decode ``(B, 4, F, h, w)`` latents to the raw ``(B, 3, F, h*8, w*8)`` float32 video."""
     check_video(latents, "the latents to decode", channels=vae.config.latent_channels)
     check_positive(frames_per_batch=frames_per_batch)
-    flat = frames_to_batch(latents.to(vae.device, vae.dtype)) / vae.config.scaling_factor
+    flat = 1 / vae.config.scaling_factor * frames_to_batch(latents.to(vae.device, vae.dtype))
     images = torch.cat([vae.decode(chunk).sample for chunk in flat.split(frames_per_batch)])
+    if not torch.isfinite(images).all():
+        raise NonFiniteOutputError("the VAE decoded NaN or infinite values (fp16 overflow); decode in bf16 or fp32")
     return batch_to_frames(images, latents.shape[0]).float()
 
 
