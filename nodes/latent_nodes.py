@@ -13,7 +13,6 @@ from dataclasses import replace
 import torch
 
 from show1_core.loading import Stage
-from show1_core.memory import retry_smaller_on_oom
 from show1_core.settings import PAPER_SETTINGS
 from show1_core.stages import decode_latents, encode_video, refine_latents
 from show1_core.stages.latent_sr import prepare_input
@@ -42,23 +41,15 @@ def stage4_input(images: object, handle: StageHandle, width: int, height: int, i
 
 
 def encode_frames(handle: StageHandle, video: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """VAE-encode ``[B, 3, T, H, W]`` to scaled latents, in frame chunks that shrink after out-of-memory errors."""
-    vae = handle.model.vae
+    """VAE-encode ``[B, 3, T, H, W]`` to scaled latents, in the memory policy's frame chunks."""
     with vae_memory_mode(handle):
-        return retry_smaller_on_oom(
-            lambda chunk: encode_video(vae, video, generator, chunk), vae_frames_per_batch(handle), handle.placement.device,
-            "VAE encoding",
-        )
+        return encode_video(handle.model.vae, video, generator, vae_frames_per_batch(handle))
 
 
 def decode_frames(handle: StageHandle, latents: torch.Tensor) -> torch.Tensor:
-    """VAE-decode latents to ``[B, 3, T, H, W]``, in frame chunks that shrink after out-of-memory errors."""
-    vae = handle.model.vae
+    """VAE-decode latents to ``[B, 3, T, H, W]``, in the memory policy's frame chunks."""
     with vae_memory_mode(handle):
-        return retry_smaller_on_oom(
-            lambda chunk: decode_latents(vae, latents, chunk), vae_frames_per_batch(handle), handle.placement.device,
-            "VAE decoding",
-        )
+        return decode_latents(handle.model.vae, latents, vae_frames_per_batch(handle))
 
 
 class VAEEncode:

@@ -72,8 +72,9 @@ def vae_scale(vae: AutoencoderKL) -> int:
 def encode_video(vae: AutoencoderKL, video: torch.Tensor, generator: torch.Generator, frames_per_batch: int = 8) -> torch.Tensor:
     """VAE-encode ``(B, 3, F, H, W)`` to scaled latents ``(B, 4, F, H/8, W/8)``.
 
-    Frames are encoded ``frames_per_batch`` at a time, then one posterior sample is drawn
-    for all of them, so the result does not depend on the chunk size.
+    Frames are encoded ``frames_per_batch`` at a time (fewer after an out-of-memory error),
+    then one posterior sample is drawn for all of them, so the chunk size never shifts the
+    random draws.
     """
     check_video(video, "the video to encode")
     scale = vae_scale(vae)
@@ -81,18 +82,29 @@ def encode_video(vae: AutoencoderKL, video: torch.Tensor, generator: torch.Gener
         raise InputError(f"the VAE needs frame sizes that are multiples of {scale}, got {video.shape[-1]}x{video.shape[-2]}")
     check_positive(frames_per_batch=frames_per_batch)
     images = frames_to_batch(video.to(vae.device, vae.dtype))
-    moments = torch.cat([vae.encode(chunk).latent_dist.parameters for chunk in images.split(frames_per_batch)])
+
+    def encode(chunk: int) -> torch.Tensor:
+        return torch.cat([vae.encode(part).latent_dist.parameters for part in images.split(chunk)])
+
+    moments = retry_smaller_on_oom(encode, frames_per_batch, vae.device, "VAE encoding")
     latents = DiagonalGaussianDistribution(moments).sample(generator) * vae.config.scaling_factor
     return batch_to_frames(latents, video.shape[0])
 
 
 @torch.no_grad()
 def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, frames_per_batch: int = 8) -> torch.Tensor:
-    """Decode ``(B, 4, F, h, w)`` latents to the raw ``(B, 3, F, h*8, w*8)`` float32 video."""
+    """Decode ``(B, 4, F, h, w)`` latents to the raw ``(B, 3, F, h*8, w*8)`` float32 video.
+
+    ``frames_per_batch`` frames at a time, fewer after an out-of-memory error.
+    """
     check_video(latents, "the latents to decode", channels=vae.config.latent_channels)
     check_positive(frames_per_batch=frames_per_batch)
     flat = 1 / vae.config.scaling_factor * frames_to_batch(latents.to(vae.device, vae.dtype))
-    images = torch.cat([vae.decode(chunk).sample for chunk in flat.split(frames_per_batch)])
+
+    def decode(chunk: int) -> torch.Tensor:
+        return torch.cat([vae.decode(part).sample for part in flat.split(chunk)])
+
+    images = retry_smaller_on_oom(decode, frames_per_batch, vae.device, "VAE decoding")
     if not torch.isfinite(images).all():
         raise NonFiniteOutputError("the VAE decoded NaN or infinite values (fp16 overflow); decode in bf16 or fp32")
     return batch_to_frames(images, latents.shape[0]).float()
@@ -153,15 +165,13 @@ def super_resolve_latent(
     """Encode, refine and decode a video already at the target size (``(B, 3, F, H, W)`` in [-1, 1]).
 
     One generator seeded with ``seed`` draws, in order, the VAE posterior sample, the
-    re-noising noise and any scheduler noise: the original's order. VAE work that runs out
-    of memory is retried with fewer frames at a time (the posterior sample is drawn only
-    once encoding has succeeded, so a retry never shifts the random draws).
+    re-noising noise and any scheduler noise: the original's order.
     """
     model.require(Stage.LATENT_SR)
     if model.vae is None:
         raise InputError("the expert latent super-resolution model was loaded without its VAE")
     vae = model.vae
     generator = seeded_generator(seed)
-    latents = retry_smaller_on_oom(lambda n: encode_video(vae, video, generator, n), settings.vae_batch, vae.device, "VAE encoding")
+    latents = encode_video(vae, video, generator, settings.vae_batch)
     refined = refine_latents(model, latents, embeds, settings, generator, callback)
-    return retry_smaller_on_oom(lambda n: decode_latents(vae, refined, n), settings.vae_batch, vae.device, "VAE decoding")
+    return decode_latents(vae, refined, settings.vae_batch)
