@@ -1,12 +1,16 @@
 """Reference-parity harness: compute the project's version of every tensor in a parity case.
 
-    python -m show1_core.parity --case DIR --models DIR --out FILE [--only NAME[,NAME...]]
+    python -m show1_core.parity --case DIR --models DIR --out FILE [--only NAME[,NAME...]] [--dtype float64]
 
 Reads ``case.json`` and the *input* tensors of ``tensors.safetensors`` from ``--case``,
-loads the tiny models in ``--models`` with show1's own loading code (in float32), runs
-each piece, and writes the results under the fixture's tensor names. It never reads the
-expected outputs: comparing is the tests' job. Each stage is fed the fixture's own
-previous-stage tensors, so errors do not compound.
+loads the tiny models in ``--models`` with show1's own loading code, runs each piece, and
+writes the results under the fixture's tensor names. It never reads the expected outputs:
+comparing is the tests' job. Each stage is fed the fixture's own previous-stage tensors, so
+errors do not compound. By default it computes every tensor the case lists in ``case.json``.
+
+``--dtype float64`` runs every model, input and stage in float64 (noise drawn as float64, as
+the original does for that dtype), for the float64 fixtures: there rounding is ~1e-16, so
+what remains of a difference is the algorithm.
 """
 
 from __future__ import annotations
@@ -27,31 +31,49 @@ from .loading.registry import CHECKPOINT_FOR_STAGE
 from .settings import FirstFrameSettings, InterpolationSettings, KeyframeSettings, LatentSRSettings, PixelSRSettings
 from .stages import (
     PromptEmbeds,
+    decode_latents,
+    encode_video,
     generate_keyframes,
     interpolate_frames,
     prepare_input,
+    refine_latents,
     super_resolve_latent,
     super_resolve_pixels,
     upscale_first_frame,
 )
+from .stages.sampling import seeded_generator
 
 FORWARD_TIMESTEPS = {"fwd_base_out": 617, "fwd_interp_out": 333, "fwd_sr1_out": 801}
 """Timesteps of the single-forward fixtures (documented in the parity README)."""
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class ParityCase:
     """A case folder: its parameters and lazy access to its input tensors only."""
 
-    def __init__(self, case_dir: Path, models_dir: Path):
+    def __init__(self, case_dir: Path, models_dir: Path, dtype: torch.dtype = torch.float32):
         self.case_dir = Path(case_dir)
         self.models_dir = Path(models_dir)
+        self.dtype = dtype
         self.params = json.loads((self.case_dir / "case.json").read_text())
         self._models: dict[Stage, StageModel] = {}
+        self._computed: dict[str, torch.Tensor] = {}
 
     def tensor(self, name: str) -> torch.Tensor:
-        """One input tensor of the case, read on its own."""
+        """One input tensor of the case, read on its own (floating tensors in the run's precision)."""
         with safe_open(str(self.case_dir / "tensors.safetensors"), "pt") as f:
-            return f.get_tensor(name)
+            tensor = f.get_tensor(name)
+        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+
+    def listed(self) -> list[str]:
+        """The tensor names ``case.json`` lists (inputs and outputs)."""
+        return list(self.params.get("shapes", {}))
+
+    def once(self, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``compute()`` the first time ``key`` is asked for; the same tensor afterwards."""
+        if key not in self._computed:
+            self._computed[key] = compute()
+        return self._computed[key]
 
     def t5(self) -> PromptEmbeds:
         """The stand-in T5 prompt embeddings."""
@@ -60,7 +82,7 @@ class ParityCase:
     def model(self, stage: Stage) -> StageModel:
         """The case's tiny model of ``stage``, loaded once with the project's loader."""
         if stage not in self._models:
-            self._models[stage] = load_stage_model(self._model_dir(stage), stage, dtype=torch.float32)
+            self._models[stage] = load_stage_model(self._model_dir(stage), stage, dtype=self.dtype)
         return self._models[stage]
 
     def _model_dir(self, stage: Stage) -> Path:
@@ -142,11 +164,33 @@ def _sr2_input(case: ParityCase) -> torch.Tensor:
     return torch.from_numpy(frames[0])
 
 
-def _sr2(case: ParityCase) -> torch.Tensor:
+def _sr2_video_and_clip(case: ParityCase) -> tuple[torch.Tensor, PromptEmbeds]:
     settings = _sr2_settings(case)
     _, video = prepare_input(case.tensor("sr1"), settings.width, settings.height)
-    clip = PromptEmbeds(case.tensor("clip_pos"), case.tensor("clip_neg"))
-    return super_resolve_latent(case.model(Stage.LATENT_SR), video, clip, settings, seed=case.seed)
+    return video, PromptEmbeds(case.tensor("clip_pos"), case.tensor("clip_neg"))
+
+
+def _sr2(case: ParityCase) -> torch.Tensor:
+    video, clip = _sr2_video_and_clip(case)
+    return super_resolve_latent(case.model(Stage.LATENT_SR), video, clip, _sr2_settings(case), seed=case.seed)
+
+
+def _sr2_latents(case: ParityCase) -> torch.Tensor:
+    """The refined stage-4 latents before decoding (same random draws as :func:`super_resolve_latent`)."""
+
+    def compute() -> torch.Tensor:
+        video, clip = _sr2_video_and_clip(case)
+        model, settings = case.model(Stage.LATENT_SR), _sr2_settings(case)
+        generator = seeded_generator(case.seed)
+        latents = encode_video(model.vae, video, generator, settings.vae_batch)
+        return refine_latents(model, latents, clip, settings, generator)
+
+    return case.once("sr2_latents", compute)
+
+
+def _sr2_decoded_in_run_precision(case: ParityCase) -> torch.Tensor:
+    """Those latents decoded in the run's precision, without the original's final ``.float()``."""
+    return decode_latents(case.model(Stage.LATENT_SR).vae, _sr2_latents(case), dtype=case.dtype)
 
 
 @dataclass(frozen=True)
@@ -169,17 +213,21 @@ PIECES: dict[str, Piece] = {
         Piece("sr1", _sr1),
         Piece("sr2_input_uint8", _sr2_input),
         Piece("sr2", _sr2),
+        Piece("sr2_latents", _sr2_latents),
+        Piece("sr2_f64decode", _sr2_decoded_in_run_precision),
     )
 }
 
 
-def run_parity(case_dir: Path, models_dir: Path, only: list[str] | None = None) -> dict[str, torch.Tensor]:
-    """Compute the requested pieces (all by default) and return them by fixture name."""
-    names = only or list(PIECES)
-    unknown = [n for n in names if n not in PIECES]
+def run_parity(
+    case_dir: Path, models_dir: Path, only: list[str] | None = None, dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
+    """Compute the requested pieces (every piece the case lists by default) in ``dtype``; return them by name."""
+    unknown = [n for n in only or () if n not in PIECES]
     if unknown:
         raise ValueError(f"unknown piece(s) {', '.join(unknown)}; choose from {', '.join(PIECES)}")
-    case = ParityCase(case_dir, models_dir)
+    case = ParityCase(case_dir, models_dir, dtype)
+    names = only or [name for name in PIECES if name in case.listed()]
     return {name: PIECES[name].compute(case).contiguous() for name in names}
 
 
@@ -190,10 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", required=True, type=Path, help="folder with the tiny model folders")
     parser.add_argument("--out", required=True, type=Path, help="safetensors file to write")
     parser.add_argument("--only", default=None, help=f"comma-separated pieces: {','.join(PIECES)}")
+    parser.add_argument("--dtype", default="float32", choices=list(DTYPES), help="precision of models, inputs and stages")
     args = parser.parse_args(argv)
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     try:
-        results = run_parity(args.case, args.models, only)
+        results = run_parity(args.case, args.models, only, DTYPES[args.dtype])
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,19 +15,23 @@ from typing import Any
 
 import torch
 from accelerate import init_empty_weights
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import nn
 
 from ..errors import CorruptCheckpointError, MissingFilesError, StateDictMismatchError, WrongStageError
 from ..models import Show1UNet
+from ..schedulers import OriginalDPMSolverMultistepScheduler
 from .detect import describe_stage, stage_of_state_dict, stage_of_unet_config
 from .registry import Stage
 from .weights import find_weights, read_state_dict
 
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
-    cls.__name__: cls for cls in (DPMSolverMultistepScheduler, DDPMScheduler, DDIMScheduler)
+    "DPMSolverMultistepScheduler": OriginalDPMSolverMultistepScheduler,
+    "DDPMScheduler": DDPMScheduler,
+    "DDIMScheduler": DDIMScheduler,
 }
+"""Scheduler classes by the name released configs give; DPM-Solver++ with the arithmetic Show-1 ran (0.19.3)."""
 IGNORED_UNEXPECTED_SUFFIXES = ("position_ids",)
 TEXT_MODEL_PREFIX = "text_model."
 """CLIP text weights saved by transformers 4 carry this prefix; transformers 5 models do not."""
@@ -176,8 +180,10 @@ def load_text_encoder(folder: Path, dtype: torch.dtype = torch.float32, variant:
 def load_scheduler(folder: Path) -> SchedulerMixin:
     """Build a scheduler from ``scheduler_config.json``, as the released diffusers version ran it.
 
-    ``DPMSolverMultistepScheduler`` configs from before ``final_sigmas_type`` existed end at
-    ``sigma_min`` (diffusers 0.19, which Show-1 used); that is made explicit here.
+    ``DPMSolverMultistepScheduler`` configs load as
+    :class:`~show1_core.schedulers.OriginalDPMSolverMultistepScheduler` (diffusers 0.19.3's
+    arithmetic, which Show-1 ran); configs from before ``final_sigmas_type`` existed end at
+    ``sigma_min`` as 0.19.3 did, which is made explicit here.
     """
     folder = Path(folder)
     config = read_json(folder / "scheduler_config.json")

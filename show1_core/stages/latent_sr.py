@@ -92,10 +92,13 @@ def encode_video(vae: AutoencoderKL, video: torch.Tensor, generator: torch.Gener
 
 
 @torch.no_grad()
-def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, frames_per_batch: int = 8) -> torch.Tensor:
-    """Decode ``(B, 4, F, h, w)`` latents to the raw ``(B, 3, F, h*8, w*8)`` float32 video.
+def decode_latents(
+    vae: AutoencoderKL, latents: torch.Tensor, frames_per_batch: int = 8, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Decode ``(B, 4, F, h, w)`` latents to the raw ``(B, 3, F, h*8, w*8)`` video.
 
-    ``frames_per_batch`` frames at a time, fewer after an out-of-memory error.
+    ``frames_per_batch`` frames at a time, fewer after an out-of-memory error. The video is
+    returned in ``dtype``: float32 by default, as the original's decode ends with ``.float()``.
     """
     check_video(latents, "the latents to decode", channels=vae.config.latent_channels)
     check_positive(frames_per_batch=frames_per_batch)
@@ -107,7 +110,7 @@ def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, frames_per_batch: 
     images = retry_smaller_on_oom(decode, frames_per_batch, vae.device, "VAE decoding")
     if not torch.isfinite(images).all():
         raise NonFiniteOutputError("the VAE decoded NaN or infinite values (fp16 overflow); decode in bf16 or fp32")
-    return batch_to_frames(images, latents.shape[0]).float()
+    return batch_to_frames(images, latents.shape[0]).to(dtype)
 
 
 def refine_latents(
