@@ -19,9 +19,7 @@ from types import ModuleType
 
 import torch
 
-from show1_core.memory import default_device
-from show1_core.preview import preview_image
-from show1_core.stages import StepCallback, StepEvent
+from show1_core import StepCallback, StepEvent, default_device, preview_image
 
 
 @dataclass(frozen=True)
@@ -78,12 +76,11 @@ class ComfyProgress:
         self._stage: str | None = None
 
     def __call__(self, event: StepEvent) -> None:
-        total = event.parts * event.total
-        if event.stage != self._stage:
-            self._bar = self._utils.ProgressBar(total)
+        if self._bar is None or event.stage != self._stage:
+            self._bar = self._utils.ProgressBar(event.total)
             self._stage = event.stage
-        done = event.part * event.total + event.step
-        self._bar.update_absolute(done, total, ("JPEG", preview_image(event), None))
+        preview = None if event.step == 0 else ("JPEG", preview_image(event), None)
+        self._bar.update_absolute(event.step, event.total, preview)
 
 
 def progress_callback() -> StepCallback | None:

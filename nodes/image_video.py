@@ -5,20 +5,26 @@ in 0..1 (one frame per batch entry) and latent videos as ``LATENT`` dicts whose
 ``samples`` are 5-D ``[batch, channels, frames, height, width]``. show1_core works on
 ``[batch, 3, frames, height, width]`` videos in [-1, 1].
 
-The pixel stages' outputs are not clamped: their samplers threshold to +-1.5, and the
-original hands those values on to the next stage unchanged. ``x -> (x + 1) / 2 -> 2y - 1``
-is exact in float32 for fp16 values, so a chain of Show-1 nodes at fp16 passes each
-stage exactly what the original (and ``show1 generate``) passes; values slightly outside
-0..1 are clamped by every node that saves or shows frames.
+Hand-offs between Show-1 nodes are exact. The pixel stages' outputs are not clamped (their
+samplers threshold to +-1.5 and the original hands those values on unchanged), and the
+IMAGE a Show-1 stage outputs carries the stage's own video: the next Show-1 node uses it
+as long as the IMAGE object it receives is the same, unmodified tensor (its in-place
+``_version`` counter is checked). Any other IMAGE, from another node or edited in place,
+goes through ``2 * image - 1``, which is exact for float32 values of float32 IMAGE data
+but not for every fp16/bf16 value (``(x + 1) / 2`` rounds values near zero). Nodes that
+save or show frames clamp to 0..1.
 """
 
 from __future__ import annotations
 
 import torch
 
-from show1_core.errors import InputError
+from show1_core import InputError
 
 from .comfy_bridge import to_intermediate
+
+CARRIED = "_show1_video"
+"""Attribute of a Show-1 IMAGE output: ``(video, the IMAGE's _version when it was made)``."""
 
 
 def check_images(images: object, input_name: str) -> torch.Tensor:
@@ -44,21 +50,37 @@ def check_images(images: object, input_name: str) -> torch.Tensor:
     return images
 
 
+def carried_video(images: torch.Tensor) -> torch.Tensor | None:
+    """The exact video a Show-1 stage attached to this IMAGE, if the IMAGE is still as that stage made it."""
+    carried = getattr(images, CARRIED, None)
+    if carried is None:
+        return None
+    video, version = carried
+    return video if version == images._version else None
+
+
 def image_to_video(images: object, input_name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``IMAGE [T, H, W, 3]`` in 0..1 -> one video ``[1, 3, T, H, W]`` in [-1, 1], in ``dtype`` (a stage's precision)."""
-    frames = check_images(images, input_name).float()
-    return (frames * 2 - 1).permute(3, 0, 1, 2).unsqueeze(0).to(dtype)
+    frames = check_images(images, input_name)
+    exact = carried_video(frames)
+    if exact is not None and exact.shape[0] == 1:
+        return exact.to(dtype)
+    return (frames.float() * 2 - 1).permute(3, 0, 1, 2).unsqueeze(0).to(dtype)
 
 
 def video_to_image(video: torch.Tensor, clamp: bool = False) -> torch.Tensor:
     """``[B, 3, T, H, W]`` in [-1, 1] -> ``IMAGE [B*T, H, W, 3]`` on ComfyUI's intermediate device.
 
-    ``(video + 1) / 2``, unclamped for the pixel stages (see the module docstring) and
-    clamped to 0..1 with ``clamp`` (the final, decoded stage-4 frames).
+    ``(video + 1) / 2``, unclamped for the pixel stages, which also attach ``video`` for the
+    next Show-1 node (see the module docstring); clamped to 0..1 with ``clamp`` (the final,
+    decoded stage-4 frames).
     """
     batch, channels, frames, height, width = video.shape
     images = (video.float() * 0.5 + 0.5).permute(0, 2, 3, 4, 1).reshape(batch * frames, height, width, channels)
-    return to_intermediate(images.clamp(0, 1) if clamp else images)
+    images = to_intermediate(images.clamp(0, 1) if clamp else images)
+    if not clamp:
+        setattr(images, CARRIED, (video, images._version))
+    return images
 
 
 def latent_samples(latent: object, input_name: str) -> torch.Tensor:

@@ -12,16 +12,19 @@ from dataclasses import replace
 
 import torch
 
-from show1_core.loading import Stage
-from show1_core.settings import PAPER_SETTINGS
-from show1_core.stages import decode_latents, encode_video, refine_latents
-from show1_core.stages.latent_sr import prepare_input
-from show1_core.stages.sampling import seeded_generator
-from show1_core.text import EncoderKind
+from show1_core import (
+    PAPER_SETTINGS,
+    EncoderKind,
+    PlacedStage,
+    Stage,
+    run_latent_refine,
+    run_vae_decode,
+    run_vae_encode,
+)
 
+from .comfy_bridge import progress_callback
 from .image_video import image_to_video, latent_samples, to_latent, video_to_image
-from .running import run_stage, vae_frames_per_batch, vae_memory_mode
-from .types import LATENT_SR_MODEL, StageHandle, expect_embeddings, expect_stage
+from .types import LATENT_SR_MODEL, expect_embeddings, expect_stage
 from .widgets import model_and_embeds, seed_input, size_input, socket, stage4_sampling_inputs
 
 LATENT_CATEGORY = "Show-1/latent"
@@ -29,27 +32,6 @@ PAPER = PAPER_SETTINGS.latent_sr
 MODEL_TOOLTIP = "The expert latent SR model (Show-1 stage 4 loader): its UNet refines, its VAE encodes and decodes."
 IMAGES_TOOLTIP = "Video frames (an IMAGE batch, one frame per entry)."
 LATENT_TOOLTIP = "A video LATENT: samples [batch, 4, frames, height/8, width/8]."
-
-
-def stage4_input(images: object, handle: StageHandle, width: int, height: int, input_name: str) -> torch.Tensor:
-    """The stage-4 input video: frames quantised to 8 bits and resized with PIL, exactly as the original feeds stage 4.
-
-    Quantised in the model's precision, as the original quantises the fp16 stage-3 frames.
-    """
-    video = image_to_video(images, input_name, handle.model.unet.dtype)
-    return prepare_input(video, width, height)[1]
-
-
-def encode_frames(handle: StageHandle, video: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """VAE-encode ``[B, 3, T, H, W]`` to scaled latents, in the memory policy's frame chunks."""
-    with vae_memory_mode(handle):
-        return encode_video(handle.model.vae, video, generator, vae_frames_per_batch(handle))
-
-
-def decode_frames(handle: StageHandle, latents: torch.Tensor) -> torch.Tensor:
-    """VAE-decode latents to ``[B, 3, T, H, W]``, in the memory policy's frame chunks."""
-    with vae_memory_mode(handle):
-        return decode_latents(handle.model.vae, latents, vae_frames_per_batch(handle))
 
 
 class VAEEncode:
@@ -78,12 +60,11 @@ class VAEEncode:
             }
         }
 
-    def encode(self, model: StageHandle, images: torch.Tensor, width: int, height: int, seed: int) -> tuple[dict]:
+    def encode(self, model: PlacedStage, images: torch.Tensor, width: int, height: int, seed: int) -> tuple[dict]:
         """IMAGE -> LATENT."""
-        handle = expect_stage(model, Stage.LATENT_SR, "model")
-        video = stage4_input(images, handle, width, height, "images")
-        latents = run_stage(handle, lambda _callback: encode_frames(handle, video, seeded_generator(seed)))
-        return (to_latent(latents),)
+        stage = expect_stage(model, Stage.LATENT_SR, "model")
+        video = image_to_video(images, "images", stage.model.unet.dtype)
+        return (to_latent(run_vae_encode(stage, video, width, height, seed)),)
 
 
 class LatentRefine:
@@ -111,17 +92,14 @@ class LatentRefine:
         }
 
     def refine(
-        self, model: StageHandle, clip_embeds: object, latent: dict, steps: int, strength: float, guidance: float, seed: int
+        self, model: PlacedStage, clip_embeds: object, latent: dict, steps: int, strength: float, guidance: float, seed: int
     ) -> tuple[dict]:
         """LATENT -> LATENT."""
-        handle = expect_stage(model, Stage.LATENT_SR, "model")
+        stage = expect_stage(model, Stage.LATENT_SR, "model")
         embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
         samples = latent_samples(latent, "latent")
         settings = replace(PAPER, steps=steps, strength=strength, guidance=guidance)
-        refined = run_stage(
-            handle, lambda callback: refine_latents(handle.model, samples, embeds, settings, seeded_generator(seed), callback)
-        )
-        return (to_latent(refined, latent),)
+        return (to_latent(run_latent_refine(stage, samples, embeds, settings, seed, progress_callback()), latent),)
 
 
 class VAEDecode:
@@ -144,8 +122,7 @@ class VAEDecode:
             }
         }
 
-    def decode(self, model: StageHandle, latent: dict) -> tuple[torch.Tensor]:
+    def decode(self, model: PlacedStage, latent: dict) -> tuple[torch.Tensor]:
         """LATENT -> IMAGE."""
-        handle = expect_stage(model, Stage.LATENT_SR, "model")
-        samples = latent_samples(latent, "latent")
-        return (video_to_image(run_stage(handle, lambda _callback: decode_frames(handle, samples)), clamp=True),)
+        stage = expect_stage(model, Stage.LATENT_SR, "model")
+        return (video_to_image(run_vae_decode(stage, latent_samples(latent, "latent")), clamp=True),)

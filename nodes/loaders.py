@@ -8,11 +8,25 @@ from pathlib import Path
 
 import torch
 
-from show1_core.errors import GatedRepoAccessError, Show1Error, WrongStageError
-from show1_core.loading import Stage, known_checkpoint, load_stage_model, parse_dtype
-from show1_core.loading.registry import CHECKPOINT_FOR_STAGE, T5_DOWNLOAD_GB
-from show1_core.memory import MemoryPolicy, ModelPlacer, default_dtype
-from show1_core.text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec
+from show1_core import (
+    CHECKPOINT_FOR_STAGE,
+    T5_DOWNLOAD_GB,
+    EmbeddingCache,
+    EncoderKind,
+    GatedRepoAccessError,
+    MemoryPolicy,
+    ModelPlacer,
+    PlacedStage,
+    Show1Error,
+    Stage,
+    TextEncoder,
+    TextEncoderSpec,
+    WrongStageError,
+    default_dtype,
+    known_checkpoint,
+    load_stage_model,
+    parse_dtype,
+)
 
 from .comfy_bridge import torch_device
 from .model_folders import (
@@ -25,8 +39,8 @@ from .model_folders import (
     stage_choices,
     weight_bytes,
 )
-from .placement import make_placement
-from .types import ENCODER_TITLE, ENCODER_TYPE, MODEL_TYPE, EncoderHandle, StageHandle
+from .placement import placed_stage
+from .types import ENCODER_TITLE, ENCODER_TYPE, MODEL_TYPE, EncoderHandle
 from .widgets import combo_input, memory_input, precision_input
 
 LOADER_CATEGORY = "Show-1/loaders"
@@ -115,15 +129,14 @@ class StageModelLoader(ModelLoader):
         """The released repo id and the local folders holding this stage's UNet."""
         return stage_choices(cls.STAGE)
 
-    def load(self, model: str, precision: str, memory: str) -> tuple[StageHandle]:
+    def load(self, model: str, precision: str, memory: str) -> tuple[PlacedStage]:
         """Resolve (or download) the folder and load the stage's UNet, schedulers and VAE."""
         try:
             folder = resolve_model(model)
         except GatedRepoAccessError as err:
             raise GatedRepoAccessError(f"{err}{GATED_HINT}") from err
         stage_model = load_stage_model(folder, self.STAGE, dtype=resolve_precision(precision))
-        policy = MemoryPolicy(memory)
-        return (StageHandle(stage_model, make_placement(stage_model.modules(), policy), policy),)
+        return (placed_stage(stage_model, MemoryPolicy(memory)),)
 
 
 class KeyframeModelLoader(StageModelLoader):

@@ -16,12 +16,19 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import ModuleType
 from typing import Callable, Iterator
 
-from show1_core.errors import InputError, MissingFilesError
-from show1_core.loading import Stage, known_checkpoint
-from show1_core.loading.detect import stage_of_unet_config
-from show1_core.loading.hub import DEFAULT_MODELS_DIR_ENV, default_models_dir, resolve_checkpoint
-from show1_core.loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT
-from show1_core.text import EncoderKind
+from show1_core import (
+    CHECKPOINT_FOR_STAGE,
+    DEFAULT_MODELS_DIR_ENV,
+    T5_CHECKPOINT,
+    EncoderKind,
+    InputError,
+    MissingFilesError,
+    Stage,
+    default_models_dir,
+    known_checkpoint,
+    resolve_checkpoint,
+    stage_of_unet_config,
+)
 
 FOLDER_NAME = "show1"
 """The ComfyUI model folder name (``models/show1``, and the key in ``extra_model_paths.yaml``)."""

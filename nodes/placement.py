@@ -1,39 +1,31 @@
 """Getting a stage's models onto the accelerator for a run, with or without ComfyUI.
 
 Inside ComfyUI a stage's modules are handed to ComfyUI's model management as one
-``ModelPatcher``: ``load_models_gpu`` makes room (offloading the models of other stages
-or other packs) and loads them; they stay resident until ComfyUI needs the memory.
-Outside ComfyUI show1_core's :class:`~show1_core.memory.ModelPlacer` does the same job
-for the memory policy chosen on the loader.
+``ModelPatcher``: ``load_models_gpu`` makes room (offloading other models as it sees fit)
+and loads them; they stay resident until ComfyUI needs the memory, or, under the
+``low-vram`` policy, this stage's model alone is unloaded after the run. Outside ComfyUI
+show1_core's :class:`~show1_core.ModelPlacer` does the same job. Either way the stage runs
+through show1_core's one stage runner (:class:`~show1_core.PlacedStage`).
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, contextmanager
-from typing import Iterator, Protocol
+from contextlib import contextmanager
+from typing import Iterator
 
-import torch
 from torch import nn
 
-from show1_core.memory import MemoryPolicy, ModelPlacer
+from show1_core import MemoryPolicy, ModelPlacer, PlacedStage, PlacerPlacement, StageModel
 
 from .comfy_bridge import ComfyRuntime, comfy_runtime, torch_device
-
-
-class Placement(Protocol):
-    """Where a stage runs, and how its models get there."""
-
-    device: torch.device
-
-    def running(self) -> AbstractContextManager[None]:
-        """Hold the stage's models on :attr:`device` for the duration of a ``with`` block."""
 
 
 class StageModules(nn.Module):
     """The modules of one stage under one parent, as ComfyUI's ``ModelPatcher`` expects.
 
     Diffusers models expose ``device`` as a read-only property, which ``ModelPatcher``
-    assigns to; this plain container takes that attribute instead.
+    assigns to; this plain container takes that attribute instead. Each stage gets a
+    subclass named after it (:func:`modules_of`), which is the name ComfyUI's log shows.
     """
 
     def __init__(self, modules: list[nn.Module]):
@@ -41,44 +33,47 @@ class StageModules(nn.Module):
         self.parts = nn.ModuleList(modules)
 
 
+def modules_of(model: StageModel) -> StageModules:
+    """The stage's modules in a container named for ComfyUI's log, e.g. ``Show1KeyframesModel``."""
+    name = "Show1" + "".join(word.title() for word in model.stage.value.split("_")) + "Model"
+    return type(name, (StageModules,), {"__doc__": f"The {model.stage.title} model of Show-1."})(model.modules())
+
+
 class ComfyPlacement:
     """Stage models managed by ComfyUI: loaded with ``load_models_gpu``, offloaded when ComfyUI needs room."""
 
-    def __init__(self, runtime: ComfyRuntime, modules: list[nn.Module], policy: MemoryPolicy):
+    def __init__(self, runtime: ComfyRuntime, model: StageModel, policy: MemoryPolicy):
         mm = runtime.model_management
         self._mm = mm
         self.device = mm.get_torch_device()
         self.policy = policy
-        self.patcher = runtime.model_patcher.ModelPatcher(
-            StageModules(modules), load_device=self.device, offload_device=mm.unet_offload_device()
-        )
+        self.patcher = runtime.model_patcher.ModelPatcher(modules_of(model), load_device=self.device, offload_device=mm.unet_offload_device())
 
     @contextmanager
-    def running(self) -> Iterator[None]:
-        """Load the stage fully; with the low-vram policy, unload every model again afterwards."""
+    def holding(self) -> Iterator[None]:
+        """Load the stage fully; under ``low-vram``, unload this stage's model (only it) afterwards."""
         self._mm.load_models_gpu([self.patcher], force_full_load=True)
         try:
             yield
         finally:
             if self.policy == MemoryPolicy.LOW_VRAM:
-                self._mm.unload_all_models()
-                self._mm.soft_empty_cache()
+                self._unload()
+
+    def _unload(self) -> None:
+        """What ``free_memory`` does for one model: ``model_unload`` its entry and drop it from the loaded list."""
+        loaded = self._mm.current_loaded_models
+        for index, entry in enumerate(loaded):
+            if entry.model is self.patcher:
+                if entry.model_unload():
+                    loaded.pop(index)
+                break
+        self._mm.soft_empty_cache()
 
 
-class LocalPlacement:
-    """Stage models moved by show1_core's memory policy (the pack running without ComfyUI)."""
-
-    def __init__(self, modules: list[nn.Module], policy: MemoryPolicy):
-        self.device = torch_device()
-        self._modules = modules
-        self._placer = ModelPlacer(self.device, policy)
-
-    def running(self) -> AbstractContextManager[None]:
-        """Move the modules to the device for the block (and back afterwards, unless all-resident)."""
-        return self._placer.on_device(*self._modules)
-
-
-def make_placement(modules: list[nn.Module], policy: MemoryPolicy) -> Placement:
-    """ComfyUI's model management when the pack runs inside ComfyUI, else show1_core's placer."""
+def placed_stage(model: StageModel, policy: MemoryPolicy) -> PlacedStage:
+    """A loaded stage under ComfyUI's model management inside ComfyUI, else under show1_core's placer."""
     runtime = comfy_runtime()
-    return ComfyPlacement(runtime, modules, policy) if runtime else LocalPlacement(modules, policy)
+    if runtime is not None:
+        return PlacedStage(model, ComfyPlacement(runtime, model, policy), policy)
+    return PlacedStage(model, PlacerPlacement(ModelPlacer(torch_device(), policy), model), policy)
+

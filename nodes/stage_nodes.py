@@ -6,29 +6,26 @@ from dataclasses import replace
 
 import torch
 
-from show1_core.loading import Stage
-from show1_core.settings import PAPER_SETTINGS
-from show1_core.stages import (
-    generate_keyframes,
-    interpolate_frames,
+from show1_core import (
+    PAPER_SETTINGS,
+    EncoderKind,
+    PlacedStage,
+    Stage,
     interpolated_fps,
-    super_resolve_latent,
-    super_resolve_pixels,
-    upscale_bilinear,
-    upscale_first_frame,
+    run_interpolation,
+    run_keyframes,
+    run_latent_sr,
+    run_pixel_sr,
 )
-from show1_core.text import EncoderKind
 
+from .comfy_bridge import progress_callback
 from .image_video import image_to_video, video_to_image
-from .latent_nodes import stage4_input
-from .running import run_stage, vae_frames_per_batch, vae_memory_mode
 from .types import (
     FIRST_FRAME_MODEL,
     INTERPOLATION_MODEL,
     KEYFRAME_MODEL,
     LATENT_SR_MODEL,
     PIXEL_SR_MODEL,
-    StageHandle,
     expect_embeddings,
     expect_stage,
 )
@@ -91,15 +88,14 @@ class Keyframes(VideoStage):
         }
 
     def generate(
-        self, model: StageHandle, t5_embeds: object, width: int, height: int, frames: int, steps: int, guidance: float,
+        self, model: PlacedStage, t5_embeds: object, width: int, height: int, frames: int, steps: int, guidance: float,
         seed: int, fps: float,
     ) -> tuple[torch.Tensor, float]:
         """Text embeddings -> keyframes."""
-        handle = expect_stage(model, Stage.KEYFRAMES, "model")
+        stage = expect_stage(model, Stage.KEYFRAMES, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
         settings = replace(KEYFRAMES, num_frames=frames, height=height, width=width, steps=steps, guidance=guidance, fps=fps)
-        video = run_stage(handle, lambda callback: generate_keyframes(handle.model, embeds, settings, seed, 1, callback))
-        return (video_to_image(video), fps)
+        return (video_to_image(run_keyframes(stage, embeds, settings, seed, progress_callback())), fps)
 
 
 class Interpolation(VideoStage):
@@ -138,18 +134,18 @@ class Interpolation(VideoStage):
         }
 
     def interpolate(
-        self, model: StageHandle, t5_embeds: object, images: torch.Tensor, frames_between: int, steps: int,
+        self, model: PlacedStage, t5_embeds: object, images: torch.Tensor, frames_between: int, steps: int,
         guidance: float, seed: int, fps: float, window_batch: int,
     ) -> tuple[torch.Tensor, float]:
         """Frames -> interpolated frames."""
-        handle = expect_stage(model, Stage.INTERPOLATION, "model")
+        stage = expect_stage(model, Stage.INTERPOLATION, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
-        video_in = image_to_video(images, "images", handle.model.unet.dtype)
+        video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(
             INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance, window_batch=window_batch or None
         )
-        video = run_stage(handle, lambda callback: interpolate_frames(handle.model, video_in, embeds, settings, seed, callback))
-        return (video_to_image(video), interpolated_fps(fps, frames_between))
+        interpolated = run_interpolation(stage, video, embeds, settings, seed, progress_callback())
+        return (video_to_image(interpolated), interpolated_fps(fps, frames_between))
 
 
 class PixelSR(VideoStage):
@@ -193,26 +189,18 @@ class PixelSR(VideoStage):
         }
 
     def upscale(
-        self, model: StageHandle, t5_embeds: object, images: torch.Tensor, steps: int, guidance: float, noise_level: int,
-        seed: int, fps: float, first_frame_model: StageHandle | None = None, first_frame_steps: int = FIRST_FRAME.steps,
+        self, model: PlacedStage, t5_embeds: object, images: torch.Tensor, steps: int, guidance: float, noise_level: int,
+        seed: int, fps: float, first_frame_model: PlacedStage | None = None, first_frame_steps: int = FIRST_FRAME.steps,
         first_frame_guidance: float = FIRST_FRAME.guidance, first_frame_noise_level: int = FIRST_FRAME.noise_level,
     ) -> tuple[torch.Tensor, float]:
         """Low-resolution frames -> frames at 4x the size."""
-        handle = expect_stage(model, Stage.PIXEL_SR, "model")
+        stage = expect_stage(model, Stage.PIXEL_SR, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
-        video = image_to_video(images, "images", handle.model.unet.dtype)
-        low = video[:, :, 0]
-        height, width = low.shape[-2] * PIXEL_SR.scale, low.shape[-1] * PIXEL_SR.scale
-        if first_frame_model is None:
-            first = upscale_bilinear(low, height, width)
-        else:
-            anchor = expect_stage(first_frame_model, Stage.FIRST_FRAME, "first_frame_model")
-            first_settings = replace(FIRST_FRAME, steps=first_frame_steps, guidance=first_frame_guidance, noise_level=first_frame_noise_level)
-            first = run_stage(
-                anchor, lambda callback: upscale_first_frame(anchor.model, low, embeds, height, width, first_settings, seed, callback)
-            )
+        anchor = None if first_frame_model is None else expect_stage(first_frame_model, Stage.FIRST_FRAME, "first_frame_model")
+        video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(PIXEL_SR, steps=steps, guidance=guidance, noise_level=noise_level)
-        upscaled = run_stage(handle, lambda callback: super_resolve_pixels(handle.model, video, embeds, first, settings, seed, callback))
+        anchor_settings = replace(FIRST_FRAME, steps=first_frame_steps, guidance=first_frame_guidance, noise_level=first_frame_noise_level)
+        upscaled, _ = run_pixel_sr(stage, video, embeds, settings, seed, progress_callback(), anchor, anchor_settings)
         return (video_to_image(upscaled), fps)
 
 
@@ -242,20 +230,12 @@ class LatentSR(VideoStage):
         }
 
     def upscale(
-        self, model: StageHandle, clip_embeds: object, images: torch.Tensor, width: int, height: int, steps: int,
+        self, model: PlacedStage, clip_embeds: object, images: torch.Tensor, width: int, height: int, steps: int,
         strength: float, guidance: float, seed: int, fps: float,
     ) -> tuple[torch.Tensor, float]:
         """Frames -> frames at width x height."""
-        handle = expect_stage(model, Stage.LATENT_SR, "model")
+        stage = expect_stage(model, Stage.LATENT_SR, "model")
         embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
-        video = stage4_input(images, handle, width, height, "images")
-        settings = replace(
-            LATENT_SR, width=width, height=height, steps=steps, strength=strength, guidance=guidance,
-            vae_batch=vae_frames_per_batch(handle),
-        )
-
-        def run(callback):
-            with vae_memory_mode(handle):
-                return super_resolve_latent(handle.model, video, embeds, settings, seed, callback)
-
-        return (video_to_image(run_stage(handle, run), clamp=True), fps)
+        video = image_to_video(images, "images", stage.model.unet.dtype)
+        settings = replace(LATENT_SR, width=width, height=height, steps=steps, strength=strength, guidance=guidance)
+        return (video_to_image(run_latent_sr(stage, video, embeds, settings, seed, progress_callback()), clamp=True), fps)

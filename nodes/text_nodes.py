@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from show1_core.errors import InputError
-from show1_core.settings import PAPER_SETTINGS
-from show1_core.stages import PromptEmbeds
-from show1_core.text import EncoderKind
+from show1_core import PAPER_SETTINGS, EncoderKind, InputError, PromptEmbeds
 
 from .comfy_bridge import make_room
 from .types import CLIP_EMBEDS, CLIP_ENCODER, T5_EMBEDS, T5_ENCODER, EncoderHandle, Embeddings, expect_encoder

@@ -2,20 +2,16 @@
 
 Every model socket has its own type, so ComfyUI refuses to wire the model of one stage
 into another stage (or T5 embeddings into the CLIP-conditioned stage 4). The nodes check
-the values again at run time, because an API-format prompt can be written by hand.
+the values again at run time, because an API-format prompt can be written by hand. A model
+socket carries a :class:`~show1_core.PlacedStage`: the loaded stage, how it reaches the
+accelerator, and its memory policy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from show1_core.errors import InputError
-from show1_core.loading import Stage, StageModel
-from show1_core.memory import MemoryPolicy
-from show1_core.stages import PromptEmbeds
-from show1_core.text import EncoderKind, TextEncoder
-
-from .placement import Placement
+from show1_core import EncoderKind, InputError, PlacedStage, PromptEmbeds, Stage, TextEncoder
 
 KEYFRAME_MODEL = "SHOW1_KEYFRAME_MODEL"
 INTERPOLATION_MODEL = "SHOW1_INTERPOLATION_MODEL"
@@ -40,15 +36,6 @@ ENCODER_TITLE = {EncoderKind.T5: "T5 (stages 1-3)", EncoderKind.CLIP: "CLIP (sta
 
 
 @dataclass
-class StageHandle:
-    """A loaded stage model with the way it reaches the accelerator."""
-
-    model: StageModel
-    placement: Placement
-    policy: MemoryPolicy
-
-
-@dataclass
 class EncoderHandle:
     """A text encoder (loaded lazily, on a cache miss) and its embeddings cache."""
 
@@ -70,9 +57,9 @@ class Embeddings:
     embeds: PromptEmbeds
 
 
-def expect_stage(value: object, stage: Stage, input_name: str) -> StageHandle:
-    """The stage handle on ``input_name``; a clear error for anything else or another stage's model."""
-    if not isinstance(value, StageHandle):
+def expect_stage(value: object, stage: Stage, input_name: str) -> PlacedStage:
+    """The placed stage on ``input_name``; a clear error for anything else or another stage's model."""
+    if not isinstance(value, PlacedStage):
         raise InputError(
             f"the {input_name!r} input needs a {MODEL_TYPE[stage]} from the Show-1 {stage.title} loader, "
             f"got {type(value).__name__}"

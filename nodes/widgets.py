@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from show1_core.loading.weights import DTYPES
-from show1_core.memory import MemoryPolicy
-from show1_core.settings import PAPER_SETTINGS
-from show1_core.text import EncoderKind
+from show1_core import DTYPES, PAPER_SETTINGS, EncoderKind, MemoryPolicy
 
 from .types import EMBEDS_TYPE, ENCODER_TITLE
 

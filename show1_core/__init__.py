@@ -1,3 +1,53 @@
-"""show1_core: the Show-1 text-to-video cascade on PyTorch, diffusers and transformers."""
+"""show1_core: the Show-1 text-to-video cascade on PyTorch, diffusers and transformers.
+
+The names in ``__all__`` are the public surface (the ComfyUI node pack uses nothing else).
+They are imported on first use, so ``import show1_core`` itself is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "cascade": ("CascadeCheckpoints", "CascadeResult", "Show1Cascade"),
+    "errors": (
+        "CheckpointError", "CorruptCheckpointError", "GatedRepoAccessError", "GenerationCancelled", "HubError", "InputError",
+        "MissingFilesError", "NonFiniteOutputError", "OfflineError", "OutOfMemoryError", "Show1Error", "StateDictMismatchError",
+        "UnsafeCheckpointError", "WrongStageError",
+    ),
+    "loading": (
+        "CHECKPOINT_FOR_STAGE", "DTYPES", "KNOWN_CHECKPOINTS", "KnownCheckpoint", "Stage", "StageModel", "T5_CHECKPOINT",
+        "T5_DOWNLOAD_GB", "known_checkpoint", "load_stage_model", "parse_dtype", "stage_of_unet_config",
+    ),
+    "loading.hub": ("DEFAULT_MODELS_DIR_ENV", "default_models_dir", "resolve_checkpoint"),
+    "memory": ("POLICY_SETTINGS", "MemoryPolicy", "ModelPlacer", "PolicySettings", "default_device", "default_dtype", "resolve_device"),
+    "preview": ("preview_image",),
+    "runner": (
+        "PlacedStage", "Placement", "PlacerPlacement", "place", "run_interpolation", "run_keyframes", "run_latent_refine",
+        "run_latent_sr", "run_pixel_sr", "run_vae_decode", "run_vae_encode",
+    ),
+    "settings": (
+        "PAPER_SETTINGS", "CascadeSettings", "FirstFrameSettings", "InterpolationSettings", "KeyframeSettings", "LatentSRSettings",
+        "PixelSRSettings",
+    ),
+    "stages": ("PromptEmbeds", "StepCallback", "StepEvent", "interpolated_fps", "window_starts"),
+    "text": ("EmbeddingCache", "EncoderKind", "TextEncoder", "TextEncoderSpec"),
+}
+_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use."""
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'show1_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

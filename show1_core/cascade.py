@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -12,20 +12,10 @@ from .errors import InputError
 from .loading.hub import resolve_checkpoint
 from .loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, Stage
 from .loading.stage_model import StageModel, load_stage_model
-from .memory import MemoryPolicy, ModelPlacer, default_dtype, explain_out_of_memory, resolve_device, tiled_vae
+from .memory import MemoryPolicy, ModelPlacer, default_dtype, resolve_device
+from .runner import PlacedStage, place, run_interpolation, run_keyframes, run_latent_sr, run_pixel_sr
 from .settings import PAPER_SETTINGS, CascadeSettings
-from .stages import (
-    PromptEmbeds,
-    StepCallback,
-    generate_keyframes,
-    interpolate_frames,
-    interpolated_fps,
-    prepare_input,
-    super_resolve_latent,
-    super_resolve_pixels,
-    upscale_bilinear,
-    upscale_first_frame,
-)
+from .stages import PromptEmbeds, StepCallback, interpolated_fps
 from .text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec
 
 STAGE_COUNT = 4
@@ -33,13 +23,13 @@ STAGE_COUNT = 4
 
 @dataclass
 class CascadeCheckpoints:
-    """Local folders of every model the cascade uses."""
+    """Local folders of every model the cascade uses (``None``: a stage that will not run)."""
 
-    keyframes: Path
-    interpolation: Path
-    pixel_sr: Path
-    latent_sr: Path
     t5: Path
+    keyframes: Path | None = None
+    interpolation: Path | None = None
+    pixel_sr: Path | None = None
+    latent_sr: Path | None = None
     first_frame: Path | None = None
 
     @classmethod
@@ -48,14 +38,14 @@ class CascadeCheckpoints:
     ) -> "CascadeCheckpoints":
         """Find (downloading on first use) the checkpoints for the first ``stages`` stages."""
 
-        def get(stage: Stage, needed_from: int, **kw) -> Path:
+        def get(stage: Stage, needed_from: int) -> Path | None:
             if stages < needed_from:
-                return Path()
-            return resolve_checkpoint(CHECKPOINT_FOR_STAGE[stage].name, models_dir, allow_download=allow_download, **kw)
+                return None
+            return resolve_checkpoint(CHECKPOINT_FOR_STAGE[stage].name, models_dir, allow_download=allow_download)
 
         return cls(
-            keyframes=get(Stage.KEYFRAMES, 1),
             t5=resolve_checkpoint(T5_CHECKPOINT.name, models_dir, with_text_encoder=True, allow_download=allow_download),
+            keyframes=get(Stage.KEYFRAMES, 1),
             interpolation=get(Stage.INTERPOLATION, 2),
             pixel_sr=get(Stage.PIXEL_SR, 3),
             first_frame=get(Stage.FIRST_FRAME, 3) if use_first_frame_model else None,
@@ -118,15 +108,15 @@ class Show1Cascade:
     def model(self, stage: Stage) -> StageModel:
         """The stage's models, loaded on first use (kept on the CPU between uses unless freed)."""
         if stage not in self._models:
-            folder = {
-                Stage.KEYFRAMES: self.checkpoints.keyframes,
-                Stage.INTERPOLATION: self.checkpoints.interpolation,
-                Stage.FIRST_FRAME: self.checkpoints.first_frame,
-                Stage.PIXEL_SR: self.checkpoints.pixel_sr,
-                Stage.LATENT_SR: self.checkpoints.latent_sr,
-            }[stage]
+            folder = getattr(self.checkpoints, stage.value)
+            if folder is None:
+                raise InputError(f"no checkpoint was resolved for the {stage.title}; resolve the cascade for that stage")
             self._models[stage] = load_stage_model(folder, stage, dtype=self.dtype)
         return self._models[stage]
+
+    def placed(self, stage: Stage) -> PlacedStage:
+        """The stage's models under this cascade's memory policy."""
+        return place(self.model(stage), self.placer)
 
     def _done_with(self, stage: Stage) -> None:
         if self.placer.settings.free_after_stage and stage in self._models:
@@ -139,11 +129,6 @@ class Show1Cascade:
         spec = TextEncoderSpec(folder, kind, dtype=self.dtype)
         encoder = TextEncoder(spec, self.placer, self.cache, loader=self._text_loaders.get(kind))
         return encoder.encode(prompt, negative, clean_caption)
-
-    def _run_stage(self, stage: Stage, fn, *args, **kwargs) -> torch.Tensor:
-        model = self.model(stage)
-        with explain_out_of_memory(f"the {stage.title}"), self.placer.on_device(*model.modules()):
-            return fn(model, *args, **kwargs).to("cpu")
 
     def run(
         self,
@@ -175,33 +160,25 @@ class Show1Cascade:
 
         kf = settings.keyframes
         started("keyframes")
-        finish("keyframes", Stage.KEYFRAMES, self._run_stage(Stage.KEYFRAMES, generate_keyframes, t5, kf, seed, callback=callback), kf.fps)
+        finish("keyframes", Stage.KEYFRAMES, run_keyframes(self.placed(Stage.KEYFRAMES), t5, kf, seed, callback), kf.fps)
         if stages >= 2:
             it = settings.interpolation
             started("interpolated")
-            video = self._run_stage(Stage.INTERPOLATION, interpolate_frames, result.keyframes, t5, it, seed, callback=callback)
+            video = run_interpolation(self.placed(Stage.INTERPOLATION), result.keyframes, t5, it, seed, callback)
             finish("interpolated", Stage.INTERPOLATION, video, interpolated_fps(kf.fps, it.frames_between))
         if stages >= 3:
-            low = result.interpolated[:, :, 0]
-            sr = settings.pixel_sr
-            height, width = low.shape[-2] * sr.scale, low.shape[-1] * sr.scale
-            if self.checkpoints.first_frame is not None or Stage.FIRST_FRAME in self._models:
-                started("first_frame")
-                first = self._run_stage(Stage.FIRST_FRAME, upscale_first_frame, low, t5, height, width, settings.first_frame, seed, callback=callback)
-                self._done_with(Stage.FIRST_FRAME)
-            else:
-                first = upscale_bilinear(low, height, width)
-            result.first_frame = first
+            use_anchor_model = self.checkpoints.first_frame is not None or Stage.FIRST_FRAME in self._models
             started("pixel_sr")
-            video = self._run_stage(Stage.PIXEL_SR, super_resolve_pixels, result.interpolated, t5, first, sr, seed, callback=callback)
+            video, result.first_frame = run_pixel_sr(
+                self.placed(Stage.PIXEL_SR), result.interpolated, t5, settings.pixel_sr, seed, callback,
+                self.placed(Stage.FIRST_FRAME) if use_anchor_model else None, settings.first_frame,
+            )
+            self._done_with(Stage.FIRST_FRAME)
             finish("pixel_sr", Stage.PIXEL_SR, video, result.fps["interpolated"])
         if stages >= 4:
-            ls = replace(settings.latent_sr, vae_batch=min(settings.latent_sr.vae_batch, self.placer.settings.vae_frames_per_batch))
             started("text_clip")
             clip = self.encode(EncoderKind.CLIP, prompt, settings.latent_negative_prompt)
-            _, video_in = prepare_input(result.pixel_sr, ls.width, ls.height)
             started("latent_sr")
-            with tiled_vae(self.model(Stage.LATENT_SR).vae, self.placer.settings.vae_tiling):
-                video = self._run_stage(Stage.LATENT_SR, super_resolve_latent, video_in, clip, ls, seed, callback=callback)
+            video = run_latent_sr(self.placed(Stage.LATENT_SR), result.pixel_sr, clip, settings.latent_sr, seed, callback)
             finish("latent_sr", Stage.LATENT_SR, video, result.fps["pixel_sr"])
         return result

@@ -58,11 +58,11 @@ class ProgressBars:
     def __call__(self, event) -> None:
         from tqdm.auto import tqdm
 
-        if event.stage != self._stage:
+        if event.stage != self._stage or self._bar is None:
             self.close()
             self._stage = event.stage
-            self._bar = tqdm(total=event.parts * event.total, desc=event.stage, unit="step")
-        self._bar.n = event.part * event.total + event.step
+            self._bar = tqdm(total=event.total, desc=event.stage, unit="step")
+        self._bar.n = event.step
         self._bar.refresh()
 
     def close(self) -> None:

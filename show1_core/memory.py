@@ -1,11 +1,16 @@
 """Memory policy: which models sit on the accelerator, and when they leave it.
 
-``low-vram``     one model on the accelerator at a time; the T5 encoder streams block by
-                 block (accelerate's sequential offload); finished stages are freed from
-                 RAM too; the VAE decodes one frame at a time with tiling.
-``balanced``     (default) one large model on the accelerator at a time, the others wait
-                 on the CPU; the T5 encoder streams block by block.
+``low-vram``     a stage's models leave the accelerator as soon as the stage ends, and
+                 finished stages are freed from RAM too; the T5 encoder streams block by
+                 block (accelerate's sequential offload); the VAE works one frame at a time
+                 with tiling.
+``balanced``     (default) one large model on the accelerator at a time: a stage's models
+                 stay there after it until another model needs the device; the T5 encoder
+                 streams block by block.
 ``all-resident`` every model stays on the accelerator once loaded (fastest, most memory).
+
+The same meaning holds inside ComfyUI, where its model management does the moving (see the
+node pack's placement).
 
 ``balanced`` is designed to keep the full default cascade (29 frames at 576x320, paper
 settings) well under the paper's 15 GB peak; docs/PERFORMANCE.md has the per-stage budget
@@ -40,17 +45,21 @@ class MemoryPolicy(str, Enum):
 class PolicySettings:
     """What a policy means in practice."""
 
-    keep_on_device: bool
+    one_model_at_a_time: bool
+    """Other models leave the accelerator before a stage's models move there."""
+    release_after_stage: bool
+    """A stage's models leave the accelerator as soon as it ends."""
     free_after_stage: bool
+    """The cascade drops a finished stage's models from RAM too."""
     stream_text_encoder: bool
     vae_frames_per_batch: int
     vae_tiling: bool
 
 
 POLICY_SETTINGS = {
-    MemoryPolicy.LOW_VRAM: PolicySettings(False, True, True, 1, True),
-    MemoryPolicy.BALANCED: PolicySettings(False, False, True, 8, False),
-    MemoryPolicy.ALL_RESIDENT: PolicySettings(True, False, False, 32, False),
+    MemoryPolicy.LOW_VRAM: PolicySettings(True, True, True, True, 1, True),
+    MemoryPolicy.BALANCED: PolicySettings(True, False, False, True, 8, False),
+    MemoryPolicy.ALL_RESIDENT: PolicySettings(False, False, False, False, 32, False),
 }
 
 
@@ -112,13 +121,13 @@ class ModelPlacer:
 
     @contextmanager
     def on_device(self, *modules: nn.Module) -> Iterator[None]:
-        """Run a block with ``modules`` on the accelerator; others leave first unless all-resident.
+        """Run a block with ``modules`` on the accelerator, other models leaving first as the policy says.
 
-        On exit (also after an error or a cancel) the modules go back to the CPU unless
-        the policy keeps them resident, so a failed stage never strands memory.
+        With ``low-vram`` the modules go back to the CPU on exit, also after an error or a
+        cancel; with the other policies they stay until another stage needs the room.
         """
         modules_list = [m for m in modules if m is not None]
-        if not self.settings.keep_on_device:
+        if self.settings.one_model_at_a_time:
             self._evict(modules_list)
         for module in modules_list:
             module.to(self.device)
@@ -127,7 +136,7 @@ class ModelPlacer:
         try:
             yield
         finally:
-            if not self.settings.keep_on_device:
+            if self.settings.release_after_stage:
                 self._evict([])
 
     def streams_large_encoders(self) -> bool:
@@ -190,11 +199,6 @@ def reset_peak_memory(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    """Whether an exception is an accelerator out-of-memory error."""
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
-
-
 OOM_ADVICE = "Use fp16 or bf16, the low-vram memory policy, or a smaller size or frame count."
 
 
@@ -208,9 +212,7 @@ def retry_smaller_on_oom(run: Callable[[int], T], chunk: int, device: torch.devi
     while True:
         try:
             return run(chunk)
-        except (torch.OutOfMemoryError, RuntimeError) as err:
-            if not is_out_of_memory(err):
-                raise
+        except torch.OutOfMemoryError as err:
             if chunk <= 1:
                 raise OutOfMemoryError(f"{what} ran out of accelerator memory even one at a time. {OOM_ADVICE}") from err
         # outside the except block, so the failed attempt's tensors (held by the traceback) are gone
@@ -223,7 +225,5 @@ def explain_out_of_memory(what: str) -> Iterator[None]:
     """Turn an accelerator out-of-memory error inside the block into an actionable :class:`OutOfMemoryError`."""
     try:
         yield
-    except (torch.OutOfMemoryError, RuntimeError) as err:
-        if not is_out_of_memory(err):
-            raise
+    except torch.OutOfMemoryError as err:
         raise OutOfMemoryError(f"{what} ran out of accelerator memory. {OOM_ADVICE}") from err

@@ -14,8 +14,9 @@ SD_LATENT_TO_RGB = torch.tensor(
 
 
 def preview_image(event: StepEvent, frame: int = 0) -> Image.Image:
-    """One frame of the current sample as an RGB image (pixels for stages 1-3, approximate colours for latents)."""
-    sample = event.sample[0, :, frame].detach().float().cpu()
+    """One frame of the current clean estimate (else the sample) as an RGB image (approximate colours for latents)."""
+    source = event.denoised if event.denoised is not None else event.sample
+    sample = source[0, :, frame].detach().float().cpu()
     if sample.shape[0] == SD_LATENT_TO_RGB.shape[0]:
         rgb = torch.einsum("chw,cr->rhw", sample, SD_LATENT_TO_RGB)
     else:

@@ -19,10 +19,9 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from safetensors.torch import save_file
+from huggingface_hub import save_torch_state_dict, split_torch_state_dict_into_shards
 
 from .loading.registry import KNOWN_CHECKPOINTS
-from .loading.weights import drop_tied_duplicates
 from .models import Show1UNet
 
 TEXT_WIDTH = 32
@@ -65,24 +64,20 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def _save_weights(model: torch.nn.Module, folder: Path, stem: str, fmt: str, shards: int = 1) -> None:
+def _save_weights(model: torch.nn.Module, folder: Path, stem: str, fmt: str, sharded: bool = False) -> None:
+    """The model's weights in the released file layout: one file, or (``sharded``) two files and an index."""
     state = model.state_dict()
-    state = {k: v.contiguous() for k, v in (drop_tied_duplicates(state) if fmt == "safetensors" else state).items()}
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = ".safetensors" if fmt == "safetensors" else ".bin"
-    if shards == 1:
-        path = folder / f"{stem}{suffix}"
-        save_file(state, str(path)) if fmt == "safetensors" else torch.save(state, path)
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    size = int(total * 0.6) if sharded else 2 * total
+    if fmt == "safetensors":
+        save_torch_state_dict(state, folder, filename_pattern=stem + "{suffix}.safetensors", max_shard_size=size)
         return
-    keys = sorted(state)
-    groups = [keys[i::shards] for i in range(shards)]
-    weight_map = {}
-    for i, group in enumerate(groups, start=1):
-        name = f"{stem}-{i:05d}-of-{shards:05d}{suffix}"
-        part = {k: state[k] for k in group}
-        save_file(part, str(folder / name)) if fmt == "safetensors" else torch.save(part, folder / name)
-        weight_map.update({k: name for k in group})
-    _write_json(folder / f"{stem}{suffix}.index.json", {"metadata": {}, "weight_map": weight_map})
+    split = split_torch_state_dict_into_shards(state, filename_pattern=stem + "{suffix}.bin", max_shard_size=size)
+    folder.mkdir(parents=True, exist_ok=True)
+    for filename, names in split.filename_to_tensors.items():
+        torch.save({name: state[name].contiguous() for name in names}, folder / filename)
+    if split.is_sharded:
+        _write_json(folder / f"{stem}.bin.index.json", {"metadata": split.metadata, "weight_map": split.tensor_to_filename})
 
 
 def _t5_tokenizer(folder: Path) -> None:
@@ -159,7 +154,7 @@ def _write_t5(root: Path, fmt: str) -> None:
     )
     model = T5EncoderModel(config)
     _write_json(root / "text_encoder" / "config.json", {**config.to_dict(), "architectures": ["T5EncoderModel"]})
-    _save_weights(model, root / "text_encoder", "pytorch_model" if fmt == "bin" else "model", fmt, shards=2)
+    _save_weights(model, root / "text_encoder", "pytorch_model" if fmt == "bin" else "model", fmt, sharded=True)
 
 
 def _write_clip(root: Path, fmt: str) -> None:

@@ -10,8 +10,12 @@ Read from ComfyUI's source (Comfy-Org/ComfyUI and comfyanonymous/ComfyUI):
 * ``comfy.model_patcher.ModelPatcher(model, load_device, offload_device)`` assigns
   ``model.device`` when it loads or unloads (so a diffusers model, whose ``device`` is a
   read-only property, cannot be wrapped directly).
-* ``comfy.model_management.load_models_gpu`` loads patchers onto their load device;
-  ``unload_all_models`` offloads them; ``free_memory`` makes room.
+* ``comfy.model_management.load_models_gpu`` wraps each patcher in a ``LoadedModel`` (whose
+  ``model`` is the patcher), loads it onto its load device and inserts it at the front of the
+  module-global ``current_loaded_models`` list, unless an equal entry is there already;
+  ``LoadedModel.model_unload()`` detaches the patcher (weights back to its offload device) and
+  returns True; ``free_memory`` unloads entries and pops them from that list;
+  ``unload_all_models`` is ``free_memory(1e30, ...)`` for every loaded model.
 * ``folder_paths.add_model_folder_path`` registers (or extends) a model folder name;
   ``get_folder_paths`` raises ``KeyError`` for an unknown name.
 """
@@ -31,6 +35,17 @@ import torch
 
 class InterruptProcessingException(Exception):
     """Raised by ``throw_exception_if_processing_interrupted`` after Cancel (as ComfyUI's)."""
+
+
+class FakeLoadedModel:
+    """``comfy.model_management.LoadedModel`` as far as unloading goes."""
+
+    def __init__(self, patcher: "FakeModelPatcher"):
+        self.model = patcher
+
+    def model_unload(self, memory_to_free=None, unpatch_weights=True) -> bool:
+        self.model.unpatch_model(self.model.offload_device)
+        return True
 
 
 @dataclass
@@ -76,7 +91,6 @@ class FakeComfy:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.log = ComfyLog()
         self.interrupted = False
-        self.loaded: list[FakeModelPatcher] = []
         self.modules = {
             "comfy": self._package(),
             "comfy.model_management": self._model_management(),
@@ -95,6 +109,11 @@ class FakeComfy:
     def mm(self) -> ModuleType:
         """The fake ``comfy.model_management``."""
         return self.modules["comfy.model_management"]
+
+    @property
+    def loaded(self) -> list[FakeModelPatcher]:
+        """The patchers ComfyUI holds as loaded (``current_loaded_models``' models)."""
+        return [entry.model for entry in self.mm.current_loaded_models]
 
     def install_progress_hook(self) -> None:
         """What ComfyUI's ``main.py`` does at start-up: a progress hook that honours Cancel first."""
@@ -120,19 +139,20 @@ class FakeComfy:
         mm.intermediate_device = lambda: cpu
         mm.intermediate_dtype = lambda: torch.float32
         mm.soft_empty_cache = lambda force=False: None
+        mm.current_loaded_models = []
 
         def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None, force_full_load=False):
             for patcher in models:
                 patcher.patch_model(patcher.load_device)
                 self.log.loads.append((patcher, force_full_load))
                 if patcher not in self.loaded:
-                    self.loaded.append(patcher)
+                    mm.current_loaded_models.insert(0, FakeLoadedModel(patcher))
 
         def unload_all_models():
             self.log.unload_all += 1
-            for patcher in self.loaded:
-                patcher.unpatch_model(patcher.offload_device)
-            self.loaded.clear()
+            for entry in mm.current_loaded_models:
+                entry.model_unload()
+            mm.current_loaded_models.clear()
 
         def free_memory(memory_required, device, keep_loaded=()):
             self.log.freed.append(memory_required)

@@ -17,6 +17,6 @@ def test_tiny_benchmark_reports_every_step(tmp_path, monkeypatch):
     assert bench.main(["--mode", "tiny"]) == 0
     report = json.loads(next(tmp_path.glob("tiny-*.json")).read_text())
     steps = [row["step"] for row in report["policies"]["balanced"]]
-    assert steps == ["text_t5", "keyframes", "interpolated", "first_frame", "pixel_sr", "text_clip", "latent_sr"]
+    assert steps == ["text_t5", "keyframes", "interpolated", "pixel_sr", "text_clip", "latent_sr"]
     assert all(row["seconds"] > 0 for row in report["policies"]["balanced"])
     assert report["interpolation_batching"]["speedup"] > 0

@@ -71,8 +71,13 @@ def test_a_git_clone_without_pip_install_finds_show1_core_next_to_the_pack():
         sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
         import importlib.util
         assert importlib.util.find_spec("show1_core") is None
+        path_before = list(sys.path)
         """,
         IMPORT_LIKE_COMFYUI,
+        """
+        import show1_core.loading.components, show1_core.stages.sampling  # subpackages resolve too
+        assert sys.path == path_before, "the pack changed sys.path"
+        """,
     )
     assert result.returncode == 0, result.stderr
     core_file, classes, _ = result.stdout.strip().splitlines()

@@ -90,8 +90,9 @@ def test_keyframes_match_show1_core_and_go_through_comfyuis_model_management(fak
     (patcher, force_full_load), = fake.log.loads
     assert force_full_load and patcher.load_device == torch.device("cpu")
     assert list(patcher.model.parts) == [keyframe_model.model.unet]
+    assert type(patcher.model).__name__ == "Show1KeyframesModel"  # the name ComfyUI's log shows
     assert patcher.model.device == torch.device("cpu")  # ModelPatcher assigns it, on the container
-    assert [(value, total) for value, total, _ in fake.log.progress] == [(1, STEPS), (2, STEPS)]
+    assert [(value, total) for value, total, _ in fake.log.progress] == [(0, STEPS), (1, STEPS), (2, STEPS)]
     kind, preview, max_size = fake.log.progress[-1][2]
     assert kind == "JPEG" and isinstance(preview, Image.Image) and preview.size == (16, 8) and max_size is None
 
@@ -102,10 +103,27 @@ def test_results_are_returned_on_comfyuis_intermediate_device(fake, models):
     assert images.device.type == "meta"
 
 
-def test_the_low_vram_policy_unloads_after_the_stage(fake, models):
+def test_the_low_vram_policy_unloads_its_own_model_only(fake, models):
+    other = load("Show1InterpolationModelLoader", "show-1-interpolation")
+    fake.mm.load_models_gpu([other.placement.patcher])  # another model ComfyUI holds
     handle = load("Show1KeyframeModelLoader", "show-1-base", memory="low-vram")
     run_keyframes(handle, models["t5_embeds"])
-    assert fake.log.unload_all == 1 and not fake.loaded
+    assert fake.log.unload_all == 0 and fake.loaded == [other.placement.patcher]
+
+
+@pytest.mark.parametrize("policy, after", [("low-vram", "cpu"), ("balanced", "meta"), ("all-resident", "meta")])
+def test_comfyuis_placement_moves_the_stage_and_keeps_it_as_the_policy_says(fake, policy, after):
+    """Seen through the parameters' device, with meta standing in for ComfyUI's torch device."""
+    from devices import ACCELERATOR, RoundTrip, where
+    from show1_core import MemoryPolicy, Stage, StageModel
+
+    fake.mm.get_torch_device = lambda: ACCELERATOR
+    model = StageModel(Stage.KEYFRAMES, RoundTrip(), scheduler=None)
+    stage = pack_module("placement").placed_stage(model, MemoryPolicy(policy))
+    assert where(model.unet) == "cpu"
+    with stage.placement.holding():
+        assert where(model.unet) == "meta"
+    assert where(model.unet) == after
 
 
 def test_nodes_run_without_comfyui(models, monkeypatch):
@@ -151,14 +169,15 @@ def test_pixel_sr_matches_show1_core_with_a_bilinear_or_if_ii_l_first_frame(fake
     first = upscale_bilinear(video[:, :, 0], 32, 64)
     expected = super_resolve_pixels(handle.model, video, embeds.embeds, first, replace(PAPER_SETTINGS.pixel_sr, steps=STEPS), SEED)
     assert torch.equal(images, pack_module("image_video").video_to_image(expected)) and fps == 8.0
-    assert [(value, total) for value, total, _ in fake.log.progress] == [(1, STEPS), (2, STEPS)]
+    assert [(value, total) for value, total, _ in fake.log.progress] == [(0, STEPS), (1, STEPS), (2, STEPS)]
 
     fake.log.progress.clear()
     anchored, _ = nodes()["Show1PixelSR"]().upscale(
         handle, embeds, low, **arguments, first_frame_model=models["first_frame"], first_frame_steps=STEPS
     )
     assert anchored.shape == (5, 32, 64, 3) and not torch.equal(anchored, images)
-    assert len(fake.log.progress) == 2 * STEPS  # the IF-II-L first frame, then the window
+    # one bar for the node: the IF-II-L first frame's steps, then the window's, rising once to the total
+    assert [(value, total) for value, total, _ in fake.log.progress] == [(step, 2 * STEPS) for step in range(2 * STEPS + 1)]
 
 
 def test_latent_sr_reproduces_the_cascades_stage_4_exactly(models):
@@ -178,9 +197,8 @@ def test_the_latent_nodes_encode_refine_and_decode_video_latents(models, monkeyp
     handle, embeds = models["latent_sr"], models["clip_embeds"]
     source = frames(5, 20, 36)
     (latent,) = nodes()["Show1VAEEncode"]().encode(handle, source, 64, 32, SEED)
-    video = pack_module("latent_nodes").stage4_input(source, handle, 64, 32, "images")
-    chunk = pack_module("running").vae_frames_per_batch(handle)
-    assert torch.equal(latent["samples"], encode_video(handle.model.vae, video, seeded_generator(SEED), chunk))
+    _, video = prepare_input(pack_module("image_video").image_to_video(source, "x"), 64, 32)
+    assert torch.equal(latent["samples"], encode_video(handle.model.vae, video, seeded_generator(SEED), 8))
     assert latent["samples"].shape == (1, 4, 5, 4, 8)
     (refined,) = nodes()["Show1LatentRefine"]().refine(handle, embeds, latent | {"batch_index": [0]}, STEPS, 0.8, 15.0, SEED)
     assert refined["samples"].shape == latent["samples"].shape and refined["batch_index"] == [0]
@@ -239,45 +257,51 @@ def test_stage_nodes_explain_frames_they_cannot_use(models):
         nodes()["Show1LatentSR"]().upscale(models["latent_sr"], models["clip_embeds"], torch.rand(2, 8, 8, 4), 64, 32, STEPS, 0.8, 15.0, 0, 8.0)
 
 
-def test_hand_off_between_show1_nodes_is_exact_at_fp16():
-    """Unclamped IMAGE hand-offs: an fp16 video (thresholded to +-1.5, as stages 1-3 produce) survives the round trip."""
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_hand_off_between_show1_nodes_is_exact(dtype):
+    """Every value survives, the ones near zero that (x + 1) / 2 would round away included."""
     image_video = pack_module("image_video")
-    video = (torch.rand(1, 3, 4, 8, 16, generator=torch.Generator().manual_seed(0)) * 3 - 1.5).half()
-    video = torch.where(video.abs() < 2**-13, torch.zeros_like(video), video)  # fp16 values below the fp32 sum's ulp
-    back = image_video.image_to_video(image_video.video_to_image(video), "images").half()
-    assert torch.equal(back, video)
-    assert image_video.video_to_image(video).max() > 1  # nothing was clamped
+    video = (torch.rand(1, 3, 4, 8, 16, generator=torch.Generator().manual_seed(0)) * 3 - 1.5).to(dtype)
+    video[0, 0, 0, 0, :4] = torch.tensor([2**-20, -(2**-14), 3e-5, 0.0]).to(dtype)
+    images = image_video.video_to_image(video)
+    assert images.max() > 1  # nothing was clamped
+    assert torch.equal(image_video.image_to_video(images, "images", dtype), video)
+
+
+def test_an_image_edited_between_show1_nodes_is_converted_not_taken_stale():
+    image_video = pack_module("image_video")
+    video = torch.rand(1, 3, 2, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    images = image_video.video_to_image(video)
+    images.mul_(0.5)  # another node changed the frames in place
+    assert torch.equal(image_video.image_to_video(images, "images"), images.permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1)
+    fresh = images.clone()  # a new tensor (any other node's output) carries nothing
+    assert image_video.carried_video(fresh) is None
 
 
 def test_node_chain_reproduces_the_cascade(tiny, monkeypatch):
-    """Keyframes -> Interpolation -> Pixel SR -> Expert Latent SR as nodes computes what `show1 generate` computes.
-
-    Run in bf16, where the IMAGE hand-offs are exact (as at the GPU default, fp16): in fp32
-    their ~1e-7 rounding is amplified by these random 2-step models far beyond any tolerance.
-    Only values within 2**-16 of zero may round away at a hand-off.
-    """
+    """Keyframes -> Interpolation -> Pixel SR -> Expert Latent SR as nodes computes exactly what `show1 generate` does."""
     from show1_core.cascade import CascadeCheckpoints, Show1Cascade
     from show1_core.settings import CascadeSettings, InterpolationSettings, LatentSRSettings, PixelSRSettings
 
     monkeypatch.setenv("SHOW1_MODELS_DIR", str(tiny))
     graph = nodes()
 
-    def load_bf16(node_id, name):
-        return graph[node_id]().load(name, "bf16", "balanced")[0]
+    def load_fp32(node_id, name):
+        return graph[node_id]().load(name, "fp32", "balanced")[0]
 
     t5_embeds, clip_embeds = graph["Show1TextEncode"]().encode(
         "a panda", "", "low resolution, blur", False,
-        t5=load_bf16("Show1T5Loader", "show-1-base"), clip=load_bf16("Show1CLIPLoader", "show-1-sr2"),
+        t5=load_fp32("Show1T5Loader", "show-1-base"), clip=load_fp32("Show1CLIPLoader", "show-1-sr2"),
     )
-    keyframes, fps = run_keyframes(load_bf16("Show1KeyframeModelLoader", "show-1-base"), t5_embeds)
+    keyframes, fps = run_keyframes(load_fp32("Show1KeyframeModelLoader", "show-1-base"), t5_embeds)
     interpolated, fps = graph["Show1Interpolation"]().interpolate(
-        load_bf16("Show1InterpolationModelLoader", "show-1-interpolation"), t5_embeds, keyframes, 3, STEPS, 4.0, SEED, fps, 0
+        load_fp32("Show1InterpolationModelLoader", "show-1-interpolation"), t5_embeds, keyframes, 3, STEPS, 4.0, SEED, fps, 0
     )
     upscaled, fps = graph["Show1PixelSR"]().upscale(
-        load_bf16("Show1PixelSRModelLoader", "show-1-sr1"), t5_embeds, interpolated, STEPS, 7.0, 250, SEED, fps
+        load_fp32("Show1PixelSRModelLoader", "show-1-sr1"), t5_embeds, interpolated, STEPS, 7.0, 250, SEED, fps
     )
     final, fps = graph["Show1LatentSR"]().upscale(
-        load_bf16("Show1LatentSRModelLoader", "show-1-sr2"), clip_embeds, upscaled, 64, 32, STEPS, 0.5, 15.0, SEED, fps
+        load_fp32("Show1LatentSRModelLoader", "show-1-sr2"), clip_embeds, upscaled, 64, 32, STEPS, 0.5, 15.0, SEED, fps
     )
 
     settings = CascadeSettings(
@@ -288,13 +312,11 @@ def test_node_chain_reproduces_the_cascade(tiny, monkeypatch):
         seed=SEED,
     )
     checkpoints = CascadeCheckpoints.resolve(tiny, allow_download=False, use_first_frame_model=False)
-    expected = Show1Cascade(checkpoints, device="cpu", dtype=torch.bfloat16).run("a panda", settings)
+    expected = Show1Cascade(checkpoints, device="cpu", dtype=torch.float32).run("a panda", settings)
 
-    def video(images):
-        return images.permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1
-
-    assert torch.equal(video(keyframes).bfloat16(), expected.keyframes)
-    assert torch.equal(video(interpolated).bfloat16(), expected.interpolated)
-    assert (video(upscaled) - expected.pixel_sr.float()).abs().max() < 2**-16
-    assert (video(final) - expected.latent_sr.float().clamp(-1, 1)).abs().max() < 2**-16
+    to_image = pack_module("image_video").video_to_image
+    assert torch.equal(keyframes, to_image(expected.keyframes))
+    assert torch.equal(interpolated, to_image(expected.interpolated))
+    assert torch.equal(upscaled, to_image(expected.pixel_sr))
+    assert torch.equal(final, to_image(expected.latent_sr, clamp=True))
     assert fps == expected.fps["latent_sr"]

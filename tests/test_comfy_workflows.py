@@ -191,21 +191,21 @@ def test_validation_needs_an_output_node_and_known_nodes(fake):
 
 
 def test_cancel_stops_a_running_stage_through_comfyuis_progress_hook(fake):
-    """Cancel during step 2 of 5: ComfyUI's hook raises on the next progress update and nothing downstream runs."""
+    """Cancel pressed as the stage starts: ComfyUI's hook raises on the next update (after step 1) and nothing downstream runs."""
     prompt = shrink(_load(WORKFLOWS / "api" / "show1_keyframes_preview.json"))
     keyframes = next(node for node in prompt.values() if node["class_type"] == "Show1Keyframes")
     keyframes["inputs"]["steps"] = 5
     utils = fake.modules["comfy.utils"]
     comfy_hook = utils.PROGRESS_BAR_HOOK
 
-    def user_presses_cancel_during_step_two(value, total, preview, prompt_id=None, node_id=None):
+    def user_presses_cancel_as_the_stage_starts(value, total, preview, prompt_id=None, node_id=None):
         comfy_hook(value, total, preview, node_id=node_id)
         fake.mm.interrupt_current_processing()
 
-    utils.set_progress_bar_global_hook(user_presses_cancel_during_step_two)
+    utils.set_progress_bar_global_hook(user_presses_cancel_as_the_stage_starts)
     with pytest.raises(InterruptProcessingException):
         Executor(all_classes()).run(prompt)
-    assert [(value, total) for value, total, _ in fake.log.progress] == [(1, 5)]
+    assert [(value, total) for value, total, _ in fake.log.progress] == [(0, 5)]
     assert not any((fake.root / "output").rglob("*.mp4"))
     assert not fake.mm.processing_interrupted()
 

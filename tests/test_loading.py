@@ -99,7 +99,7 @@ def test_t5_in_fp16_keeps_its_overflow_prone_layers_in_fp32(tiny_models):
 
 def test_fp16_variant_file_is_found_when_alone(tiny_models, tmp_path):
     folder = _copy(tiny_models["IF-II-L-v1.0"], tmp_path / "if")
-    state = read_state_dict(find_weights(folder / "unet"), dtype=torch.float16)
+    state = {k: v.half() for k, v in read_state_dict(find_weights(folder / "unet")).items()}
     (folder / "unet" / "diffusion_pytorch_model.bin").unlink()
     save_file(state, str(folder / "unet" / "diffusion_pytorch_model.fp16.safetensors"))
     assert load_stage_model(folder, dtype=torch.float16).unet.dtype == torch.float16
@@ -326,3 +326,44 @@ def test_converted_fp16_checkpoint_is_smaller_and_loads(tiny_models, tmp_path):
     assert all(t.dtype == torch.float16 for t in tensors.values())
     assert json.loads((converted / "model_index.json").read_text())["_class_name"] == "VideoToVideoSDPipeline"
     assert load_stage_model(converted, dtype=torch.float16).stage == Stage.LATENT_SR
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, b"null", b"[1, 2]"])
+def test_a_config_that_is_not_a_json_object_is_named(tiny_models, tmp_path, content):
+    folder = _copy(tiny_models["show-1-base"], tmp_path / "base")
+    (folder / "unet" / "config.json").write_bytes(content)
+    with pytest.raises(CorruptCheckpointError, match=r"unet/config.json .*download it again"):
+        load_stage_model(folder)
+
+
+def test_a_scheduler_config_with_wrong_types_is_named(tiny_models, tmp_path):
+    folder = _copy(tiny_models["show-1-base"], tmp_path / "base")
+    path = folder / "scheduler" / "scheduler_config.json"
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), num_train_timesteps="many")))
+    with pytest.raises(CorruptCheckpointError, match=r"scheduler/scheduler_config.json does not describe a usable"):
+        load_stage_model(folder)
+
+
+def test_random_bytes_in_a_bin_file_are_corrupt_not_unsafe(tiny_models, tmp_path):
+    folder = _copy(tiny_models["show-1-base"], tmp_path / "base")
+    weights = folder / "unet" / "diffusion_pytorch_model.bin"
+    weights.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8).numpy().tobytes())
+    with pytest.raises(CorruptCheckpointError, match="download it again") as caught:
+        load_stage_model(folder)
+    assert not isinstance(caught.value, UnsafeCheckpointError)
+
+
+def test_the_stage_may_be_named(tiny_models):
+    assert load_stage_model(tiny_models["show-1-base"], "keyframes").stage == Stage.KEYFRAMES
+    with pytest.raises(WrongStageError, match="keyframes"):
+        load_stage_model(tiny_models["show-1-sr1"], "keyframes")
+    from show1_core.errors import InputError
+
+    with pytest.raises(InputError, match=r"unknown stage 'keyframe'; choose one of keyframes, interpolation"):
+        load_stage_model(tiny_models["show-1-base"], "keyframe")
+
+
+def test_text_encoders_attend_as_the_original_did(tiny_models):
+    """transformers 4.29 (the original's) had only eager attention for T5 and CLIP; SDPA rounds differently in fp16."""
+    for folder in (tiny_models["show-1-base"], tiny_models["show-1-sr2"]):
+        assert load_text_encoder(folder / "text_encoder").config._attn_implementation == "eager"

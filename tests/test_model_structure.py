@@ -96,13 +96,3 @@ def test_forward_shape_and_frame_independence_of_spatial_layers():
     assert torch.isfinite(out).all()
 
 
-def test_registry_carries_the_paper_settings_per_stage():
-    assert KNOWN_CHECKPOINTS["show-1-base"].paper_settings.steps == 75
-    assert KNOWN_CHECKPOINTS["show-1-sr1"].paper_settings.window == 8
-    assert KNOWN_CHECKPOINTS["IF-II-L-v1.0"].paper_settings.noise_level == 150
-    assert KNOWN_CHECKPOINTS["show-1-sr2"].paper_settings.strength == 0.8
-    assert KNOWN_CHECKPOINTS["IF-II-L-v1.0"].allow_patterns(["unet"]) == [
-        "model_index.json",
-        "unet/config.json",
-        "unet/*.fp16.*",
-    ]

@@ -27,6 +27,7 @@ from show1_core.stages import (
     upscale_first_frame,
     window_starts,
 )
+from show1_core.schedulers import OriginalDPMSolverMultistepScheduler
 from show1_core.stages.sampling import seeded_generator
 
 WIDTH = 32
@@ -223,11 +224,11 @@ def test_released_sr2_scheduler_runs_the_last_40_of_50_steps(models, clip):
     folder.mkdir(exist_ok=True)
     (folder / "scheduler_config.json").write_text(__import__("json").dumps(released))
     model = replace(models["show-1-sr2"], scheduler=load_scheduler(folder))
-    assert type(model.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert isinstance(model.scheduler, OriginalDPMSolverMultistepScheduler)
     events = []
     latents = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(0))
     out = refine_latents(model, latents, clip, LatentSRSettings(steps=50, strength=0.8), seeded_generator(0), events.append)
-    assert len(events) == 40 and events[-1].step == 40
+    assert [e.step for e in events] == list(range(41)) and {e.total for e in events} == {40}
     assert torch.isfinite(out).all()
 
 
@@ -273,7 +274,7 @@ def test_cancel_mid_stage_leaves_the_model_intact(models, t5):
 
     with pytest.raises(GenerationCancelled, match="after step 2 of 4"):
         generate_keyframes(model, t5, settings, seed=1, callback=stop_after_two)
-    assert seen == [1, 2]
+    assert seen == [0, 1, 2]
     assert all(torch.equal(before[k], v) for k, v in model.unet.state_dict().items())
     assert not model.unet.training
     clean = generate_keyframes(model, t5, settings, seed=1)
@@ -292,13 +293,13 @@ def test_an_exception_raised_by_the_callback_propagates(models, t5, frames):
         interpolate_frames(models["show-1-interpolation"], frames[:, :, :2], t5, InterpolationSettings(steps=2), callback=interrupt)
 
 
-def test_progress_events_count_every_window(models, t5):
+def test_progress_counts_every_window_as_one_stage(models, t5):
     events = []
     low = _video(15)
     first = upscale_bilinear(low[:, :, 0], 64, 64)
     super_resolve_pixels(models["show-1-sr1"], low, t5, first, PixelSRSettings(steps=2), callback=events.append)
-    assert [(e.part, e.step) for e in events] == [(0, 1), (0, 2), (1, 1), (1, 2)]
-    assert events[-1].fraction == 1.0 and events[-1].parts == 2
+    assert [(e.stage, e.step, e.total) for e in events] == [("pixel_sr", step, 4) for step in range(5)]
+    assert events[0].denoised is None and all(e.denoised.shape == e.sample.shape for e in events[1:])
 
 
 # --- bad inputs ---------------------------------------------------------------------------
@@ -345,15 +346,18 @@ def test_bad_seed_and_steps(models, t5):
         generate_keyframes(models["show-1-base"], t5, KeyframeSettings(height=16, width=16, steps=0))
 
 
-def test_non_finite_output_is_reported(models, t5, monkeypatch):
-    unet = models["show-1-base"].unet
-    original = unet.forward
+@pytest.mark.parametrize(
+    "dtype, advice", [(torch.float32, "inputs or settings"), (torch.float16, "fp16 overflow: run this stage in bf16 or fp32")]
+)
+def test_non_finite_output_is_reported_with_advice_for_the_precision(models, t5, monkeypatch, dtype, advice):
+    model = models["show-1-base"] if dtype == torch.float32 else load_stage_model(models["show-1-base"].source, dtype=dtype)
+    original = model.unet.forward
 
     def broken(*args, **kwargs):
         out = original(*args, **kwargs)
         out.sample = out.sample * float("inf")
         return out
 
-    monkeypatch.setattr(unet, "forward", broken)
-    with pytest.raises(NonFiniteOutputError, match="bf16 or fp32"):
-        generate_keyframes(models["show-1-base"], t5, KeyframeSettings(num_frames=2, height=16, width=16, steps=1))
+    monkeypatch.setattr(model.unet, "forward", broken)
+    with pytest.raises(NonFiniteOutputError, match=advice):
+        generate_keyframes(model, t5, KeyframeSettings(num_frames=2, height=16, width=16, steps=1))

@@ -1,53 +1,27 @@
 """Rewriting a downloaded checkpoint as safetensors (the released showlab repos ship pickled ``.bin``).
 
-Every component folder is copied; weight files are read with the safe loader and written
-as ``.safetensors`` (sharded with an index above ``max_shard_gb``), optionally cast to a
-smaller precision. Non-weight files (configs, tokenizers, schedulers) are copied as they are.
+Every component folder is copied; weight files are read with the safe loader and written as
+``.safetensors`` by ``huggingface_hub.save_torch_state_dict`` (sharded with an index above
+``max_shard_gb``, tied tensors stored once), optionally cast to a smaller precision.
+Non-weight files (configs, tokenizers, schedulers) are copied as they are.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from huggingface_hub import save_torch_state_dict
 
 from ..errors import InputError, MissingFilesError
-from .weights import DIFFUSERS_STEM, drop_tied_duplicates, find_weights, read_state_dict
+from .weights import DIFFUSERS_STEM, find_weights, read_state_dict
 
 WEIGHT_SUFFIXES = (".bin", ".safetensors")
 
 
 def _is_weight_file(path: Path) -> bool:
     return path.suffix in WEIGHT_SUFFIXES or path.name.endswith((".bin.index.json", ".safetensors.index.json"))
-
-
-def _write_safetensors(state: dict[str, torch.Tensor], folder: Path, stem: str, max_shard_bytes: int) -> list[Path]:
-    total = sum(t.numel() * t.element_size() for t in state.values())
-    if total <= max_shard_bytes:
-        path = folder / f"{stem}.safetensors"
-        save_file(state, str(path), metadata={"format": "pt"})
-        return [path]
-    shards: list[dict[str, torch.Tensor]] = [{}]
-    size = 0
-    for key in sorted(state):
-        tensor_bytes = state[key].numel() * state[key].element_size()
-        if shards[-1] and size + tensor_bytes > max_shard_bytes:
-            shards.append({})
-            size = 0
-        shards[-1][key] = state[key]
-        size += tensor_bytes
-    written, weight_map = [], {}
-    for i, shard in enumerate(shards, start=1):
-        name = f"{stem}-{i:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, str(folder / name), metadata={"format": "pt"})
-        weight_map.update({k: name for k in shard})
-        written.append(folder / name)
-    index = folder / f"{stem}.safetensors.index.json"
-    index.write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
-    return written + [index]
 
 
 def convert_component(source: Path, target: Path, dtype: torch.dtype | None = None, max_shard_gb: float = 5.0) -> list[Path]:
@@ -61,9 +35,13 @@ def convert_component(source: Path, target: Path, dtype: torch.dtype | None = No
         weights = find_weights(source)
     except MissingFilesError:
         return []
+    state = read_state_dict(weights)
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     stem = DIFFUSERS_STEM if weights.name.startswith(DIFFUSERS_STEM) else "model"
-    state = drop_tied_duplicates(read_state_dict(weights, dtype=dtype))
-    return _write_safetensors(state, target, stem, int(max_shard_gb * 1024**3))
+    before = set(target.iterdir())
+    save_torch_state_dict(state, target, filename_pattern=stem + "{suffix}.safetensors", max_shard_size=int(max_shard_gb * 1024**3))
+    return sorted(set(target.iterdir()) - before)
 
 
 def convert_checkpoint(source: Path | str, target: Path | str, dtype: torch.dtype | None = None, max_shard_gb: float = 5.0) -> list[Path]:

@@ -58,13 +58,6 @@ class KnownCheckpoint:
             patterns += list(narrow.get(part, (f"{part}/*",)))
         return patterns
 
-    @property
-    def paper_settings(self):
-        """The paper's settings for this checkpoint's stage (a :mod:`show1_core.settings` dataclass)."""
-        from ..settings import PAPER_SETTINGS
-
-        return getattr(PAPER_SETTINGS, self.stage.value)
-
     def expected_config(self, component: str) -> dict[str, Any]:
         """The released (or best recovered) config of one component, see PROVENANCE.md."""
         path = resources.files(__package__).joinpath("known_configs", self.name, f"{component}.json")

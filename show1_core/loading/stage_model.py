@@ -10,7 +10,7 @@ from diffusers import AutoencoderKL
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import nn
 
-from ..errors import MissingFilesError, WrongStageError
+from ..errors import InputError, MissingFilesError, WrongStageError
 from .components import load_scheduler, load_unet, load_vae, read_json
 from .detect import describe_stage, stage_of_unet_config
 from .registry import CHECKPOINT_FOR_STAGE, Stage
@@ -68,17 +68,27 @@ def _scheduler_from(root: Path, name: str, stage: Stage) -> SchedulerMixin:
     )
 
 
-def load_stage_model(path: Path | str, stage: Stage | None = None, dtype: torch.dtype = torch.float32, variant: str | None = None) -> StageModel:
+def _stage_named(name: object) -> Stage:
+    try:
+        return Stage(name)
+    except ValueError:
+        raise InputError(f"unknown stage {name!r}; choose one of {', '.join(s.value for s in Stage)}") from None
+
+
+def load_stage_model(path: Path | str, stage: Stage | str | None = None, dtype: torch.dtype = torch.float32, variant: str | None = None) -> StageModel:
     """Load a stage from a local diffusers-format folder (or its ``unet/`` folder).
 
     Args:
         path: the checkpoint folder (``model_index.json`` + component subfolders) or one
             component folder; schedulers (and the VAE) come from its sibling folders.
-        stage: the stage the caller expects; a checkpoint of another stage raises
-            :class:`WrongStageError` naming the stage it looks like. ``None`` accepts any.
+        stage: the stage the caller expects (a :class:`Stage` or its name, e.g. ``"keyframes"``); a
+            checkpoint of another stage raises :class:`WrongStageError` naming the stage it looks
+            like. ``None`` accepts any.
         dtype: precision of the weights.
         variant: weight-file variant to prefer (e.g. ``"fp16"``).
     """
+    if stage is not None and not isinstance(stage, Stage):
+        stage = _stage_named(stage)
     root, unet_folder = _pipeline_root(Path(path).expanduser())
     found = stage_of_unet_config(read_json(unet_folder / "config.json"))
     if found is None:

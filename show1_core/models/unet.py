@@ -19,6 +19,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.activations import get_activation
 from diffusers.models.embeddings import TextTimeEmbedding, TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
 from diffusers.models.unets.unet_3d_blocks import (
     CrossAttnDownBlock3D,
     CrossAttnUpBlock3D,
@@ -30,11 +31,12 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from .if_blocks import IFBlockSettings, IFDownBlock3D, IFMidBlock3D, IFUpBlock3D, check_head_split
-from .input_temporal import Show1InputTemporalTransformer
 
 IF_DOWN_BLOCKS = {"ResnetDownsampleBlock3D": False, "SimpleCrossAttnDownBlock3D": True}
 IF_UP_BLOCKS = {"ResnetUpsampleBlock3D": False, "SimpleCrossAttnUpBlock3D": True}
 MID_BLOCKS = ("UNetMidBlock3DSimpleCrossAttn", "UNetMidBlock3DCrossAttn", None)
+INPUT_TEMPORAL_HEADS, INPUT_TEMPORAL_HEAD_DIM = 8, 64
+"""Show-1's optional input temporal transformer (``transfromer_in_opt``) is fixed at 8 heads x 64 dims."""
 
 
 @dataclass
@@ -160,7 +162,11 @@ class Show1UNet(ModelMixin, ConfigMixin):
 
         # input
         self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], conv_in_kernel, padding=(conv_in_kernel - 1) // 2)
-        self.transformer_in = Show1InputTemporalTransformer(block_out_channels[0]) if transfromer_in_opt else None
+        self.transformer_in = (
+            TransformerTemporalModel(INPUT_TEMPORAL_HEADS, INPUT_TEMPORAL_HEAD_DIM, in_channels=block_out_channels[0], num_layers=1)
+            if transfromer_in_opt
+            else None
+        )
 
         # time, noise level and text pooling
         time_embed_dim = time_embedding_dim or block_out_channels[0] * 4
@@ -356,7 +362,7 @@ class Show1UNet(ModelMixin, ConfigMixin):
         hidden = sample.permute(0, 2, 1, 3, 4).reshape(batch * num_frames, -1, height, width)
         hidden = self.conv_in(hidden)
         if self.transformer_in is not None:
-            hidden = self.transformer_in(hidden, num_frames=num_frames)
+            hidden = self.transformer_in(hidden, num_frames=num_frames, return_dict=False)[0]
 
         skips: tuple[torch.Tensor, ...] = (hidden,)
         for block in self.down_blocks:

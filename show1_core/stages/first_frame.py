@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..loading.registry import Stage
 from ..loading.stage_model import StageModel
 from ..settings import FirstFrameSettings
-from .progress import StepCallback
+from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
 from .validation import check_positive, check_spatial_size
 
@@ -38,6 +38,7 @@ def upscale_first_frame(
     settings: FirstFrameSettings = FirstFrameSettings(),
     seed: int = 0,
     callback: StepCallback | None = None,
+    progress: StageSteps | None = None,
 ) -> torch.Tensor:
     """Super-resolve one frame per video with IF-II-L: ``(B, 3, h, w)`` -> ``(B, 3, height, width)``.
 
@@ -68,7 +69,7 @@ def upscale_first_frame(
         scheduler.timesteps,
         embeds,
         settings.guidance,
-        stage=Stage.FIRST_FRAME.value,
+        progress=progress or StageSteps(Stage.FIRST_FRAME.value, 0, len(scheduler.timesteps)),
         condition=condition.unsqueeze(2),
         class_labels=labels,
         generator=generator,

@@ -16,7 +16,7 @@ from ..loading.registry import Stage
 from ..memory import retry_smaller_on_oom
 from ..loading.stage_model import StageModel
 from ..settings import InterpolationSettings
-from .progress import StepCallback
+from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
 from .validation import check_positive, check_spatial_size, check_video
 
@@ -56,6 +56,7 @@ def interpolate_frames(
     settings: InterpolationSettings = InterpolationSettings(),
     seed: int = 0,
     callback: StepCallback | None = None,
+    progress: StageSteps | None = None,
 ) -> torch.Tensor:
     """Insert ``frames_between`` frames between each neighbouring pair of ``frames``.
 
@@ -88,6 +89,8 @@ def interpolate_frames(
             count = min(chunk, windows - first)
             scheduler = model.fresh_scheduler()
             scheduler.set_timesteps(settings.steps, device=device)
+            loop = len(scheduler.timesteps)
+            stage = progress or StageSteps(Stage.INTERPOLATION.value, 0, parts * loop)
             results.append(
                 guided_denoise(
                     unet,
@@ -96,12 +99,10 @@ def interpolate_frames(
                     scheduler.timesteps,
                     embeds.repeat(count),
                     settings.guidance,
-                    stage=Stage.INTERPOLATION.value,
+                    progress=StageSteps(stage.stage, stage.before + part * loop, stage.total),
                     condition=conditions[first * batch : (first + count) * batch],
                     generator=seeded_generator(seed),
                     callback=callback,
-                    part=part,
-                    parts=parts,
                 )
             )
         return results

@@ -7,7 +7,7 @@ import torch
 from ..loading.registry import Stage
 from ..loading.stage_model import StageModel
 from ..settings import KeyframeSettings
-from .progress import StepCallback
+from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
 from .validation import check_positive, check_spatial_size
 
@@ -19,6 +19,7 @@ def generate_keyframes(
     seed: int = 0,
     batch: int = 1,
     callback: StepCallback | None = None,
+    progress: StageSteps | None = None,
 ) -> torch.Tensor:
     """Generate ``(batch, 3, num_frames, height, width)`` keyframes in [-1, 1].
 
@@ -44,7 +45,7 @@ def generate_keyframes(
         scheduler.timesteps,
         embeds,
         settings.guidance,
-        stage=Stage.KEYFRAMES.value,
+        progress=progress or StageSteps(Stage.KEYFRAMES.value, 0, len(scheduler.timesteps)),
         generator=generator,
         callback=callback,
     )

@@ -20,7 +20,7 @@ from ..loading.registry import Stage
 from ..memory import retry_smaller_on_oom
 from ..loading.stage_model import StageModel
 from ..settings import LatentSRSettings
-from .progress import StepCallback
+from .progress import StageSteps, StepCallback
 from .sampling import (
     PromptEmbeds,
     batch_to_frames,
@@ -120,6 +120,7 @@ def refine_latents(
     settings: LatentSRSettings = LatentSRSettings(),
     generator: torch.Generator | None = None,
     callback: StepCallback | None = None,
+    progress: StageSteps | None = None,
 ) -> torch.Tensor:
     """Re-noise clean latents to ``settings.strength`` and denoise them with the expert UNet."""
     model.require(Stage.LATENT_SR)
@@ -150,7 +151,7 @@ def refine_latents(
         timesteps,
         embeds,
         settings.guidance,
-        stage=Stage.LATENT_SR.value,
+        progress=progress or StageSteps(Stage.LATENT_SR.value, 0, len(timesteps)),
         generator=generator,
         eta=settings.eta,
         callback=callback,

@@ -20,7 +20,7 @@ from ..loading.registry import Stage
 from ..loading.stage_model import StageModel
 from ..settings import PixelSRSettings
 from .first_frame import noised_condition, upscale_bilinear
-from .progress import StepCallback
+from .progress import StageSteps, StepCallback
 from .sampling import (
     PromptEmbeds,
     batch_to_frames,
@@ -62,6 +62,7 @@ def super_resolve_pixels(
     settings: PixelSRSettings = PixelSRSettings(),
     seed: int = 0,
     callback: StepCallback | None = None,
+    progress: StageSteps | None = None,
 ) -> torch.Tensor:
     """Upscale ``video`` ``(B, 3, F, h, w)`` by ``settings.scale`` to ``(B, 3, F, h*scale, w*scale)``.
 
@@ -93,6 +94,8 @@ def super_resolve_pixels(
         anchor = first_frame.to(device, dtype) if start == 0 else out[:, :, start]
         scheduler = model.fresh_scheduler()
         scheduler.set_timesteps(settings.steps, device=device)
+        loop = len(scheduler.timesteps)
+        stage = progress or StageSteps(Stage.PIXEL_SR.value, 0, len(windows) * loop)
         generator = seeded_generator(seed)
         sample = noise_like((batch, 3, length, height, width), generator, device, dtype) * scheduler.init_noise_sigma
         upscaled = batch_to_frames(upscale_bilinear(frames_to_batch(frames), height, width), batch)
@@ -105,13 +108,11 @@ def super_resolve_pixels(
             scheduler.timesteps,
             embeds,
             settings.guidance,
-            stage=Stage.PIXEL_SR.value,
+            progress=StageSteps(stage.stage, stage.before + part * loop, stage.total),
             condition=condition,
             class_labels=labels,
             generator=generator,
             callback=callback,
-            part=part,
-            parts=len(windows),
         )
         out[:, :, write_from : start + length] = result[:, :, write_from - start :]
     return out

@@ -11,7 +11,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
 from ..errors import InputError, NonFiniteOutputError
-from .progress import StepCallback, StepEvent, report
+from .progress import StageSteps, StepCallback, StepEvent, report
 
 LEARNED_VARIANCE = ("learned", "learned_range")
 
@@ -121,6 +121,21 @@ def guide(prediction: torch.Tensor, channels: int, scale: float, guided: bool, k
     return prediction if keep_variance else prediction[:, :channels]
 
 
+def count_steps(model, steps: int) -> int:
+    """How many denoising steps a stage model's scheduler runs for ``steps`` (its timesteps are unique)."""
+    scheduler = model.fresh_scheduler()
+    scheduler.set_timesteps(steps)
+    return len(scheduler.timesteps)
+
+
+def _denoised_estimate(scheduler: SchedulerMixin, output) -> torch.Tensor | None:
+    """The scheduler's estimate of the clean sample after a step: DDPM/DDIM return it; DPM-Solver++ steps on it."""
+    estimate = getattr(output, "pred_original_sample", None)
+    if estimate is None and str(scheduler.config.get("algorithm_type", "")).endswith("++"):
+        estimate = scheduler.model_outputs[-1]
+    return estimate
+
+
 @torch.no_grad()
 def guided_denoise(
     unet: nn.Module,
@@ -130,14 +145,12 @@ def guided_denoise(
     embeds: PromptEmbeds,
     guidance: float,
     *,
-    stage: str,
+    progress: StageSteps,
     condition: torch.Tensor | None = None,
     class_labels: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     eta: float = 0.0,
     callback: StepCallback | None = None,
-    part: int = 0,
-    parts: int = 1,
 ) -> torch.Tensor:
     """Denoise ``sample`` ``(B, C, F, H, W)`` over ``timesteps`` with classifier-free guidance.
 
@@ -146,6 +159,7 @@ def guided_denoise(
     condition. Guidance applies when ``guidance > 1`` (the original's rule), with the
     batch ordered ``[negative, positive]``. The scheduler steps every frame as an image,
     so per-image operations such as thresholding see single frames, as in the original.
+    Steps are reported as ``progress`` places them in their stage.
     """
     guided = guidance > 1.0
     text = torch.cat([embeds.negative, embeds.positive]) if guided else embeds.positive
@@ -153,17 +167,23 @@ def guided_denoise(
     keep_variance = scheduler.config.get("variance_type") in LEARNED_VARIANCE
     step_kwargs = _step_kwargs(scheduler, generator, eta)
     batch, channels = sample.shape[:2]
+    if progress.before == 0:
+        report(callback, StepEvent(progress.stage, 0, progress.total, sample))
     for i, t in enumerate(timesteps):
         model_input = sample if condition is None else torch.cat([sample, condition], dim=1)
         model_input = torch.cat([model_input] * 2) if guided else model_input
         model_input = scheduler.scale_model_input(model_input, t)
         prediction = guide(_predict(unet, model_input, t, text, labels), channels, guidance, guided, keep_variance)
-        stepped = scheduler.step(frames_to_batch(prediction), t, frames_to_batch(sample), **step_kwargs).prev_sample
-        sample = batch_to_frames(stepped, batch)
-        report(callback, StepEvent(stage, i + 1, len(timesteps), part, parts, sample))
+        output = scheduler.step(frames_to_batch(prediction), t, frames_to_batch(sample), **step_kwargs)
+        sample = batch_to_frames(output.prev_sample, batch)
+        denoised = _denoised_estimate(scheduler, output)
+        denoised = None if denoised is None else batch_to_frames(denoised, batch)
+        report(callback, StepEvent(progress.stage, progress.before + i + 1, progress.total, sample, denoised))
     if not torch.isfinite(sample).all():
-        raise NonFiniteOutputError(
-            f"the {stage} stage produced NaN or infinite values; this usually means fp16 overflow. "
-            "Run this stage in bf16 or fp32."
+        advice = (
+            "this usually means fp16 overflow: run this stage in bf16 or fp32"
+            if sample.dtype == torch.float16
+            else "its inputs or settings (guidance, embeddings) drive the model out of range"
         )
+        raise NonFiniteOutputError(f"the {progress.stage} stage produced NaN or infinite values; {advice}.")
     return sample

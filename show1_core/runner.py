@@ -1,0 +1,194 @@
+"""The one way a stage runs, shared by ``show1 generate``, the Python cascade and the ComfyUI nodes.
+
+A stage runs on a :class:`PlacedStage`: its loaded models, the :class:`Placement` that holds
+them on the accelerator for the run, and the memory policy chosen for them. The ``run_*``
+functions prepare each stage's inputs as the original does, apply the policy (VAE frames per
+batch, tiling), count progress over the whole stage (stage 3's IF-II-L frame and windows as
+one), honour cancel through the callback, explain out-of-memory errors, and return the
+result on the CPU. show1 places models with its :class:`~show1_core.memory.ModelPlacer`
+(:func:`place`); the node pack supplies a placement backed by ComfyUI's model management.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator, Protocol, TypeVar
+
+import torch
+
+from .errors import InputError
+from .loading.registry import Stage
+from .loading.stage_model import StageModel
+from .memory import POLICY_SETTINGS, MemoryPolicy, ModelPlacer, PolicySettings, explain_out_of_memory, tiled_vae
+from .settings import FirstFrameSettings, InterpolationSettings, KeyframeSettings, LatentSRSettings, PixelSRSettings
+from .stages import (
+    PromptEmbeds,
+    StepCallback,
+    decode_latents,
+    encode_video,
+    generate_keyframes,
+    interpolate_frames,
+    prepare_input,
+    refine_latents,
+    super_resolve_latent,
+    super_resolve_pixels,
+    upscale_bilinear,
+    upscale_first_frame,
+    window_starts,
+)
+from .stages.progress import StageSteps
+from .stages.sampling import count_steps, seeded_generator
+
+T = TypeVar("T")
+
+
+class Placement(Protocol):
+    """Holds one stage's models on the accelerator for the duration of a ``with`` block."""
+
+    device: torch.device
+
+    def holding(self) -> AbstractContextManager[None]:
+        """The block during which the models are on :attr:`device`."""
+
+
+@dataclass
+class PlacedStage:
+    """A loaded stage model, how it reaches the accelerator, and its memory policy."""
+
+    model: StageModel
+    placement: Placement
+    policy: MemoryPolicy = MemoryPolicy.BALANCED
+
+    @property
+    def memory(self) -> PolicySettings:
+        """What the policy means for this stage."""
+        return POLICY_SETTINGS[self.policy]
+
+
+class PlacerPlacement:
+    """A stage's modules moved by show1's :class:`~show1_core.memory.ModelPlacer`."""
+
+    def __init__(self, placer: ModelPlacer, model: StageModel):
+        self.placer = placer
+        self.device = placer.device
+        self._modules = model.modules()
+
+    def holding(self) -> AbstractContextManager[None]:
+        """The placer's ``on_device`` for this stage's modules."""
+        return self.placer.on_device(*self._modules)
+
+
+def place(model: StageModel, placer: ModelPlacer) -> PlacedStage:
+    """A stage model placed by ``placer`` under the placer's policy."""
+    return PlacedStage(model, PlacerPlacement(placer, model), placer.policy)
+
+
+def _vae(stage: PlacedStage):
+    """The stage-4 VAE, or a clear error for another stage's model or one loaded without it."""
+    stage.model.require(Stage.LATENT_SR)
+    if stage.model.vae is None:
+        raise InputError("the expert latent super-resolution model was loaded without its VAE (show-1-sr2/vae)")
+    return stage.model.vae
+
+
+@contextmanager
+def _vae_mode(stage: PlacedStage) -> Iterator[None]:
+    vae = stage.model.vae
+    with tiled_vae(vae, stage.memory.vae_tiling) if vae is not None else nullcontext():
+        yield
+
+
+def _run(stage: PlacedStage, work: Callable[[], T]) -> T:
+    """``work()`` with the stage's models on the device; its tensor result comes back on the CPU."""
+    with explain_out_of_memory(f"the {stage.model.stage.title}"), torch.inference_mode(), stage.placement.holding(), _vae_mode(stage):
+        result = work()
+    return result.to("cpu")
+
+
+def _vae_settings(stage: PlacedStage, settings: LatentSRSettings) -> LatentSRSettings:
+    return replace(settings, vae_batch=min(settings.vae_batch, stage.memory.vae_frames_per_batch))
+
+
+def run_keyframes(
+    stage: PlacedStage, embeds: PromptEmbeds, settings: KeyframeSettings = KeyframeSettings(), seed: int = 0,
+    callback: StepCallback | None = None, batch: int = 1,
+) -> torch.Tensor:
+    """Stage 1: ``(batch, 3, frames, height, width)`` keyframes from T5 embeddings."""
+    return _run(stage, lambda: generate_keyframes(stage.model, embeds, settings, seed, batch, callback))
+
+
+def run_interpolation(
+    stage: PlacedStage, frames: torch.Tensor, embeds: PromptEmbeds, settings: InterpolationSettings = InterpolationSettings(),
+    seed: int = 0, callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """Stage 2: ``frames_between`` new frames between each neighbouring pair of ``frames``."""
+    return _run(stage, lambda: interpolate_frames(stage.model, frames, embeds, settings, seed, callback))
+
+
+def run_pixel_sr(
+    stage: PlacedStage, video: torch.Tensor, embeds: PromptEmbeds, settings: PixelSRSettings = PixelSRSettings(),
+    seed: int = 0, callback: StepCallback | None = None, first_frame: PlacedStage | None = None,
+    first_frame_settings: FirstFrameSettings = FirstFrameSettings(),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 3: frame 0 upscaled (by IF-II-L when ``first_frame`` is given, else bilinearly), then the windows.
+
+    Returns ``(video at scale x the size, upscaled frame 0)``; progress counts the IF-II-L
+    steps and every window's steps as one stage.
+    """
+    low = video[:, :, 0]
+    height, width = low.shape[-2] * settings.scale, low.shape[-1] * settings.scale
+    windows = len(window_starts(video.shape[2], settings.window, settings.stride))
+    anchor_steps = count_steps(first_frame.model, first_frame_settings.steps) if first_frame is not None else 0
+    total = anchor_steps + windows * count_steps(stage.model, settings.steps)
+    if first_frame is None:
+        anchor = upscale_bilinear(low, height, width)
+    else:
+        anchor = _run(
+            first_frame,
+            lambda: upscale_first_frame(
+                first_frame.model, low, embeds, height, width, first_frame_settings, seed, callback,
+                StageSteps(Stage.PIXEL_SR.value, 0, total),
+            ),
+        )
+    progress = StageSteps(Stage.PIXEL_SR.value, anchor_steps, total)
+    upscaled = _run(stage, lambda: super_resolve_pixels(stage.model, video, embeds, anchor, settings, seed, callback, progress))
+    return upscaled, anchor
+
+
+def _stage4_input(stage: PlacedStage, video: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """A stage-3 video as the original feeds stage 4: quantised to 8 bits in the model's precision, resized with PIL."""
+    return prepare_input(video.to(stage.model.unet.dtype), width, height)[1]
+
+
+def run_latent_sr(
+    stage: PlacedStage, video: torch.Tensor, embeds: PromptEmbeds, settings: LatentSRSettings = LatentSRSettings(),
+    seed: int = 0, callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """Stage 4: a stage-3 video (any size) to the raw VAE decode at ``settings.width`` x ``settings.height``."""
+    _vae(stage)
+    frames = _stage4_input(stage, video, settings.width, settings.height)
+    return _run(stage, lambda: super_resolve_latent(stage.model, frames, embeds, _vae_settings(stage, settings), seed, callback))
+
+
+def run_vae_encode(stage: PlacedStage, video: torch.Tensor, width: int, height: int, seed: int = 0) -> torch.Tensor:
+    """Stage 4's first part: a video resized as stage 4 does and encoded to scaled latents (one posterior sample)."""
+    vae = _vae(stage)
+    frames = _stage4_input(stage, video, width, height)
+    batch = _vae_settings(stage, LatentSRSettings()).vae_batch
+    return _run(stage, lambda: encode_video(vae, frames, seeded_generator(seed), batch))
+
+
+def run_latent_refine(
+    stage: PlacedStage, latents: torch.Tensor, embeds: PromptEmbeds, settings: LatentSRSettings = LatentSRSettings(),
+    seed: int = 0, callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """Stage 4's middle: re-noise scaled latents to ``settings.strength`` and denoise them."""
+    return _run(stage, lambda: refine_latents(stage.model, latents, embeds, settings, seeded_generator(seed), callback))
+
+
+def run_vae_decode(stage: PlacedStage, latents: torch.Tensor) -> torch.Tensor:
+    """Stage 4's last part: scaled latents to the raw float32 video."""
+    batch = _vae_settings(stage, LatentSRSettings()).vae_batch
+    vae = _vae(stage)
+    return _run(stage, lambda: decode_latents(vae, latents, batch))
