@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 from pathlib import Path
 
 import torch
@@ -12,7 +11,7 @@ from show1_core.errors import GatedRepoAccessError, Show1Error, WrongStageError
 from show1_core.loading import Stage, known_checkpoint, load_stage_model, parse_dtype
 from show1_core.loading.registry import CHECKPOINT_FOR_STAGE, T5_DOWNLOAD_GB
 from show1_core.memory import MemoryPolicy, ModelPlacer, default_dtype
-from show1_core.text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec
+from show1_core.text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec, embeddings_cache_dir
 
 from .comfy_bridge import torch_device
 from .model_folders import (
@@ -30,7 +29,6 @@ from .types import ENCODER_TITLE, ENCODER_TYPE, MODEL_TYPE, EncoderHandle, Stage
 from .widgets import combo_input, memory_input, precision_input
 
 LOADER_CATEGORY = "Show-1/loaders"
-EMBEDDINGS_FOLDER = ".embeddings"
 GATED_HINT = (
     " In ComfyUI you can instead remove the IF-II-L loader: Show-1 Pixel Super-Resolution then upscales the first "
     "frame bilinearly (less detailed results)."
@@ -186,8 +184,7 @@ class TextEncoderLoader(ModelLoader):
             )
         spec = TextEncoderSpec(folder, self.KIND, resolve_precision(precision))
         placer = ModelPlacer(torch_device(), MemoryPolicy(memory))
-        cache_dir = folder.parent / EMBEDDINGS_FOLDER
-        cache = EmbeddingCache(cache_dir if os.access(folder.parent, os.W_OK) else None)
+        cache = EmbeddingCache(embeddings_cache_dir(folder.parent))
         return (EncoderHandle(TextEncoder(spec, placer, cache), weight_bytes(Path(folder) / "text_encoder")),)
 
 

@@ -111,9 +111,9 @@ def _run_cascade(checkpoints, args, settings, prompt: str) -> list[Path]:
 
     from .cascade import Show1Cascade
     from .loading.weights import parse_dtype
-    from .text import EmbeddingCache
+    from .text import EmbeddingCache, embeddings_cache_dir
 
-    cache_dir = Path(args.models_dir or _default_models_dir()) / ".embeddings"
+    cache_dir = embeddings_cache_dir(Path(args.models_dir or _default_models_dir()))
     dtype = parse_dtype(args.precision) if args.precision else None
     cascade = Show1Cascade(checkpoints, device=args.device, dtype=dtype, policy=args.memory, cache=EmbeddingCache(cache_dir))
     bars = ProgressBars()
