@@ -222,15 +222,38 @@ def cmd_tiny_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_download(args: argparse.Namespace) -> int:
-    """Download the released checkpoints the cascade needs."""
+def _download_requests(args: argparse.Namespace) -> list[tuple[str, bool]]:
+    """(repo id, with its T5 text encoder) for each checkpoint to fetch: the named ones, or what the cascade needs."""
     from .cascade import CascadeCheckpoints
+    from .errors import InputError
+    from .loading.registry import KNOWN_CHECKPOINTS, T5_CHECKPOINT, known_checkpoint
 
-    checkpoints = CascadeCheckpoints.resolve(args.models_dir, args.stages, use_first_frame_model=not args.no_first_frame_model)
-    for field in dataclasses.fields(checkpoints):
-        folder = getattr(checkpoints, field.name)
-        if folder:
-            print(f"{field.name}: {folder}")
+    if args.names:
+        unknown = [name for name in args.names if known_checkpoint(name) is None]
+        if unknown:
+            choices = ", ".join(c.repo_id for c in KNOWN_CHECKPOINTS.values())
+            raise InputError(f"unknown checkpoint(s) {', '.join(unknown)}; choose from {choices} (or their folder names)")
+        return [(known_checkpoint(n).repo_id, known_checkpoint(n) == T5_CHECKPOINT) for n in dict.fromkeys(args.names)]
+    checkpoints = CascadeCheckpoints.resolve(
+        args.models_dir, args.stages, use_first_frame_model=not args.no_first_frame_model, allow_download=not args.offline
+    )
+    folders = [getattr(checkpoints, f.name) for f in dataclasses.fields(checkpoints)]
+    repos = [known_checkpoint(folder.name).repo_id for folder in folders if folder is not None and folder != Path()]
+    return [(repo, repo == T5_CHECKPOINT.repo_id) for repo in dict.fromkeys(repos)]
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download checkpoints (the named ones, or all the cascade needs), verified against the Hub's checksums."""
+    from .loading.hub import resolve_checkpoint, verify_checkpoint
+
+    for repo_id, with_text_encoder in _download_requests(args):
+        folder = resolve_checkpoint(repo_id, args.models_dir, with_text_encoder=with_text_encoder, allow_download=not args.offline)
+        if args.verify:
+            damaged = verify_checkpoint(repo_id, args.models_dir, with_text_encoder=with_text_encoder, allow_download=not args.offline)
+            state = f"re-downloaded {len(damaged)} damaged file(s): {', '.join(damaged)}" if damaged else "every file verified"
+            print(f"{repo_id}: {folder} ({state})")
+        else:
+            print(f"{repo_id}: {folder}")
     return 0
 
 
@@ -286,10 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=cmd_tiny_models)
 
-    dl = sub.add_parser("download", help="download the released checkpoints")
-    dl.add_argument("--models-dir", default=None)
-    dl.add_argument("--stages", type=int, default=4, choices=[1, 2, 3, 4])
-    dl.add_argument("--no-first-frame-model", action="store_true")
+    dl = sub.add_parser("download", help="download the released checkpoints (verified against the Hub's checksums)")
+    dl.add_argument("names", nargs="*", help="checkpoints to fetch, e.g. showlab/show-1-base or show-1-sr1 (default: all the cascade needs)")
+    dl.add_argument("--models-dir", default=None, help="where checkpoints are downloaded ($SHOW1_MODELS_DIR)")
+    dl.add_argument("--stages", type=int, default=4, choices=[1, 2, 3, 4], help="without names: fetch what these stages need")
+    dl.add_argument("--no-first-frame-model", action="store_true", help="without names: skip the gated IF-II-L")
+    dl.add_argument("--verify", action="store_true", help="re-hash every file against the Hub's checksums; re-fetch damaged ones")
+    dl.add_argument("--offline", action="store_true", help="never download (with --verify: check against the last download's record)")
     dl.set_defaults(func=cmd_download)
 
     conv = sub.add_parser("convert", help="rewrite a checkpoint folder as safetensors")
