@@ -233,7 +233,8 @@ def _download_requests(args: argparse.Namespace) -> list[tuple[str, bool]]:
         if unknown:
             choices = ", ".join(c.repo_id for c in KNOWN_CHECKPOINTS.values())
             raise InputError(f"unknown checkpoint(s) {', '.join(unknown)}; choose from {choices} (or their folder names)")
-        return [(known_checkpoint(n).repo_id, known_checkpoint(n) == T5_CHECKPOINT) for n in dict.fromkeys(args.names)]
+        named = dict.fromkeys(known_checkpoint(name) for name in args.names)
+        return [(checkpoint.repo_id, checkpoint == T5_CHECKPOINT) for checkpoint in named]
     checkpoints = CascadeCheckpoints.resolve(
         args.models_dir, args.stages, use_first_frame_model=not args.no_first_frame_model, allow_download=not args.offline
     )

@@ -18,7 +18,7 @@ from typing import Iterator
 
 from ..errors import CorruptCheckpointError, GatedRepoAccessError, HubError, MissingFilesError, OfflineError
 from .registry import KnownCheckpoint, known_checkpoint
-from .verify import Expected, check_recorded, hub_record, read_marker, verify_folder
+from .verify import check_recorded, hub_record, read_marker, recorded_files, verify_folder
 from .weights import find_weights
 
 MODEL_COMPONENTS = ("unet", "vae", "text_encoder")
@@ -152,6 +152,7 @@ def download(repo_id: str, target: Path, patterns: list[str], checkpoint: KnownC
 
 
 def _hub_or_recorded(folder: Path, repo_id: str, patterns: list[str], checkpoint: KnownCheckpoint | None) -> tuple[str, dict]:
+    """The Hub's record of ``patterns`` (commit, files), or the folder's own record when the Hub is unreachable."""
     try:
         with _hub_errors(repo_id, folder, patterns, checkpoint):
             return hub_record(repo_id, patterns)
@@ -159,8 +160,7 @@ def _hub_or_recorded(folder: Path, repo_id: str, patterns: list[str], checkpoint
         marker = read_marker(folder)
         if marker is None:
             raise
-        files = marker["files"]
-        return str(marker.get("revision", "")), {name: Expected(e["size"], e.get("sha256"), e.get("git_sha1")) for name, e in files.items()}
+        return str(marker.get("revision", "")), recorded_files(marker)
 
 
 def verify_checkpoint(

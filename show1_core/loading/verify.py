@@ -78,6 +78,11 @@ def _recorded(entry: dict) -> Expected:
     return Expected(entry["size"], entry.get("sha256"), entry.get("git_sha1"))
 
 
+def recorded_files(marker: dict) -> dict[str, Expected]:
+    """The files a verification record lists, as the Hub recorded them."""
+    return {name: _recorded(entry) for name, entry in marker["files"].items()}
+
+
 def _unchanged(path: Path, entry: dict | None, expected: Expected) -> bool:
     if entry is None or _recorded(entry) != expected:
         return False
