@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ from show1_core import (
     TextEncoderSpec,
     WrongStageError,
     default_dtype,
+    embeddings_cache_dir,
     known_checkpoint,
     load_stage_model,
     parse_dtype,
@@ -44,7 +44,6 @@ from .types import ENCODER_TITLE, ENCODER_TYPE, MODEL_TYPE, EncoderHandle
 from .widgets import combo_input, memory_input, precision_input
 
 LOADER_CATEGORY = "Show-1/loaders"
-EMBEDDINGS_FOLDER = ".embeddings"
 GATED_HINT = (
     " In ComfyUI you can instead remove the IF-II-L loader: Show-1 Pixel Super-Resolution then upscales the first "
     "frame bilinearly (less detailed results)."
@@ -199,8 +198,7 @@ class TextEncoderLoader(ModelLoader):
             )
         spec = TextEncoderSpec(folder, self.KIND, resolve_precision(precision))
         placer = ModelPlacer(torch_device(), MemoryPolicy(memory))
-        cache_dir = folder.parent / EMBEDDINGS_FOLDER
-        cache = EmbeddingCache(cache_dir if os.access(folder.parent, os.W_OK) else None)
+        cache = EmbeddingCache(embeddings_cache_dir(folder.parent))
         return (EncoderHandle(TextEncoder(spec, placer, cache), weight_bytes(Path(folder) / "text_encoder")),)
 
 

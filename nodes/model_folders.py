@@ -124,17 +124,64 @@ def is_known_repo_id(name: str) -> bool:
     return checkpoint is not None and checkpoint.repo_id.lower() == name.lower()
 
 
+MAX_NAME_BYTES = 255
+"""The longest file name (one path part) common file systems accept."""
+
+
+def _refuse_name(name: str, why: str) -> InputError:
+    return InputError(
+        f"model {name!r} must name a checkpoint folder inside the Show-1 model folders "
+        f"({', '.join(map(str, model_roots()))}) or be a Hub repo id; {why}"
+    )
+
+
 def _relative_name(name: str) -> Path:
     text = str(name).strip()
     if not text:
         raise InputError("no model was chosen")
     parts = PurePosixPath(text.replace("\\", "/"))
     if parts.is_absolute() or PureWindowsPath(text).drive or ".." in parts.parts:
-        raise InputError(
-            f"model {name!r} must name a checkpoint folder inside the Show-1 model folders "
-            f"({', '.join(map(str, model_roots()))}) or be a Hub repo id; absolute paths and '..' are not allowed"
-        )
+        raise _refuse_name(name, "absolute paths and '..' are not allowed")
+    if not parts.parts or parts.parts == (".",):
+        raise _refuse_name(name, "'.' is the models folder itself, not a checkpoint folder in it")
+    if "\0" in text or any(len(part.encode()) > MAX_NAME_BYTES for part in parts.parts):
+        raise _refuse_name(name, f"folder names are at most {MAX_NAME_BYTES} bytes, without NUL characters")
     return Path(*parts.parts)
+
+
+def _outside_error(path: Path, real: Path, root: Path) -> InputError:
+    return InputError(
+        f"{path} links to {real}, outside the Show-1 models folder {root}. Add that location as a "
+        f"model root instead (${DEFAULT_MODELS_DIR_ENV}, or a '{FOLDER_NAME}:' entry in ComfyUI's "
+        "extra_model_paths.yaml)"
+    )
+
+
+def check_contained(folder: Path, root: Path) -> None:
+    """Refuse ``folder`` if it, or any file or folder a load could open below it, resolves outside ``root``.
+
+    Links are followed (each resolved folder once), so a link inside a checkpoint folder that
+    leads elsewhere is refused as well as a checkpoint folder that is itself such a link.
+    """
+    real_root = Path(os.path.realpath(root))
+
+    def inside(path: Path) -> Path:
+        real = Path(os.path.realpath(path))
+        if real != real_root and real_root not in real.parents:
+            raise _outside_error(path, real, root)
+        return real
+
+    visited = {inside(folder)}
+    if not Path(folder).is_dir():
+        return
+    for current, dirs, files in os.walk(folder, followlinks=True):
+        for name in files:
+            inside(Path(current) / name)
+        for name in list(dirs):
+            real = inside(Path(current) / name)
+            if real in visited:
+                dirs.remove(name)  # a link back into a folder already walked: no loops
+            visited.add(real)
 
 
 def local_folder(name: str) -> Path:
@@ -143,16 +190,10 @@ def local_folder(name: str) -> Path:
     roots = model_roots()
     for root in roots:
         candidate = root / relative
-        if not candidate.exists():
+        if not (candidate.exists() or candidate.is_symlink()):
             continue
-        real_root, real = root.resolve(), candidate.resolve()
-        if real != real_root and real_root not in real.parents:
-            raise InputError(
-                f"{candidate} links to {real}, outside the Show-1 models folder {root}. Add that location as a "
-                f"model root instead (${DEFAULT_MODELS_DIR_ENV}, or a '{FOLDER_NAME}:' entry in ComfyUI's "
-                "extra_model_paths.yaml)"
-            )
-        if not real.is_dir():
+        check_contained(candidate, root)
+        if not candidate.is_dir():
             raise InputError(f"{candidate} is a file; the loaders need a checkpoint folder (with unet/ and scheduler/)")
         return candidate
     raise MissingFilesError(
@@ -161,9 +202,20 @@ def local_folder(name: str) -> Path:
     )
 
 
+def _check_repo_folders(name: str) -> None:
+    """Refuse a known repo id whose folder in any model root leads out of that root."""
+    folder_name = known_checkpoint(name).name
+    for root in model_roots():
+        candidate = root / folder_name
+        if candidate.exists() or candidate.is_symlink():
+            check_contained(candidate, root)
+
+
 def check_model_name(name: str) -> None:
     """Raise a clear error unless ``name`` is a known repo id or an existing folder inside a model root."""
-    if not is_known_repo_id(name):
+    if is_known_repo_id(name):
+        _check_repo_folders(name)
+    else:
         local_folder(name)
 
 
@@ -171,16 +223,20 @@ def resolve_model(name: str, with_text_encoder: bool = False) -> Path:
     """The local folder for a loader's ``model`` value, downloading a known repo id on first use.
 
     A repo id is looked for in every model root (as ``<root>/<name>``) before it is
-    downloaded into :func:`download_root`.
+    downloaded into :func:`download_root`. Every path the load will open is checked to stay
+    inside its root, after links are resolved.
     """
     if not is_known_repo_id(name):
         return local_folder(name)
+    _check_repo_folders(name)
     for root in model_roots():
         try:
             return resolve_checkpoint(name, root, with_text_encoder=with_text_encoder, allow_download=False)
         except MissingFilesError:
             continue
-    return resolve_checkpoint(name, download_root(), with_text_encoder=with_text_encoder, allow_download=True)
+    folder = resolve_checkpoint(name, download_root(), with_text_encoder=with_text_encoder, allow_download=True)
+    check_contained(folder, download_root())
+    return folder
 
 
 def weight_bytes(folder: Path) -> int:

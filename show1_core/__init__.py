@@ -34,7 +34,7 @@ _PUBLIC = {
         "PixelSRSettings",
     ),
     "stages": ("PromptEmbeds", "StepCallback", "StepEvent", "interpolated_fps", "window_starts"),
-    "text": ("EmbeddingCache", "EncoderKind", "TextEncoder", "TextEncoderSpec"),
+    "text": ("EmbeddingCache", "EncoderKind", "TextEncoder", "TextEncoderSpec", "embeddings_cache_dir"),
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -72,19 +72,37 @@ class ProgressBars:
             self._bar = None
 
 
-def _write_outputs(result, output: Path, formats: list[str], save_intermediate: bool) -> list[Path]:
+VIDEO_NAMES = ("keyframes", "interpolated", "pixel_sr", "latent_sr")
+"""The stage videos of a run, in cascade order (as :meth:`CascadeResult.videos` names them)."""
+
+
+def _formats(args: argparse.Namespace) -> list[str]:
+    """The output's own format first, then the extra ``--format`` ones, without repeats."""
+    extra = [f.strip().lower() for f in args.format.split(",") if f.strip()] if args.format else []
+    return list(dict.fromkeys([Path(args.output).suffix.lstrip(".").lower() or "mp4"] + extra))
+
+
+def _output_plan(args: argparse.Namespace, stage_names: list[str]) -> list[tuple[str, Path]]:
+    """(stage, file) for every file a run writes: the last stage in each format and as a contact sheet,
+    then, with ``--save-intermediate``, every earlier stage as mp4."""
+    output, final = Path(args.output), stage_names[-1]
+    plan = [(final, output.with_suffix(f".{fmt}")) for fmt in _formats(args)]
+    plan.append((final, output.with_name(f"{output.stem}_sheet.png")))
+    if args.save_intermediate:
+        plan += [(stage, output.with_name(f"{output.stem}_{stage}.mp4")) for stage in stage_names[:-1]]
+    return plan
+
+
+def _write_outputs(result, args: argparse.Namespace) -> list[Path]:
     from .video_io import write_contact_sheet, write_video
 
+    videos = result.videos()
     written = []
-    name, video = result.final
-    fps = result.fps[name]
-    for fmt in dict.fromkeys([output.suffix.lstrip(".").lower() or "mp4"] + formats):
-        written.append(write_video(video, output.with_suffix(f".{fmt}"), fps))
-    written.append(write_contact_sheet(video, output.with_name(f"{output.stem}_sheet.png")))
-    if save_intermediate:
-        for stage, stage_video in result.videos().items():
-            if stage != name:
-                written.append(write_video(stage_video, output.with_name(f"{output.stem}_{stage}.mp4"), result.fps[stage]))
+    for stage, path in _output_plan(args, list(videos)):
+        if path.suffix == ".png":
+            written.append(write_contact_sheet(videos[stage], path))
+        else:
+            written.append(write_video(videos[stage], path, result.fps[stage]))
     return written
 
 
@@ -93,9 +111,9 @@ def _run_cascade(checkpoints, args, settings, prompt: str) -> list[Path]:
 
     from .cascade import Show1Cascade
     from .loading.weights import parse_dtype
-    from .text import EmbeddingCache
+    from .text import EmbeddingCache, embeddings_cache_dir
 
-    cache_dir = Path(args.models_dir or _default_models_dir()) / ".embeddings"
+    cache_dir = embeddings_cache_dir(Path(args.models_dir or _default_models_dir()))
     dtype = parse_dtype(args.precision) if args.precision else None
     cascade = Show1Cascade(checkpoints, device=args.device, dtype=dtype, policy=args.memory, cache=EmbeddingCache(cache_dir))
     bars = ProgressBars()
@@ -104,8 +122,7 @@ def _run_cascade(checkpoints, args, settings, prompt: str) -> list[Path]:
             result = cascade.run(prompt, settings, stages=args.stages, clean_caption=args.clean_caption, callback=bars)
     finally:
         bars.close()
-    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()] if args.format else []
-    return _write_outputs(result, Path(args.output), formats, args.save_intermediate)
+    return _write_outputs(result, args)
 
 
 def _default_models_dir() -> Path:
@@ -114,19 +131,26 @@ def _default_models_dir() -> Path:
     return default_models_dir()
 
 
-def _check_before_running(args: argparse.Namespace) -> None:
-    """Refuse bad output names, formats, seeds and devices before any model loads."""
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an unusable output name, format or location (and existing files without --overwrite)."""
     from .errors import InputError
-    from .memory import resolve_device
-    from .stages.sampling import seeded_generator
+    from .outputs import check_destinations
     from .video_io import FORMATS
 
-    requested = [Path(args.output).suffix.lstrip(".").lower() or "mp4"] + [
-        f.strip().lower() for f in args.format.split(",") if f.strip()
-    ]
-    unknown = [f for f in requested if f not in FORMATS]
+    if not Path(args.output).name or args.output.endswith(("/", "\\")) or Path(args.output).is_dir():
+        raise InputError(f"-o {args.output!r} is not a file name; give one such as {Path(args.output) / 'show1.mp4'}")
+    unknown = [f for f in _formats(args) if f not in FORMATS]
     if unknown:
         raise InputError(f"unsupported output format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    check_destinations([path for _, path in _output_plan(args, list(VIDEO_NAMES[: args.stages]))], args.overwrite)
+
+
+def _check_before_running(args: argparse.Namespace) -> None:
+    """Refuse bad output names and locations, formats, seeds and devices before any model loads."""
+    from .memory import resolve_device
+    from .stages.sampling import seeded_generator
+
+    _check_outputs(args)
     seeded_generator(args.seed)
     resolve_device(args.device)
 
@@ -172,15 +196,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .tiny import write_tiny_models
 
     print(DEMO_NOTICE)
-    out_dir = Path(args.output_dir)
+    ns = argparse.Namespace(
+        models_dir=None, precision="fp32", device="cpu", memory="balanced", stages=4, clean_caption=False,
+        format="gif", output=str(Path(args.output_dir) / "demo.mp4"), save_intermediate=True, overwrite=args.overwrite,
+    )
+    _check_outputs(ns)
     with tempfile.TemporaryDirectory(prefix="show1-demo-") as tmp:
         models = Path(args.models_dir) if args.models_dir else Path(tmp)
         write_tiny_models(models)
+        ns.models_dir = str(models)
         checkpoints = CascadeCheckpoints.resolve(models, allow_download=False)
-        ns = argparse.Namespace(
-            models_dir=str(models), precision="fp32", device="cpu", memory="balanced", stages=4, clean_caption=False,
-            format="gif", output=str(out_dir / "demo.mp4"), save_intermediate=True,
-        )
         paths = _run_cascade(checkpoints, ns, demo_settings(), args.prompt)
     for path in paths:
         print(f"wrote {path}")
@@ -197,15 +222,39 @@ def cmd_tiny_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_download(args: argparse.Namespace) -> int:
-    """Download the released checkpoints the cascade needs."""
+def _download_requests(args: argparse.Namespace) -> list[tuple[str, bool]]:
+    """(repo id, with its T5 text encoder) for each checkpoint to fetch: the named ones, or what the cascade needs."""
     from .cascade import CascadeCheckpoints
+    from .errors import InputError
+    from .loading.registry import KNOWN_CHECKPOINTS, T5_CHECKPOINT, known_checkpoint
 
-    checkpoints = CascadeCheckpoints.resolve(args.models_dir, args.stages, use_first_frame_model=not args.no_first_frame_model)
-    for field in dataclasses.fields(checkpoints):
-        folder = getattr(checkpoints, field.name)
-        if folder:
-            print(f"{field.name}: {folder}")
+    if args.names:
+        unknown = [name for name in args.names if known_checkpoint(name) is None]
+        if unknown:
+            choices = ", ".join(c.repo_id for c in KNOWN_CHECKPOINTS.values())
+            raise InputError(f"unknown checkpoint(s) {', '.join(unknown)}; choose from {choices} (or their folder names)")
+        named = dict.fromkeys(known_checkpoint(name) for name in args.names)
+        return [(checkpoint.repo_id, checkpoint == T5_CHECKPOINT) for checkpoint in named]
+    checkpoints = CascadeCheckpoints.resolve(
+        args.models_dir, args.stages, use_first_frame_model=not args.no_first_frame_model, allow_download=not args.offline
+    )
+    folders = [getattr(checkpoints, f.name) for f in dataclasses.fields(checkpoints)]
+    repos = [known_checkpoint(folder.name).repo_id for folder in folders if folder is not None and folder != Path()]
+    return [(repo, repo == T5_CHECKPOINT.repo_id) for repo in dict.fromkeys(repos)]
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download checkpoints (the named ones, or all the cascade needs), verified against the Hub's checksums."""
+    from .loading.hub import resolve_checkpoint, verify_checkpoint
+
+    for repo_id, with_text_encoder in _download_requests(args):
+        folder = resolve_checkpoint(repo_id, args.models_dir, with_text_encoder=with_text_encoder, allow_download=not args.offline)
+        if args.verify:
+            damaged = verify_checkpoint(repo_id, args.models_dir, with_text_encoder=with_text_encoder, allow_download=not args.offline)
+            state = f"re-downloaded {len(damaged)} damaged file(s): {', '.join(damaged)}" if damaged else "every file verified"
+            print(f"{repo_id}: {folder} ({state})")
+        else:
+            print(f"{repo_id}: {folder}")
     return 0
 
 
@@ -237,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=PAPER_SETTINGS.seed)
     gen.add_argument("--stages", type=int, default=4, choices=[1, 2, 3, 4], help="stop after this stage")
     gen.add_argument("--save-intermediate", action="store_true", help="also write every earlier stage's video")
+    gen.add_argument("--overwrite", action="store_true", help="replace output files that already exist (refused otherwise)")
     gen.add_argument("--no-first-frame-model", action="store_true", help="bilinear first frame instead of the gated IF-II-L")
     gen.add_argument("--clean-caption", action="store_true", help="clean the prompt as DeepFloyd IF does (needs show1[captions])")
     gen.add_argument("--models-dir", default=None, help="where checkpoints live or are downloaded ($SHOW1_MODELS_DIR)")
@@ -251,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output-dir", default="show1-demo")
     demo.add_argument("--prompt", default="a panda playing guitar on the beach")
     demo.add_argument("--models-dir", default=None, help="keep the tiny models here instead of a temporary folder")
+    demo.add_argument("--overwrite", action="store_true", help="replace the demo's files if they already exist")
     demo.set_defaults(func=cmd_demo)
 
     tiny = sub.add_parser("tiny-models", help="write the tiny random model set in the released layout")
@@ -259,10 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=cmd_tiny_models)
 
-    dl = sub.add_parser("download", help="download the released checkpoints")
-    dl.add_argument("--models-dir", default=None)
-    dl.add_argument("--stages", type=int, default=4, choices=[1, 2, 3, 4])
-    dl.add_argument("--no-first-frame-model", action="store_true")
+    dl = sub.add_parser("download", help="download the released checkpoints (verified against the Hub's checksums)")
+    dl.add_argument("names", nargs="*", help="checkpoints to fetch, e.g. showlab/show-1-base or show-1-sr1 (default: all the cascade needs)")
+    dl.add_argument("--models-dir", default=None, help="where checkpoints are downloaded ($SHOW1_MODELS_DIR)")
+    dl.add_argument("--stages", type=int, default=4, choices=[1, 2, 3, 4], help="without names: fetch what these stages need")
+    dl.add_argument("--no-first-frame-model", action="store_true", help="without names: skip the gated IF-II-L")
+    dl.add_argument("--verify", action="store_true", help="re-hash every file against the Hub's checksums; re-fetch damaged ones")
+    dl.add_argument("--offline", action="store_true", help="never download (with --verify: check against the last download's record)")
     dl.set_defaults(func=cmd_download)
 
     conv = sub.add_parser("convert", help="rewrite a checkpoint folder as safetensors")

@@ -62,3 +62,7 @@ class NonFiniteOutputError(Show1Error):
 
 class OutOfMemoryError(Show1Error):
     """The accelerator ran out of memory even after retrying with smaller chunks."""
+
+
+class OutputError(Show1Error):
+    """An output file cannot be written where asked, or was written but does not read back."""

@@ -11,6 +11,8 @@ loaded only when a prompt is missing and released right after use.
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,6 +31,11 @@ from .memory import ModelPlacer
 from .stages.sampling import PromptEmbeds
 
 MAX_TOKENS = 77
+EMBEDDINGS_FOLDER = ".embeddings"
+HASHED_FILE_LIMIT = 64 * 1024 * 1024
+"""Files up to this size (configs, tokenizers) are identified by content; larger ones (weights) by size and mtime."""
+_logger = logging.getLogger("show1")
+_content_hashes: dict[tuple[str, int, int], str] = {}
 
 
 class EncoderKind(str, Enum):
@@ -75,11 +82,15 @@ class EmbeddingCache:
         embedding = embedding.detach().to("cpu").contiguous()
         self._remember(key, embedding)
         if self.directory is not None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            temporary = self.directory / f"{key}.tmp"
-            save_file({"embedding": embedding}, str(temporary))
-            temporary.replace(self.directory / f"{key}.safetensors")
-            self._prune_files()
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                temporary = self.directory / f"{key}.{os.getpid()}.tmp"
+                save_file({"embedding": embedding}, str(temporary))
+                temporary.replace(self.directory / f"{key}.safetensors")
+                self._prune_files()
+            except OSError as err:  # the embedding is still in memory; later runs recompute it
+                _logger.warning("note: cannot write the embeddings cache in %s (%s); keeping it in memory only", self.directory, err)
+                self.directory = None
 
     def _prune_files(self) -> None:
         files = sorted(self.directory.glob("*.safetensors"), key=lambda f: f.stat().st_mtime)
@@ -94,6 +105,32 @@ class EmbeddingCache:
                 self._memory.popitem(last=False)
 
 
+def _file_identity(path: Path) -> str:
+    stat = path.stat()
+    if stat.st_size > HASHED_FILE_LIMIT:
+        return f"{stat.st_size}:{stat.st_mtime_ns}"
+    memo = (str(path), stat.st_size, stat.st_mtime_ns)
+    if memo not in _content_hashes:
+        _content_hashes[memo] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _content_hashes[memo]
+
+
+def encoder_identity(folder: Path) -> str:
+    """A digest of a checkpoint's ``text_encoder/`` and ``tokenizer/`` files, independent of where they live.
+
+    Configs and tokenizer files count by content, weight files by size and modification time, so
+    rewriting or replacing the encoder changes the identity while moving or copying it with its
+    times (``cp -p``) keeps it. Missing folders count as empty.
+    """
+    digest = hashlib.sha256()
+    for part in ("text_encoder", "tokenizer"):
+        root = Path(folder) / part
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+        for file in files:
+            digest.update(f"{file.relative_to(folder).as_posix()}\0{_file_identity(file)}\0".encode())
+    return digest.hexdigest()
+
+
 @dataclass
 class TextEncoderSpec:
     """Where an encoder lives: a checkpoint folder holding ``text_encoder/`` and ``tokenizer/``."""
@@ -104,8 +141,40 @@ class TextEncoderSpec:
 
     @property
     def key(self) -> str:
-        """Identity of the encoder for the cache (its location, kind and precision)."""
-        return f"{self.kind.value}:{Path(self.folder).resolve()}:{self.dtype}"
+        """Identity of the encoder for the cache: kind, precision and the digest of its files (never its path)."""
+        return f"{self.kind.value}:{encoder_identity(Path(self.folder))}:{self.dtype}"
+
+
+def _user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "show1" / "embeddings"
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def embeddings_cache_dir(models_dir: Path) -> Path | None:
+    """``<models_dir>/.embeddings``, or the user cache folder when that cannot be written, else ``None``.
+
+    A fallback is announced in one line (logger ``show1``); with ``None`` embeddings stay in memory.
+    """
+    preferred = Path(models_dir) / EMBEDDINGS_FOLDER
+    if _writable(preferred):
+        return preferred
+    fallback = _user_cache_dir()
+    if _writable(fallback):
+        _logger.warning("note: %s cannot be written; caching prompt embeddings in %s instead", preferred, fallback)
+        return fallback
+    _logger.warning("note: neither %s nor %s can be written; prompt embeddings are cached in memory only", preferred, fallback)
+    return None
 
 
 class TextEncoder:

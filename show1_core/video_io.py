@@ -1,16 +1,23 @@
 """Writing stage videos: mp4 (H.264 via the ffmpeg binary that imageio-ffmpeg ships), gif, webp,
-and a PNG contact sheet of the frames."""
+and a PNG contact sheet of the frames.
+
+Every file is written under a temporary name, read back (frame count, size) and only then renamed
+into place (:func:`show1_core.outputs.atomic_write`): a failed or interrupted write raises and
+leaves nothing behind.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .errors import InputError
+from .errors import InputError, OutputError
+from .outputs import atomic_write
 from .stages.latent_sr import to_uint8_frames
 
 FORMATS = ("mp4", "gif", "webp")
@@ -22,16 +29,14 @@ def video_frames(video: torch.Tensor) -> np.ndarray:
     return np.concatenate(list(frames), axis=2)
 
 
-def _write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
+def _write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
     import imageio_ffmpeg
 
-    height, width = frames.shape[1:3]
-    pad_h, pad_w = height % 2, width % 2  # H.264 with yuv420p needs even sizes
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    height, width = frames[0].shape[:2]
+    pad = ((0, height % 2), (0, width % 2), (0, 0))  # H.264 with yuv420p needs even sizes
     writer = imageio_ffmpeg.write_frames(
         str(path),
-        (frames.shape[2], frames.shape[1]),
+        (width + width % 2, height + height % 2),
         fps=fps,
         codec="libx264",
         pix_fmt_out="yuv420p",
@@ -39,29 +44,59 @@ def _write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
         macro_block_size=1,
     )
     writer.send(None)
-    for frame in frames:
-        writer.send(np.ascontiguousarray(frame).tobytes())
-    writer.close()
+    try:
+        for frame in frames:
+            writer.send(np.ascontiguousarray(np.pad(frame, pad, mode="edge")).tobytes())
+    finally:
+        writer.close()  # stops ffmpeg, also when a frame fails or the write is interrupted
 
 
-def _write_animation(frames: np.ndarray, path: Path, fps: float) -> None:
+def _write_animation(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
     images = [Image.fromarray(f) for f in frames]
     extra = {"lossless": True} if path.suffix.lower() == ".webp" else {}
     images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0, **extra)
 
 
-def write_video(video: torch.Tensor, path: Path | str, fps: float) -> Path:
-    """Write a ``(B, 3, F, H, W)`` video in [-1, 1] as mp4, gif or webp (chosen by the file suffix)."""
+def _frames_in(path: Path) -> int:
+    if path.suffix.lower() == ".mp4":
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+    with Image.open(path) as image:
+        return getattr(image, "n_frames", 1)
+
+
+def check_written(path: Path, frames: int, destination: Path) -> None:
+    """Raise :class:`OutputError` unless ``path`` is a non-empty file that reads back with ``frames`` frames."""
+    if not path.is_file() or path.stat().st_size == 0:
+        raise OutputError(f"writing {destination} produced no data (the encoder failed); nothing was written")
+    try:
+        found = _frames_in(path)
+    except Exception as err:  # any reader failure means the file is unusable
+        raise OutputError(f"{destination} was written but cannot be read back ({err}); nothing was written") from err
+    if found != frames:
+        raise OutputError(f"{destination} was written with {found} of {frames} frames; nothing was written")
+
+
+def write_frames(frames: Sequence[np.ndarray], path: Path | str, fps: float) -> Path:
+    """Write ``(H, W, 3)`` uint8 frames as mp4, gif or webp (chosen by the suffix), atomically and verified."""
     path = Path(path)
     kind = path.suffix.lower().lstrip(".")
     if kind not in FORMATS:
         raise InputError(f"unsupported video format {path.suffix!r}; use one of {', '.join('.' + f for f in FORMATS)}")
     if fps <= 0:
         raise InputError(f"fps must be positive, got {fps}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames = video_frames(video)
-    (_write_mp4 if kind == "mp4" else _write_animation)(frames, path, fps)
+    if len(frames) == 0:
+        raise InputError(f"no frames to write to {path}")
+    with atomic_write(path) as temporary:
+        (_write_mp4 if kind == "mp4" else _write_animation)(frames, temporary, fps)
+        check_written(temporary, len(frames), path)
     return path
+
+
+def write_video(video: torch.Tensor, path: Path | str, fps: float) -> Path:
+    """Write a ``(B, 3, F, H, W)`` video in [-1, 1] as mp4, gif or webp (chosen by the file suffix)."""
+    return write_frames(video_frames(video), path, fps)
 
 
 def write_contact_sheet(video: torch.Tensor, path: Path | str, columns: int = 8) -> Path:
@@ -75,6 +110,7 @@ def write_contact_sheet(video: torch.Tensor, path: Path | str, columns: int = 8)
     for i, frame in enumerate(frames):
         r, c = divmod(i, columns)
         sheet[r * height : (r + 1) * height, c * width : (c + 1) * width] = frame
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sheet).save(path)
+    with atomic_write(path) as temporary:
+        Image.fromarray(sheet).save(temporary, format="PNG")
+        check_written(temporary, 1, path)
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -262,13 +263,63 @@ def test_links_out_of_a_model_root_are_refused(tmp_path, monkeypatch, tiny):
     root = tmp_path / "models"
     root.mkdir()
     (root / "inside").symlink_to(tiny / "show-1-base")
+    shutil.copytree(tiny / "show-1-base", root / "store")
     (root / "show-1-base").mkdir()
-    (root / "show-1-base" / "unet").symlink_to(tiny / "show-1-base" / "unet")  # links below the chosen folder are fine
+    (root / "show-1-base" / "unet").symlink_to(root / "store" / "unet")  # links that stay in the root are fine
     monkeypatch.setenv("SHOW1_MODELS_DIR", str(root))
     folders = pack_module("model_folders")
     with pytest.raises(InputError, match="outside the Show-1 models folder"):
         folders.resolve_model("inside")
     assert folders.resolve_model("show-1-base") == root / "show-1-base"
+
+
+# --- issue 12, defect 8: every path a load opens stays inside the roots ----------------------
+
+
+@pytest.mark.parametrize("repo_id", ["showlab/show-1-sr1", "SHOWLAB/Show-1-SR1"])
+def test_a_repo_id_does_not_resolve_through_a_link_out_of_the_root(tmp_path, monkeypatch, tiny, repo_id):
+    root = tmp_path / "models"
+    root.mkdir()
+    (root / "show-1-sr1").symlink_to(tiny / "show-1-sr1")
+    monkeypatch.setenv("SHOW1_MODELS_DIR", str(root))
+    with pytest.raises(InputError, match="outside the Show-1 models folder"):
+        pack_module("model_folders").resolve_model(repo_id)
+    assert "outside the Show-1 models folder" in load_pack().NODE_CLASS_MAPPINGS["Show1PixelSRModelLoader"].VALIDATE_INPUTS(repo_id)
+
+
+@pytest.mark.parametrize("linked", ["unet", "unet/diffusion_pytorch_model.bin", "scheduler/scheduler_config.json"])
+def test_a_link_inside_a_model_folder_that_leads_out_is_refused(tmp_path, monkeypatch, tiny, linked):
+    root = tmp_path / "models"
+    shutil.copytree(tiny / "show-1-base", root / "partial")
+    target = root / "partial" / linked
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    target.symlink_to(tiny / "show-1-base" / linked)
+    monkeypatch.setenv("SHOW1_MODELS_DIR", str(root))
+    with pytest.raises(InputError, match=f"{linked} links to .*outside the Show-1 models folder"):
+        pack_module("model_folders").resolve_model("partial")
+    assert "outside" in load_pack().NODE_CLASS_MAPPINGS["Show1KeyframeModelLoader"].VALIDATE_INPUTS("partial")
+
+
+def test_a_link_loop_inside_a_model_folder_is_walked_once(tmp_path, monkeypatch, tiny):
+    root = tmp_path / "models"
+    shutil.copytree(tiny / "show-1-base", root / "looped")
+    (root / "looped" / "unet" / "again").symlink_to(root / "looped")
+    monkeypatch.setenv("SHOW1_MODELS_DIR", str(root))
+    assert pack_module("model_folders").resolve_model("looped") == root / "looped"
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [(".", "'.' is the models folder itself"), ("./.", "'.' is the models folder itself"), ("x" * 300, "at most 255 bytes"), ("a\0b", "NUL")],
+)
+def test_dot_and_impossible_names_fail_validation_cleanly(monkeypatch, tiny, name, message):
+    monkeypatch.setenv("SHOW1_MODELS_DIR", str(tiny))
+    with pytest.raises(InputError, match=message):
+        pack_module("model_folders").resolve_model(name)
+    assert message in load_pack().NODE_CLASS_MAPPINGS["Show1KeyframeModelLoader"].VALIDATE_INPUTS(name)
 
 
 def test_a_loader_pointed_at_another_stage_says_which_stage_it_found(monkeypatch, tiny):

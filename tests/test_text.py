@@ -117,3 +117,67 @@ def test_caption_cleaning(caption, cleaned):
 
 def test_without_cleaning_only_case_and_spaces_change():
     assert preprocess_prompt("  See <b>Big</b> Cat ") == "see <b>big</b> cat"
+
+
+# --- the cache follows the encoder, not its folder (issue 12, defect 4) ---------------------
+
+
+def test_rewriting_a_models_folder_in_place_invalidates_its_cached_embeddings(tmp_path):
+    from show1_core.tiny import write_tiny_models
+
+    cache_dir = tmp_path / "cache"
+    rewritten = write_tiny_models(tmp_path / "models", seed=0)["show-1-base"]
+    _encoder(rewritten, EncoderKind.T5, EmbeddingCache(cache_dir)).encode("a cat")
+    write_tiny_models(tmp_path / "models", seed=1)  # what `show1 tiny-models models --seed 1` does
+    fresh = write_tiny_models(tmp_path / "fresh", seed=1)["show-1-base"]
+    again = _encoder(rewritten, EncoderKind.T5, EmbeddingCache(cache_dir))
+    expected = _encoder(fresh, EncoderKind.T5).encode("a cat")
+    assert torch.equal(again.encode("a cat").positive, expected.positive)
+    assert again.loads == 1
+
+
+def test_a_copied_encoder_folder_keeps_its_cached_embeddings(tiny_models, tmp_path):
+    import shutil
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    _encoder(tiny_models["show-1-base"], EncoderKind.T5, cache).encode("a cat")
+    copy = shutil.copytree(tiny_models["show-1-base"], tmp_path / "copy")  # copy2 keeps modification times
+    moved = _encoder(copy, EncoderKind.T5, EmbeddingCache(tmp_path / "cache"))
+    moved.encode("a cat")
+    assert moved.loads == 0
+
+
+def test_a_changed_tokenizer_changes_the_cache_key(tiny_models, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(tiny_models["show-1-base"], tmp_path / "copy")
+    before = TextEncoderSpec(copy, EncoderKind.T5).key
+    config = copy / "tokenizer" / "tokenizer_config.json"
+    config.write_text(config.read_text().replace("}", ', "note": "edited"}', 1))
+    assert TextEncoderSpec(copy, EncoderKind.T5).key != before
+
+
+@pytest.mark.parametrize("how", ["file-in-the-way", "read-only"])
+def test_an_unwritable_models_folder_caches_embeddings_in_the_user_cache(tiny_root, tmp_path, monkeypatch, caplog, how):
+    import os
+    import shutil
+
+    from show1_core.cli import main
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_root, models, ignore=shutil.ignore_patterns(".embeddings"))
+    if how == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root can write into a read-only folder")
+        models.chmod(0o555)
+    else:
+        (models / ".embeddings").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    argv = ["generate", "a cat", "--models-dir", str(models), "--offline", "--stages", "1", "--keyframes-steps", "1"]
+    try:
+        assert main(argv + ["--device", "cpu", "-o", str(tmp_path / "out.mp4")]) == 0
+    finally:
+        models.chmod(0o755)
+    notice = caplog.text  # one line on stderr outside pytest (the logging module's last-resort handler)
+    assert "cannot be written; caching prompt embeddings in" in notice and str(tmp_path / "user-cache") in notice
+    assert list((tmp_path / "user-cache" / "show1" / "embeddings").glob("*.safetensors"))

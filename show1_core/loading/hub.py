@@ -8,13 +8,17 @@ resume after an interruption. Offline, gated and unknown repositories become cle
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
+import shlex
 from pathlib import Path
+from typing import Iterator
 
-from ..errors import GatedRepoAccessError, HubError, MissingFilesError, OfflineError
+from ..errors import CorruptCheckpointError, GatedRepoAccessError, HubError, MissingFilesError, OfflineError
 from .registry import KnownCheckpoint, known_checkpoint
+from .verify import check_recorded, hub_record, read_marker, recorded_files, verify_folder
 from .weights import find_weights
 
 MODEL_COMPONENTS = ("unet", "vae", "text_encoder")
@@ -55,14 +59,32 @@ def _components_for(checkpoint: KnownCheckpoint | None, with_text_encoder: bool)
     return list(dict.fromkeys(list(checkpoint.components) + extra))
 
 
+def download_patterns(checkpoint: KnownCheckpoint | None, components: list[str]) -> list[str]:
+    """Hub file patterns of ``components`` (a known checkpoint narrows them to one weight variant)."""
+    return checkpoint.allow_patterns(components) if checkpoint else ["model_index.json"] + [f"{c}/*" for c in components]
+
+
 def _manual_download_hint(repo_id: str, target: Path, patterns: list[str]) -> str:
     includes = " ".join(f"--include '{p}'" for p in patterns)
     return f"hf download {repo_id} {includes} --local-dir {target}"
 
 
-def download(repo_id: str, target: Path, patterns: list[str], checkpoint: KnownCheckpoint | None = None) -> Path:
-    """Fetch ``patterns`` of ``repo_id`` into ``target`` (resumable, with progress bars)."""
-    from huggingface_hub import snapshot_download
+def download_command(repo_id: str, models_dir: Path | str | None = None, *flags: str) -> str:
+    """The ``show1 download`` command line that fetches ``repo_id`` into ``models_dir`` (omitted when the default)."""
+    words = ["show1", "download", repo_id]
+    if models_dir is not None and Path(models_dir).expanduser().absolute() != default_models_dir().absolute():
+        words += ["--models-dir", str(models_dir)]
+    return shlex.join(words + list(flags))
+
+
+def _is_network_error(err: Exception) -> bool:
+    """Connection failures of the HTTP stack huggingface_hub uses (httpx or requests, by version)."""
+    return type(err).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3")
+
+
+@contextlib.contextmanager
+def _hub_errors(repo_id: str, target: Path, patterns: list[str], checkpoint: KnownCheckpoint | None) -> Iterator[None]:
+    """Turn the Hub's exceptions into :class:`HubError` messages that say what to do."""
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -73,7 +95,7 @@ def download(repo_id: str, target: Path, patterns: list[str], checkpoint: KnownC
 
     hint = _manual_download_hint(repo_id, target, patterns)
     try:
-        snapshot_download(repo_id, local_dir=target, allow_patterns=patterns)
+        yield
     except GatedRepoError as err:
         url = checkpoint.licence_url if checkpoint and checkpoint.licence_url else f"https://huggingface.co/{repo_id}"
         raise GatedRepoAccessError(
@@ -93,10 +115,95 @@ def download(repo_id: str, target: Path, patterns: list[str], checkpoint: KnownC
     except OSError as err:
         if err.errno == errno.ENOSPC:
             raise HubError(f"not enough disk space in {target.parent} to download {repo_id}") from err
-        if "connect" in str(err).lower() or "resolve" in str(err).lower():
-            raise OfflineError(f"cannot reach the Hub to download {repo_id} ({err}). Download manually: `{hint}`") from err
+        if "connect" in str(err).lower() or "resolve" in str(err).lower() or "consistency check" in str(err).lower():
+            raise OfflineError(f"cannot download {repo_id} ({err}). Run again to resume, or download manually: `{hint}`") from err
         raise
-    return target
+    except Exception as err:
+        if _is_network_error(err):
+            raise OfflineError(
+                f"the download of {repo_id} into {target} was interrupted ({type(err).__name__}: {err}); the incomplete "
+                f"file was not kept. Run the same command again to resume, or download manually: `{hint}`"
+            ) from err
+        raise
+
+
+def download(repo_id: str, target: Path, patterns: list[str], checkpoint: KnownCheckpoint | None = None) -> Path:
+    """Fetch ``patterns`` of ``repo_id`` into ``target`` (resumable, with progress bars), then verify every file.
+
+    Files whose size or checksum differ from the Hub's record are deleted and fetched once more;
+    if they are still wrong, :class:`CorruptCheckpointError` names them.
+    """
+    from huggingface_hub import snapshot_download
+
+    bad: list[str] = []
+    with _hub_errors(repo_id, target, patterns, checkpoint):
+        for _ in range(2):
+            snapshot_download(repo_id, local_dir=target, allow_patterns=patterns)
+            revision, expected = hub_record(repo_id, patterns)
+            bad = verify_folder(target, repo_id, revision, expected)
+            if not bad:
+                return target
+            for name in bad:
+                (target / name).unlink(missing_ok=True)
+    raise CorruptCheckpointError(
+        f"{', '.join(bad)} of {repo_id} did not match the Hub's checksums twice and were deleted from {target}. "
+        "Check the network (a proxy rewriting downloads?) and run again"
+    )
+
+
+def _hub_or_recorded(folder: Path, repo_id: str, patterns: list[str], checkpoint: KnownCheckpoint | None) -> tuple[str, dict]:
+    """The Hub's record of ``patterns`` (commit, files), or the folder's own record when the Hub is unreachable."""
+    try:
+        with _hub_errors(repo_id, folder, patterns, checkpoint):
+            return hub_record(repo_id, patterns)
+    except OfflineError:
+        marker = read_marker(folder)
+        if marker is None:
+            raise
+        return str(marker.get("revision", "")), recorded_files(marker)
+
+
+def verify_checkpoint(
+    reference: str, models_dir: Path | str | None = None, *, with_text_encoder: bool = False, allow_download: bool = True
+) -> list[str]:
+    """Re-hash a known checkpoint's downloaded files against the Hub's record and return the damaged ones.
+
+    Damaged files are deleted and downloaded again when ``allow_download``; otherwise, or if that
+    fails, :class:`CorruptCheckpointError` names them. Without the Hub, the record kept from the
+    last download is used (a folder never verified then raises :class:`OfflineError`).
+    """
+    checkpoint = known_checkpoint(str(reference))
+    if checkpoint is None:
+        raise MissingFilesError(f"{reference} is not a known checkpoint name or repo id")
+    folder = Path(models_dir or default_models_dir()).expanduser() / checkpoint.name
+    patterns = download_patterns(checkpoint, _components_for(checkpoint, with_text_encoder))
+    revision, expected = _hub_or_recorded(folder, checkpoint.repo_id, patterns, checkpoint)
+    bad = verify_folder(folder, checkpoint.repo_id, revision, expected, full=True)
+    if bad and not allow_download:
+        raise CorruptCheckpointError(
+            f"{', '.join(bad)} in {folder} do not match the checksums of {checkpoint.repo_id}. Run "
+            f"`{download_command(checkpoint.repo_id, models_dir, '--verify')}` without --offline to fetch them again"
+        )
+    for name in bad:
+        (folder / name).unlink()
+    if bad:
+        download(checkpoint.repo_id, folder, patterns, checkpoint)
+    return bad
+
+
+def _checked(folder: Path) -> Path:
+    """``folder``, after checking that the files verified when it was downloaded are unchanged."""
+    marker = read_marker(folder)
+    if marker is None:
+        return folder
+    repo_id = str(marker.get("repo_id"))
+    known = known_checkpoint(repo_id)
+    if known is not None and folder.name == known.name:
+        hint = f"Fetch them again with `{download_command(repo_id, folder.parent, '--verify')}`."
+    else:
+        hint = f"Download {repo_id} into {folder} again."
+    check_recorded(folder, hint)
+    return folder
 
 
 def resolve_checkpoint(
@@ -120,7 +227,7 @@ def resolve_checkpoint(
     checkpoint = known_checkpoint(text)
     path = Path(reference).expanduser()
     if checkpoint is None and path.is_dir():  # known names and repo ids always mean the models folder
-        return path
+        return _checked(path)
     if checkpoint is None and not (REPO_ID.fullmatch(text) and ".." not in text):
         raise MissingFilesError(f"{reference} is not a folder, a known checkpoint name or a Hub repo id")
     repo_id = checkpoint.repo_id if checkpoint else text
@@ -128,12 +235,12 @@ def resolve_checkpoint(
     components = _components_for(checkpoint, with_text_encoder)
     absent = missing_components(target, components)
     if not absent:
-        return target
-    patterns = checkpoint.allow_patterns(components) if checkpoint else ["model_index.json"] + [f"{c}/*" for c in components]
+        return _checked(target)
+    patterns = download_patterns(checkpoint, components)
     if not allow_download:
         raise MissingFilesError(
-            f"{target} lacks {', '.join(absent)} of {repo_id}. Download it with `show1 download {repo_id}` or "
-            f"`{_manual_download_hint(repo_id, target, patterns)}`"
+            f"{target} lacks {', '.join(absent)} of {repo_id}. Download it with `{download_command(repo_id, models_dir)}` "
+            f"or `{_manual_download_hint(repo_id, target, patterns)}`"
         )
     download(repo_id, target, patterns, checkpoint)
     still = missing_components(target, components)
