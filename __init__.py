@@ -21,9 +21,12 @@ def _register_bundled_show1_core() -> None:
     spec.loader.exec_module(module)
 
 
-if importlib.util.find_spec("show1_core") is None:
-    _register_bundled_show1_core()
+# ComfyUI imports this folder as a package. A tool that imports the file on its own (pytest does, when
+# the checkout folder's name is no Python identifier, e.g. "show1-comfyui") gets an empty module.
+if __package__:
+    if importlib.util.find_spec("show1_core") is None:
+        _register_bundled_show1_core()
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+    __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

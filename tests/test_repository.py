@@ -25,3 +25,11 @@ def test_ci_runs_the_readme_test_command():
     ci_lines = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
     assert ci_lines == [_setup_commands()[1]]
     assert "torch==2.13.0" in ci_lines[0]
+
+
+def test_the_pack_root_imports_alone_as_pytest_imports_it_from_a_folder_named_show1_comfyui():
+    """pytest imports the root ``__init__.py`` as a top-level module when the checkout's folder name is no identifier."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("__init__", REPO / "__init__.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
