@@ -61,6 +61,11 @@ class LatentSRSettings:
     eta: float = 0.0
     vae_batch: int = 8
     """Frames the VAE encodes or decodes at once (memory vs speed; results are identical)."""
+    frame_window: int = 0
+    """Frames the UNet denoises at once (0: all, as the original). Fewer bound the memory of long videos;
+    each frame then sees only the frames of its windows (docs/STAGES.md)."""
+    frame_overlap: int = 4
+    """Frames neighbouring windows share when ``frame_window`` is set; their predictions are blended."""
 
 
 @dataclass(frozen=True)

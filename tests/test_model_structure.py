@@ -73,8 +73,7 @@ def test_unsupported_configs_are_refused_clearly(change, message):
         _meta_model(Show1UNet, config)
 
 
-def test_forward_shape_and_frame_independence_of_spatial_layers():
-    """A small UNet maps (B, C, F, H, W) to (B, out, F, H, W); with one frame, batching frames is consistent."""
+def _small_base_unet() -> Show1UNet:
     config = dict(
         KNOWN_CHECKPOINTS["show-1-base"].expected_config("unet"),
         block_out_channels=[32, 32],
@@ -88,11 +87,55 @@ def test_forward_shape_and_frame_independence_of_spatial_layers():
     )
     torch.manual_seed(0)
     model = Show1UNet.from_config(config).eval()
-    sample = torch.randn(2, 3, 4, 8, 16)
-    text = torch.randn(2, 77, 16)
+    with torch.no_grad():  # diffusers zero-initialises some temporal outputs; make every layer count
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    return model
+
+
+def test_spatial_layers_see_each_frame_alone_and_temporal_layers_connect_them():
+    """With the temporal layers silenced, frame f of a video comes out as if f were run alone: the
+    frames/batch folding is right. With them, changing one frame changes the others."""
+    model = _small_base_unet()
+    sample, text = torch.randn(2, 3, 4, 8, 16), torch.randn(2, 77, 16)
     with torch.no_grad():
         out = model(sample, 500, text).sample
-    assert out.shape == (2, 6, 4, 8, 16)
-    assert torch.isfinite(out).all()
+        assert out.shape == (2, 6, 4, 8, 16)
+        changed = sample.clone()
+        changed[:, :, 3] += 1
+        assert (model(changed, 500, text).sample[:, :, 0] - out[:, :, 0]).abs().max() > 1e-3
+        for name, module in model.named_modules():
+            if name.endswith(("temp_convs.0", "temp_convs.1")) or name.endswith("proj_out") and "temp_attentions" in name:
+                for parameter in (module.conv4 if hasattr(module, "conv4") else module).parameters():
+                    parameter.zero_()
+        silenced = model(sample, 500, text).sample
+        for frame in range(4):
+            alone = model(sample[:, :, frame : frame + 1], 500, text).sample[:, :, 0]
+            assert (silenced[:, :, frame] - alone).abs().max() < 1e-5
+
+
+def test_temporal_attention_runs_in_bounded_batches_with_the_same_result(monkeypatch):
+    """No fused-attention call may exceed CUDA's 65,535 grid limit; chunking changes nothing."""
+    from show1_core.models.attention import TEMPORAL_ATTENTION_BATCH, limit_temporal_attention_batch
+
+    model = _small_base_unet()
+    sample, text = torch.randn(2, 3, 4, 8, 16), torch.randn(2, 77, 16)
+    seen = []
+    attend = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(query, *args, **kwargs):
+        seen.append(query.shape[0])
+        return attend(query, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    with torch.no_grad():
+        whole = model(sample, 500, text).sample
+        assert max(seen) == 2 * 4 * 8 <= TEMPORAL_ATTENTION_BATCH  # one sequence per pixel of the attention level (4x8)
+        seen.clear()
+        limit_temporal_attention_batch(model, max_batch=48)
+        chunked = model(sample, 500, text).sample
+    assert max(seen) <= 48
+    assert torch.equal(chunked, whole)
+
 
 

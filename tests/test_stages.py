@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+import types
+from dataclasses import replace
+
+import numpy as np
+
 from show1_core.errors import GenerationCancelled, InputError, NonFiniteOutputError, WrongStageError
 from show1_core.loading import load_stage_model
 from show1_core.settings import (
@@ -16,6 +21,7 @@ from show1_core.settings import (
 )
 from show1_core.stages import (
     PromptEmbeds,
+    prepare_input,
     decode_latents,
     encode_video,
     generate_keyframes,
@@ -64,9 +70,17 @@ def test_keyframes_shape_range_and_seed(models, t5):
     assert not torch.allclose(first, generate_keyframes(models["show-1-base"], t5, settings, seed=8))
 
 
-def test_keyframes_batch_of_videos_repeats_the_prompt(models, t5):
-    videos = generate_keyframes(models["show-1-base"], t5, KeyframeSettings(num_frames=2, height=16, width=16, steps=1), batch=2)
+def test_keyframes_batch_of_videos_repeats_the_prompt(tiny_models, t5):
+    """Video 0 of a batch of two is the single video (its noise is the first half of the same draw), paired with
+    the right halves of the guidance batch; video 1 has its own noise. In float64 so that only the algorithm counts."""
+    model = load_stage_model(tiny_models["show-1-base"], dtype=torch.float64)
+    embeds = PromptEmbeds(t5.positive.double(), t5.negative.double())
+    settings = KeyframeSettings(num_frames=2, height=16, width=16, steps=2)
+    single = generate_keyframes(model, embeds, settings, seed=4)
+    videos = generate_keyframes(model, embeds, settings, seed=4, batch=2)
     assert videos.shape == (2, 3, 2, 16, 16)
+    assert (videos[:1] - single).abs().max() < 1e-9
+    assert (videos[1] - videos[0]).abs().max() > 1e-2
 
 
 # --- stage 2 ------------------------------------------------------------------------------
@@ -155,10 +169,78 @@ def test_pixel_sr_first_frame_must_match_the_video(models, t5):
         super_resolve_pixels(models["show-1-sr1"], video, t5, torch.zeros(1, 3, 32, 32))
 
 
-def test_if_first_frame_upscales_one_image(models, t5):
-    image = _video(1)[:, :, 0]
-    out = upscale_first_frame(models["IF-II-L-v1.0"], image, t5, 64, 64, FirstFrameSettings(steps=2), seed=1)
-    assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
+def _unet_inputs(monkeypatch, unet) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Record (sample, class_labels) of every UNet call."""
+    calls, forward = [], unet.forward
+
+    def recording(sample, timestep, encoder_hidden_states, class_labels=None, **kwargs):
+        calls.append((sample.clone(), None if class_labels is None else class_labels.clone()))
+        return forward(sample, timestep, encoder_hidden_states, class_labels=class_labels, **kwargs)
+
+    monkeypatch.setattr(unet, "forward", recording)
+    return calls
+
+
+def test_pixel_sr_windows_carry_the_previous_windows_frame_and_noise_the_condition_at_the_level_asked(models, t5, monkeypatch):
+    """From the documented procedure: window 0's condition starts with the upscaled first frame and window 1's with
+    window 0's output for the shared frame; the other condition frames are the bilinear upscale noised to the
+    requested level with the window generator's second draw; the UNet is told that level."""
+    model, steps, level = models["show-1-sr1"], 2, 100
+    video = _video(15, size=8)
+    first = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    settings = PixelSRSettings(steps=steps, noise_level=level)
+    window_zero = super_resolve_pixels(model, video[:, :, :8], t5, first, settings, seed=5)
+    calls = _unet_inputs(monkeypatch, model.unet)
+    super_resolve_pixels(model, video, t5, first, settings, seed=5)
+    window_inputs = [calls[0][0], calls[steps][0]]  # the first UNet call of each window
+    assert all(torch.equal(labels, torch.full((2,), level)) for _, labels in calls)
+    for condition in (window_inputs[0][:, 3:], window_inputs[1][:, 3:]):
+        assert torch.equal(condition[0], condition[1])  # the same condition for both guidance halves
+    assert torch.equal(window_inputs[0][0, 3:, 0], first[0])
+    assert torch.equal(window_inputs[1][0, 3:, 0], window_zero[0, :, 7])
+    generator = torch.Generator().manual_seed(5)
+    torch.randn(1, 3, 8, 32, 32, generator=generator)  # the sample's noise comes first
+    noise = torch.randn(1, 3, 8, 32, 32, generator=generator)
+    upscaled = torch.nn.functional.interpolate(video[0, :, :8].transpose(0, 1), (32, 32), mode="bilinear", align_corners=True)
+    alpha_bar = model.noising_scheduler.alphas_cumprod[level]
+    expected = alpha_bar**0.5 * upscaled.transpose(0, 1) + (1 - alpha_bar) ** 0.5 * noise[0]
+    assert (window_inputs[0][0, 3:, 1:] - expected[:, 1:]).abs().max() < 1e-6
+
+
+def test_dynamic_thresholding_uses_each_frames_own_quantile(models, t5, monkeypatch):
+    """One DPM-Solver++ step computed by hand (float64 samples): each frame's clean estimate is clipped and divided by its own
+    0.95-quantile of |x0| (between 1 and 1.5), here 1.14 for a quiet frame and 1.5 for a loud one."""
+    from show1_core.stages.progress import StageSteps
+    from show1_core.stages.sampling import guided_denoise
+
+    model = load_stage_model(models["show-1-base"].source, dtype=torch.float64)
+    scheduler = model.fresh_scheduler()
+    scheduler.set_timesteps(1)
+    t = int(scheduler.timesteps[0])
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn(1, 3, 2, 16, 16, generator=generator, dtype=torch.float64)
+    clean = torch.rand(1, 3, 2, 16, 16, generator=generator, dtype=torch.float64) * 2 - 1
+    clean[:, :, 0] *= 1.2
+    clean[:, :, 1] *= 4.0
+    alpha, sigma = scheduler.alpha_t[t].double(), scheduler.sigma_t[t].double()
+    eps = (sample - alpha * clean) / sigma
+    output = torch.cat([eps, torch.zeros_like(eps)], dim=1)
+    monkeypatch.setattr(model.unet, "forward", lambda *a, **k: types.SimpleNamespace(sample=output))
+    stepped = guided_denoise(model.unet, scheduler, sample, scheduler.timesteps, t5.to("cpu", torch.float64), 1.0,
+                             progress=StageSteps("keyframes", 0, 1))
+    expected = torch.empty_like(sample)
+    thresholds = []
+    for frame in range(2):
+        x0 = clean[0, :, frame]
+        s = float(torch.quantile(x0.abs().flatten(), 0.95).clamp(1, 1.5))
+        thresholds.append(s)
+        x0 = x0.clamp(-s, s) / s
+        # the coefficients are float32 scalars from the scheduler's tables, as in the original (timestep 0 ends the run)
+        h = scheduler.lambda_t[0] - scheduler.lambda_t[t]
+        decay = scheduler.alpha_t[0] * (torch.exp(-h) - 1.0)
+        expected[0, :, frame] = (scheduler.sigma_t[0] / scheduler.sigma_t[t]) * sample[0, :, frame] - decay * x0
+    assert 1.05 < thresholds[0] < 1.3 and thresholds[1] == 1.5
+    assert (stepped - expected).abs().max() < 1e-10
 
 
 # --- stage 4 ------------------------------------------------------------------------------
@@ -168,6 +250,46 @@ def test_if_first_frame_upscales_one_image(models, t5):
 def clip():
     g = torch.Generator().manual_seed(4)
     return PromptEmbeds(torch.randn(1, 77, WIDTH, generator=g), torch.randn(1, 77, WIDTH, generator=g))
+
+
+def _resample_rows(image: np.ndarray, size: int, cubic: bool) -> np.ndarray:
+    """PIL's convolution resampling along axis 0 (upscaling): keys-cubic (a = -0.5, support 2) or triangle
+    (support 1) weights around each output centre, renormalised over the pixels inside the image, rounded to 8 bits."""
+
+    def weight(x: float) -> float:
+        x = abs(x)
+        if not cubic:
+            return max(0.0, 1 - x)
+        a = -0.5
+        if x < 1:
+            return ((a + 2) * x - (a + 3)) * x * x + 1
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a if x < 2 else 0.0
+
+    support, scale = (2.0 if cubic else 1.0), image.shape[0] / size
+    out = np.empty((size,) + image.shape[1:])
+    for row in range(size):
+        centre = (row + 0.5) * scale
+        first, last = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), image.shape[0])
+        weights = np.array([weight(j - centre + 0.5) for j in range(first, last)])
+        out[row] = np.tensordot(weights / weights.sum(), image[first:last].astype(np.float64), axes=1)
+    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+
+
+def test_stage4_input_is_resized_with_pils_default_bicubic_filter():
+    """8x16 frames to 20x12 (both sides change): quantised by truncation, then bicubic rows of each
+    column, then columns, as PIL does. A bilinear resize would differ by far more than PIL's rounding."""
+    video = torch.rand(1, 3, 2, 8, 16, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    frames, as_video = prepare_input(video, 20, 12)
+    quantised = ((video * 0.5 + 0.5).clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 4, 1).numpy()[0]
+
+    def reference(cubic: bool) -> np.ndarray:
+        wide = np.stack([_resample_rows(f.transpose(1, 0, 2), 20, cubic).transpose(1, 0, 2) for f in quantised])
+        return np.stack([_resample_rows(f, 12, cubic) for f in wide])
+
+    assert frames.shape == (1, 2, 12, 20, 3)
+    assert np.abs(frames[0].astype(int) - reference(cubic=True)).max() <= 1
+    assert np.abs(frames[0].astype(int) - reference(cubic=False)).max() > 8
+    assert torch.equal(as_video, torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float() / 255 * 2 - 1)
 
 
 def test_latent_sr_pieces_compose_to_the_one_shot_stage(models, clip):
@@ -180,6 +302,49 @@ def test_latent_sr_pieces_compose_to_the_one_shot_stage(models, clip):
     assert latents.shape == (1, 4, 3, 4, 4)
     pieces = decode_latents(model.vae, refine_latents(model, latents, clip, settings, generator))
     assert torch.equal(whole, pieces)
+
+
+def test_windowed_stage4_sees_at_most_the_window_and_is_unchanged_when_it_covers_the_video(models, clip, monkeypatch):
+    model = models["show-1-sr2"]
+    latents = torch.randn(1, 4, 7, 4, 4, generator=torch.Generator().manual_seed(2))
+    settings = LatentSRSettings(steps=4, strength=0.5)
+    whole = refine_latents(model, latents, clip, settings, seeded_generator(1))
+    covering = refine_latents(model, latents, clip, replace(settings, frame_window=7), seeded_generator(1))
+    assert torch.equal(covering, whole)
+    calls = _unet_inputs(monkeypatch, model.unet)
+    windowed = refine_latents(model, latents, clip, replace(settings, frame_window=3, frame_overlap=1), seeded_generator(1))
+    assert {sample.shape[2] for sample, _ in calls} == {3} and windowed.shape == whole.shape
+    assert not torch.equal(windowed, whole)  # frames see only their windows' frames
+    with pytest.raises(InputError, match="frame_overlap"):
+        refine_latents(model, latents, clip, replace(settings, frame_window=3, frame_overlap=3))
+
+
+def test_window_predictions_are_blended_with_pyramid_weights():
+    """10 frames, windows of 4 overlapping by 2 (starts 0, 2, 4, 6), weights 1 2 2 1; a stand-in UNet answers each
+    window with its start + 1, so frame 3 is (1 * 1 + 2 * 3) / 3 (window 0's last frame, window 2's second)."""
+    from show1_core.stages.sampling import frame_windows, predict_in_windows
+
+    class WindowNumber(torch.nn.Module):
+        config = types.SimpleNamespace(down_block_types=["CrossAttnDownBlock3D"])
+
+        def forward(self, sample, t, encoder_hidden_states):
+            return types.SimpleNamespace(sample=torch.full_like(sample, float(self.start + 1)))
+
+    unet = WindowNumber()
+    video = torch.zeros(1, 4, 10, 2, 2)
+    starts = iter(frame_windows(10, 4, 2))
+    original_call = unet.forward
+
+    def numbered(sample, t, encoder_hidden_states):
+        unet.start = next(starts)
+        return original_call(sample, t, encoder_hidden_states)
+
+    unet.forward = numbered
+    assert frame_windows(10, 4, 2) == [0, 2, 4, 6] and frame_windows(9, 4, 2) == [0, 2, 4, 5]
+    blended = predict_in_windows(unet, video, torch.tensor(1), torch.zeros(1, 77, 8), None, 4, 2)[0, 0, :, 0, 0]
+    expected = [1, 1, (1 * 2 + 3 * 1) / 3, (1 * 1 + 3 * 2) / 3, (3 * 2 + 5 * 1) / 3, (3 * 1 + 5 * 2) / 3,
+                (5 * 2 + 7 * 1) / 3, (5 * 1 + 7 * 2) / 3, 7, 7]
+    assert torch.allclose(blended, torch.tensor(expected))
 
 
 def test_vae_chunking_does_not_change_results(models):

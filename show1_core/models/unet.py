@@ -30,6 +30,7 @@ from diffusers.models.unets.unet_3d_blocks import (
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from .attention import limit_temporal_attention_batch
 from .if_blocks import IFBlockSettings, IFDownBlock3D, IFMidBlock3D, IFUpBlock3D, check_head_split
 
 IF_DOWN_BLOCKS = {"ResnetDownsampleBlock3D": False, "SimpleCrossAttnDownBlock3D": True}
@@ -304,6 +305,7 @@ class Show1UNet(ModelMixin, ConfigMixin):
         self.conv_out = nn.Conv2d(
             block_out_channels[0], out_channels, conv_out_kernel, padding=(conv_out_kernel - 1) // 2
         )
+        limit_temporal_attention_batch(self)
 
     def _embed_time(
         self, timestep: torch.Tensor | float | int, batch: int, dtype: torch.dtype, device: torch.device,

@@ -127,6 +127,11 @@ def refine_latents(
     unet = model.unet
     check_video(latents, "the latents to refine", channels=unet.config.in_channels)
     check_positive(steps=settings.steps)
+    if settings.frame_window < 0 or (settings.frame_window and not 0 <= settings.frame_overlap < settings.frame_window):
+        raise InputError(
+            f"frame_window must be 0 (all frames) or positive, and frame_overlap at least 0 and smaller than it; got "
+            f"{settings.frame_window} and {settings.frame_overlap}"
+        )
     if not 0 < settings.strength <= 1:
         raise InputError(f"strength must be in (0, 1], got {settings.strength}")
     batch = latents.shape[0]
@@ -155,6 +160,8 @@ def refine_latents(
         generator=generator,
         eta=settings.eta,
         callback=callback,
+        frame_window=settings.frame_window,
+        frame_overlap=settings.frame_overlap,
     )
 
 

@@ -102,6 +102,40 @@ def _predict(unet: nn.Module, model_input: torch.Tensor, t: torch.Tensor, text: 
     return unet(model_input, t, encoder_hidden_states=text, **extra).sample
 
 
+def frame_windows(frames: int, window: int, overlap: int) -> list[int]:
+    """Starts of windows of ``window`` frames overlapping by ``overlap`` that cover ``frames`` (the last aligned to the end)."""
+    if frames <= window:
+        return [0]
+    starts = list(range(0, frames - window + 1, window - overlap))
+    if starts[-1] + window < frames:
+        starts.append(frames - window)
+    return starts
+
+
+def predict_in_windows(
+    unet: nn.Module, model_input: torch.Tensor, t: torch.Tensor, text: torch.Tensor, labels: torch.Tensor | None,
+    window: int, overlap: int,
+) -> torch.Tensor:
+    """The UNet's prediction for a video computed over windows of at most ``window`` frames.
+
+    Overlapping predictions are averaged with pyramid weights (a window's middle frames count
+    most), so window seams blend. ``window`` 0 or at least the frame count is one whole call.
+    """
+    frames = model_input.shape[2]
+    if not window or frames <= window:
+        return _predict(unet, model_input, t, text, labels)
+    ramp = torch.arange(1, window + 1, dtype=model_input.dtype, device=model_input.device)
+    weights = torch.minimum(ramp, ramp.flip(0)).view(1, 1, window, 1, 1)
+    total, coverage = None, torch.zeros(frames, dtype=model_input.dtype, device=model_input.device)
+    for start in frame_windows(frames, window, overlap):
+        prediction = _predict(unet, model_input[:, :, start : start + window], t, text, labels) * weights
+        if total is None:
+            total = prediction.new_zeros(prediction.shape[:2] + (frames,) + prediction.shape[3:])
+        total[:, :, start : start + window] += prediction
+        coverage[start : start + window] += weights.flatten()
+    return total / coverage.view(1, 1, frames, 1, 1)
+
+
 def _step_kwargs(scheduler: SchedulerMixin, generator: torch.Generator | None, eta: float) -> dict:
     accepted = inspect.signature(scheduler.step).parameters
     kwargs = {}
@@ -151,6 +185,8 @@ def guided_denoise(
     generator: torch.Generator | None = None,
     eta: float = 0.0,
     callback: StepCallback | None = None,
+    frame_window: int = 0,
+    frame_overlap: int = 0,
 ) -> torch.Tensor:
     """Denoise ``sample`` ``(B, C, F, H, W)`` over ``timesteps`` with classifier-free guidance.
 
@@ -159,7 +195,8 @@ def guided_denoise(
     condition. Guidance applies when ``guidance > 1`` (the original's rule), with the
     batch ordered ``[negative, positive]``. The scheduler steps every frame as an image,
     so per-image operations such as thresholding see single frames, as in the original.
-    Steps are reported as ``progress`` places them in their stage.
+    Steps are reported as ``progress`` places them in their stage. With ``frame_window``, the
+    UNet sees at most that many frames at a time (:func:`predict_in_windows`).
     """
     guided = guidance > 1.0
     text = torch.cat([embeds.negative, embeds.positive]) if guided else embeds.positive
@@ -173,7 +210,8 @@ def guided_denoise(
         model_input = sample if condition is None else torch.cat([sample, condition], dim=1)
         model_input = torch.cat([model_input] * 2) if guided else model_input
         model_input = scheduler.scale_model_input(model_input, t)
-        prediction = guide(_predict(unet, model_input, t, text, labels), channels, guidance, guided, keep_variance)
+        raw = predict_in_windows(unet, model_input, t, text, labels, frame_window, frame_overlap)
+        prediction = guide(raw, channels, guidance, guided, keep_variance)
         output = scheduler.step(frames_to_batch(prediction), t, frames_to_batch(sample), **step_kwargs)
         sample = batch_to_frames(output.prev_sample, batch)
         denoised = _denoised_estimate(scheduler, output)
