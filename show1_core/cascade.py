@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -13,6 +13,7 @@ from .loading.hub import resolve_checkpoint
 from .loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, Stage
 from .loading.stage_model import StageModel, load_stage_model
 from .memory import MemoryPolicy, ModelPlacer, default_dtype, explain_out_of_memory, resolve_device, tiled_vae
+from .motion_lora import MotionLora, motion_loras
 from .settings import PAPER_SETTINGS, CascadeSettings
 from .stages import (
     PromptEmbeds,
@@ -104,9 +105,11 @@ class Show1Cascade:
         cache: EmbeddingCache | None = None,
         models: dict[Stage, StageModel] | None = None,
         text_loaders: dict[EncoderKind, Callable[[], tuple[object, torch.nn.Module]]] | None = None,
+        motion_loras: Sequence[MotionLora] = (),
     ):
         """``models`` and ``text_loaders`` supply models built elsewhere (e.g. random weights for
-        benchmarks) instead of loading them from ``checkpoints``."""
+        benchmarks) instead of loading them from ``checkpoints``. ``motion_loras`` are applied to
+        the stage each was trained for while that stage runs."""
         self.checkpoints = checkpoints
         self.device = resolve_device(device)
         self.dtype = dtype or default_dtype(self.device)
@@ -114,6 +117,7 @@ class Show1Cascade:
         self.cache = cache or EmbeddingCache()
         self._models: dict[Stage, StageModel] = dict(models or {})
         self._text_loaders = dict(text_loaders or {})
+        self.motion_loras = list(motion_loras)
 
     def model(self, stage: Stage) -> StageModel:
         """The stage's models, loaded on first use (kept on the CPU between uses unless freed)."""
@@ -142,7 +146,8 @@ class Show1Cascade:
 
     def _run_stage(self, stage: Stage, fn, *args, **kwargs) -> torch.Tensor:
         model = self.model(stage)
-        with explain_out_of_memory(f"the {stage.title}"), self.placer.on_device(*model.modules()):
+        loras = [lora for lora in self.motion_loras if lora.info.stage == stage]
+        with explain_out_of_memory(f"the {stage.title}"), self.placer.on_device(*model.modules()), motion_loras(model, loras):
             return fn(model, *args, **kwargs).to("cpu")
 
     def run(
