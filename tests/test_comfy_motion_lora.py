@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from comfy_support import comfy, load_pack, pack_module, tiny_models
+from comfy_support import comfy, load_pack, pack_module
 from lora_support import write_lora
 from show1_core.errors import InputError, StateDictMismatchError
 from show1_core.motion_lora import active_motion_loras, load_motion_lora, motion_loras
@@ -23,14 +21,9 @@ def nodes() -> dict[str, type]:
     return load_pack().NODE_CLASS_MAPPINGS
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return tiny_models(tmp_path_factory)
-
-
 @pytest.fixture
-def fake(tmp_path, monkeypatch, tiny):
-    fake = comfy(tmp_path, monkeypatch, tiny)
+def fake(tmp_path, monkeypatch, tiny_root):
+    fake = comfy(tmp_path, monkeypatch, tiny_root)
     fake.modules["folder_paths"].add_model_folder_path("loras", str(fake.root / "models" / "loras"))
     return fake
 

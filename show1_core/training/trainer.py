@@ -132,10 +132,12 @@ class _Run:
         self.device, self.dtype = unet.device, unet.dtype
         self.info_base = (base_name, unet_fingerprint(unet))
         self.targets = temporal_attention_targets(unet)
-        unet.add_adapter(
-            LoraConfig(r=settings.rank, lora_alpha=settings.alpha, target_modules=self.targets, init_lora_weights=True),
-            adapter_name=ADAPTER,
-        )
+        with torch.random.fork_rng(devices=[]):  # the adapters' initial weights follow the seed, not the global RNG
+            torch.manual_seed(settings.seed)
+            unet.add_adapter(
+                LoraConfig(r=settings.rank, lora_alpha=settings.alpha, target_modules=self.targets, init_lora_weights=True),
+                adapter_name=ADAPTER,
+            )
         self.params = [p for n, p in unet.named_parameters() if "lora_" in n]
         for p in self.params:  # adapters train in float32 whatever the base precision
             p.data = p.data.float()
