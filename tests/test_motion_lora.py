@@ -205,3 +205,29 @@ def test_lora_specs_name_a_file_and_an_optional_scale(spec, expected):
 def test_a_non_finite_scale_is_refused():
     with pytest.raises(InputError, match="finite"):
         parse_lora_spec("pan.safetensors:nan")
+
+
+def test_loras_read_in_inference_mode_apply_as_comfyui_runs_them(tmp_path, keyframe_model, embeds):
+    """ComfyUI runs every node under torch.inference_mode: the file is read there and applied there."""
+    path = write_lora(tmp_path / "a.safetensors", keyframe_model)
+    with torch.inference_mode():
+        lora = load_motion_lora(path)
+        with motion_loras(keyframe_model, [lora]):
+            inside = keyframes(keyframe_model, embeds)
+    with motion_loras(keyframe_model, [load_motion_lora(path)]):
+        outside = keyframes(keyframe_model, embeds)
+    assert torch.equal(inside, outside) and not active_motion_loras(keyframe_model)
+
+
+def test_a_failed_apply_leaves_the_original_layers(tmp_path, keyframe_model, monkeypatch):
+    lora = load_motion_lora(write_lora(tmp_path / "a.safetensors", keyframe_model))
+    modules = dict(keyframe_model.unet.named_modules())
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("adapter scales could not be set")
+
+    monkeypatch.setattr(type(keyframe_model.unet), "set_adapters", fail)
+    with pytest.raises(RuntimeError, match="could not be set"):
+        apply_motion_loras(keyframe_model, [lora])
+    assert dict(keyframe_model.unet.named_modules()).keys() == modules.keys()
+    assert all(modules[name] is module for name, module in keyframe_model.unet.named_modules())

@@ -50,6 +50,13 @@ def active_motion_loras(model: StageModel) -> list[str]:
     return list(getattr(model.unet, "peft_config", None) or {})
 
 
+def _has_adapter_layers(model: StageModel) -> bool:
+    """Whether any peft layer wraps a module (also after a failed load that left no config behind)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return any(isinstance(module, BaseTunerLayer) for module in model.unet.modules())
+
+
 def apply_motion_loras(model: StageModel, loras: Sequence[MotionLora]) -> list[str]:
     """Add ``loras`` to the model's UNet, stacked, each at its own scale; returns the adapter names.
 
@@ -57,7 +64,7 @@ def apply_motion_loras(model: StageModel, loras: Sequence[MotionLora]) -> list[s
     first one is applied. A model that already carries adapters is refused: remove them first.
     """
     unet = model.unet
-    if active_motion_loras(model):
+    if active_motion_loras(model) or _has_adapter_layers(model):
         raise InputError(
             f"the {model.stage.title} model already carries LoRA adapters ({', '.join(active_motion_loras(model))}); "
             "remove them before applying others"
@@ -70,7 +77,8 @@ def apply_motion_loras(model: StageModel, loras: Sequence[MotionLora]) -> list[s
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")  # stacking adapters is intended
             for index, lora in enumerate(loras):
                 name = f"{ADAPTER_PREFIX}{index}"
-                weights = {k: v.to(unet.device, unet.dtype) for k, v in lora.weights.items()}
+                # cloned here, outside inference mode: tensors read inside it (as ComfyUI runs nodes) cannot become parameters
+                weights = {k: v.to(unet.device, unet.dtype).clone() for k, v in lora.weights.items()}
                 unet.load_lora_adapter(weights, prefix=None, adapter_name=name, metadata=lora.info.peft_config(), low_cpu_mem_usage=True)
                 names.append(name)
             if names:
@@ -83,7 +91,7 @@ def apply_motion_loras(model: StageModel, loras: Sequence[MotionLora]) -> list[s
 
 def remove_motion_loras(model: StageModel) -> None:
     """Take every adapter off the model's UNet, restoring its original layers (a no-op without adapters)."""
-    if active_motion_loras(model):
+    if active_motion_loras(model) or _has_adapter_layers(model):
         model.unet.unload_lora()
 
 
