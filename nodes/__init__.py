@@ -15,6 +15,7 @@ from .loaders import (
     T5Loader,
 )
 from .model_folders import register_model_folder
+from .motion_lora import InterpolationMotionLora, KeyframeMotionLora
 from .stage_nodes import Interpolation, Keyframes, LatentSR, PixelSR
 from .text_nodes import TextEncode
 
@@ -34,6 +35,8 @@ NODES = {
     "Show1VAEEncode": (VAEEncode, "Show-1 VAE Encode (stage 4 latents)"),
     "Show1LatentRefine": (LatentRefine, "Show-1 Latent Refine (stage 4)"),
     "Show1VAEDecode": (VAEDecode, "Show-1 VAE Decode (stage 4 latents)"),
+    "Show1KeyframeMotionLoRA": (KeyframeMotionLora, "Show-1 Motion LoRA (stage 1 keyframes)"),
+    "Show1InterpolationMotionLoRA": (InterpolationMotionLora, "Show-1 Motion LoRA (stage 2 interpolation)"),
 }
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, (cls, _) in NODES.items()}

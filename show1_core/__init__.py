@@ -24,6 +24,10 @@ _PUBLIC = {
     ),
     "loading.hub": ("DEFAULT_MODELS_DIR_ENV", "default_models_dir", "resolve_checkpoint"),
     "memory": ("POLICY_SETTINGS", "MemoryPolicy", "ModelPlacer", "PolicySettings", "default_device", "default_dtype", "resolve_device"),
+    "motion_lora": (
+        "MotionLora", "MotionLoraInfo", "check_fits", "load_motion_lora", "motion_loras", "parse_lora_spec",
+        "read_motion_lora_info", "with_motion_loras",
+    ),
     "preview": ("preview_image",),
     "runner": (
         "PlacedStage", "Placement", "PlacerPlacement", "place", "run_interpolation", "run_keyframes", "run_latent_refine",

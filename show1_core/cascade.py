@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -13,6 +13,7 @@ from .loading.hub import resolve_checkpoint
 from .loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, Stage
 from .loading.stage_model import StageModel, load_stage_model
 from .memory import MemoryPolicy, ModelPlacer, default_dtype, resolve_device
+from .motion_lora import MotionLora, with_motion_loras
 from .runner import PlacedStage, place, run_interpolation, run_keyframes, run_latent_sr, run_pixel_sr
 from .settings import PAPER_SETTINGS, CascadeSettings
 from .stages import PromptEmbeds, StepCallback, interpolated_fps
@@ -94,9 +95,11 @@ class Show1Cascade:
         cache: EmbeddingCache | None = None,
         models: dict[Stage, StageModel] | None = None,
         text_loaders: dict[EncoderKind, Callable[[], tuple[object, torch.nn.Module]]] | None = None,
+        motion_loras: Sequence[MotionLora] = (),
     ):
         """``models`` and ``text_loaders`` supply models built elsewhere (e.g. random weights for
-        benchmarks) instead of loading them from ``checkpoints``."""
+        benchmarks) instead of loading them from ``checkpoints``. ``motion_loras`` are applied to
+        the stage each was trained for while that stage runs."""
         self.checkpoints = checkpoints
         self.device = resolve_device(device)
         self.dtype = dtype or default_dtype(self.device)
@@ -104,6 +107,7 @@ class Show1Cascade:
         self.cache = cache or EmbeddingCache()
         self._models: dict[Stage, StageModel] = dict(models or {})
         self._text_loaders = dict(text_loaders or {})
+        self.motion_loras = list(motion_loras)
 
     def model(self, stage: Stage) -> StageModel:
         """The stage's models, loaded on first use (kept on the CPU between uses unless freed)."""
@@ -115,8 +119,8 @@ class Show1Cascade:
         return self._models[stage]
 
     def placed(self, stage: Stage) -> PlacedStage:
-        """The stage's models under this cascade's memory policy."""
-        return place(self.model(stage), self.placer)
+        """The stage's models under this cascade's memory policy, with the motion LoRAs made for that stage."""
+        return with_motion_loras(place(self.model(stage), self.placer), [lora for lora in self.motion_loras if lora.info.stage == stage])
 
     def _done_with(self, stage: Stage) -> None:
         if self.placer.settings.free_after_stage and stage in self._models:

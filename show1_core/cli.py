@@ -1,4 +1,4 @@
-"""The ``show1`` command: ``generate``, ``demo``, ``tiny-models``, ``download`` and ``convert``."""
+"""The ``show1`` command: ``generate``, ``demo``, ``tiny-models``, ``download``, ``convert`` and ``train-motion``."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def _write_outputs(result, args: argparse.Namespace) -> list[Path]:
     return written
 
 
-def _run_cascade(checkpoints, args, settings, prompt: str) -> list[Path]:
+def _run_cascade(checkpoints, args, settings, prompt: str, motion_loras=()) -> list[Path]:
     import torch
 
     from .cascade import Show1Cascade
@@ -115,7 +115,9 @@ def _run_cascade(checkpoints, args, settings, prompt: str) -> list[Path]:
 
     cache_dir = embeddings_cache_dir(Path(args.models_dir or _default_models_dir()))
     dtype = parse_dtype(args.precision) if args.precision else None
-    cascade = Show1Cascade(checkpoints, device=args.device, dtype=dtype, policy=args.memory, cache=EmbeddingCache(cache_dir))
+    cascade = Show1Cascade(
+        checkpoints, device=args.device, dtype=dtype, policy=args.memory, cache=EmbeddingCache(cache_dir), motion_loras=motion_loras
+    )
     bars = ProgressBars()
     try:
         with torch.inference_mode():
@@ -159,12 +161,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Run the cascade on the released checkpoints (downloaded on first use)."""
     from .cascade import CascadeCheckpoints
 
+    from .motion_lora import load_motion_lora, parse_lora_spec
+
     _check_before_running(args)
+    motion_loras = [load_motion_lora(*parse_lora_spec(spec)) for spec in args.motion_lora]
     settings = _settings_from(args)
     checkpoints = CascadeCheckpoints.resolve(
         args.models_dir, args.stages, use_first_frame_model=not args.no_first_frame_model, allow_download=not args.offline
     )
-    for path in _run_cascade(checkpoints, args, settings, args.prompt):
+    for path in _run_cascade(checkpoints, args, settings, args.prompt, motion_loras):
         print(f"wrote {path}")
     return 0
 
@@ -273,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``show1`` command."""
     from .memory import MemoryPolicy
     from .settings import PAPER_SETTINGS
+    from .training.command import add_train_motion_parser
 
     parser = argparse.ArgumentParser(prog="show1", description="Show-1 text-to-video: the four-stage cascade on PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -294,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)")
     gen.add_argument("--precision", default=None, choices=["fp16", "bf16", "fp32"], help="default fp16 on GPU, fp32 on CPU")
     gen.add_argument("--memory", default=MemoryPolicy.BALANCED.value, choices=[p.value for p in MemoryPolicy])
+    gen.add_argument(
+        "--motion-lora", action="append", default=[], metavar="FILE[:SCALE]",
+        help="a motion LoRA from `show1 train-motion` for stage 1 or 2 (its file says which), at SCALE (default 1); repeat to stack",
+    )
     _stage_flags(gen)
     gen.set_defaults(func=cmd_generate)
 
@@ -324,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("target")
     conv.add_argument("--precision", default=None, choices=["fp16", "bf16", "fp32"])
     conv.set_defaults(func=cmd_convert)
+
+    add_train_motion_parser(sub)
     return parser
 
 

@@ -20,3 +20,15 @@ def test_tiny_benchmark_reports_every_step(tmp_path, monkeypatch):
     assert steps == ["text_t5", "keyframes", "interpolated", "pixel_sr", "text_clip", "latent_sr"]
     assert all(row["seconds"] > 0 for row in report["policies"]["balanced"])
     assert report["interpolation_batching"]["speedup"] > 0
+
+
+def test_the_motion_lora_estimate_covers_every_temporal_attention_projection_of_the_released_model(capsys):
+    spec = importlib.util.spec_from_file_location("motion_lora_estimate", BENCH.parent / "motion_lora_estimate.py")
+    estimate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(estimate)
+    assert estimate.main(["--rank", "16"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sample"] == "1 x 8 frames x 64x40"
+    assert report["adapted_layers"] == 22 * 8  # 22 temporal transformers, q/k/v/out of two attentions each
+    assert 1500 < report["base_parameters_M"] < 2000 and 0 < report["adapter_parameters_M"] < 0.01 * report["base_parameters_M"]
+    assert report["largest_block_outputs_bf16_GB"] < report["layer_outputs_bf16_GB"] and report["forward_TFLOP"] > 1

@@ -22,6 +22,7 @@ NODE_IDS = {
     "Show1KeyframeModelLoader", "Show1InterpolationModelLoader", "Show1PixelSRModelLoader", "Show1FirstFrameModelLoader",
     "Show1LatentSRModelLoader", "Show1T5Loader", "Show1CLIPLoader", "Show1TextEncode", "Show1Keyframes",
     "Show1Interpolation", "Show1PixelSR", "Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode",
+    "Show1KeyframeMotionLoRA", "Show1InterpolationMotionLoRA",
 }
 COMFY_TYPES = {"IMAGE", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN"}
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -130,9 +131,11 @@ def test_loaders_say_they_download_and_each_model_type_fits_one_stage_node():
             assert "(Down)load" in pack.NODE_DISPLAY_NAME_MAPPINGS[node_id]
     model_types = {t for t in produced if t.endswith("_MODEL")}
     assert model_types == {"SHOW1_KEYFRAME_MODEL", "SHOW1_INTERPOLATION_MODEL", "SHOW1_PIXEL_SR_MODEL", "SHOW1_FIRST_FRAME_MODEL", "SHOW1_LATENT_SR_MODEL"}
-    assert all(len(produced[t]) == 1 for t in model_types)
-    assert consumed["SHOW1_KEYFRAME_MODEL"] == {"Show1Keyframes"}
-    assert consumed["SHOW1_INTERPOLATION_MODEL"] == {"Show1Interpolation"}
+    assert all(len([n for n in produced[t] if n.endswith("Loader")]) == 1 for t in model_types)
+    assert produced["SHOW1_KEYFRAME_MODEL"] == ["Show1KeyframeModelLoader", "Show1KeyframeMotionLoRA"]
+    assert produced["SHOW1_INTERPOLATION_MODEL"] == ["Show1InterpolationModelLoader", "Show1InterpolationMotionLoRA"]
+    assert consumed["SHOW1_KEYFRAME_MODEL"] == {"Show1Keyframes", "Show1KeyframeMotionLoRA"}
+    assert consumed["SHOW1_INTERPOLATION_MODEL"] == {"Show1Interpolation", "Show1InterpolationMotionLoRA"}
     assert consumed["SHOW1_PIXEL_SR_MODEL"] == consumed["SHOW1_FIRST_FRAME_MODEL"] == {"Show1PixelSR"}
     assert consumed["SHOW1_LATENT_SR_MODEL"] == {"Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode"}
     assert consumed["SHOW1_T5_EMBEDS"] == {"Show1Keyframes", "Show1Interpolation", "Show1PixelSR"}

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders.peft import PeftAdapterMixin
 from diffusers.models.activations import get_activation
 from diffusers.models.embeddings import TextTimeEmbedding, TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
@@ -65,8 +66,11 @@ def _modelscope_heads(channels: int, head_split: int) -> int:
     return channels // head_split
 
 
-class Show1UNet(ModelMixin, ConfigMixin):
-    """The Show-1 video UNet (all four stages), a diffusers ``ModelMixin`` + ``ConfigMixin``."""
+class Show1UNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
+    """The Show-1 video UNet (all four stages), a diffusers ``ModelMixin`` + ``ConfigMixin``.
+
+    ``PeftAdapterMixin`` adds diffusers' LoRA adapter methods (used by :mod:`show1_core.motion_lora`).
+    """
 
     _supports_gradient_checkpointing = False
 
