@@ -22,6 +22,7 @@ import torch
 from show1_core import InputError
 
 from .comfy_bridge import to_intermediate
+from .core_vae import as_video_latent
 
 CARRIED = "_show1_video"
 """Attribute of a Show-1 IMAGE output: ``(video, the IMAGE's _version when it was made)``."""
@@ -84,20 +85,16 @@ def video_to_image(video: torch.Tensor, clamp: bool = False) -> torch.Tensor:
 
 
 def latent_samples(latent: object, input_name: str) -> torch.Tensor:
-    """The 5-D ``samples`` of a video ``LATENT``, or a clear error for image latents and other values."""
+    """The 5-D ``samples`` of a video ``LATENT`` (4-D frame latents as one video), or a clear error."""
     if not isinstance(latent, dict) or not isinstance(latent.get("samples"), torch.Tensor):
         raise InputError(f"the {input_name!r} input needs a LATENT (a dict with 'samples'), got {type(latent).__name__}")
     samples = latent["samples"]
-    if samples.ndim == 4:
+    if samples.ndim not in (4, 5):
         raise InputError(
-            f"the {input_name!r} latent is an image latent {tuple(samples.shape)}; Show-1 needs a video latent "
-            "[batch, channels, frames, height, width] from Show-1 VAE Encode"
+            f"the {input_name!r} latent must be [batch, channels, frames, height, width] or [frames, channels, height, "
+            f"width], got {tuple(samples.shape)}"
         )
-    if samples.ndim != 5:
-        raise InputError(
-            f"the {input_name!r} latent must be [batch, channels, frames, height, width], got {tuple(samples.shape)}"
-        )
-    return samples
+    return as_video_latent(samples)
 
 
 def to_latent(samples: torch.Tensor, like: dict | None = None) -> dict:

@@ -1,9 +1,10 @@
 """Stage 4 in latent space: VAE encode, latent refine and VAE decode as separate nodes.
 
-``LATENT`` samples are native 5-D ``[batch, 4, frames, height/8, width/8]`` latents of the
-show-1-sr2 VAE (scaled by its ``scaling_factor``), so other latent video nodes can be
-wired in between. Encode and decode halve their frame chunk after an out-of-memory error
-(which changes the result only by float rounding).
+``LATENT`` samples are 5-D ``[batch, 4, frames, height/8, width/8]`` latents of the show-1-sr2
+VAE, raw (unscaled) as ComfyUI keeps every ``LATENT``: the refine node scales them for the
+UNet inside. 4-D frame latents ``[frames, 4, h, w]`` (core VAE Encode with an SD-family VAE,
+or the show-1-sr2 VAE's core ``VAE`` output) are taken as one video. Encode and decode halve
+their frame chunk after an out-of-memory error (which changes the result only by float rounding).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ LATENT_CATEGORY = "Show-1/latent"
 PAPER = PAPER_SETTINGS.latent_sr
 MODEL_TOOLTIP = "The expert latent SR model (Show-1 stage 4 loader): its UNet refines, its VAE encodes and decodes."
 IMAGES_TOOLTIP = "Video frames (an IMAGE batch, one frame per entry)."
-LATENT_TOOLTIP = "A video LATENT: samples [batch, 4, frames, height/8, width/8]."
+LATENT_TOOLTIP = "A video LATENT: raw samples [batch, 4, frames, height/8, width/8], or [frames, 4, height/8, width/8] as one video."
 
 
 class VAEEncode:

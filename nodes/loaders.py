@@ -29,6 +29,7 @@ from show1_core import (
 )
 
 from .comfy_bridge import torch_device
+from .core_vae import core_vae
 from .model_folders import (
     ENCODER_REPO,
     FOLDER_NAME,
@@ -72,12 +73,17 @@ class ModelLoader:
     SIZE_GB: float
     WHAT: str
     OUTPUT_TYPE: str
+    EXTRA_OUTPUTS: tuple[tuple[str, str, str], ...] = ()
+    """(type, name, tooltip) of outputs after the model."""
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if hasattr(cls, "OUTPUT_TYPE"):  # a concrete loader, not an intermediate base
-            cls.RETURN_TYPES = (cls.OUTPUT_TYPE,)
-            cls.OUTPUT_TOOLTIPS = (f"The {cls.WHAT}, for the Show-1 nodes that take {cls.OUTPUT_TYPE} only.",)
+            cls.RETURN_TYPES = (cls.OUTPUT_TYPE,) + tuple(kind for kind, _, _ in cls.EXTRA_OUTPUTS)
+            cls.RETURN_NAMES = cls.RETURN_NAMES[:1] + tuple(name for _, name, _ in cls.EXTRA_OUTPUTS)
+            cls.OUTPUT_TOOLTIPS = (f"The {cls.WHAT}, for the Show-1 nodes that take {cls.OUTPUT_TYPE} only.",) + tuple(
+                tip for _, _, tip in cls.EXTRA_OUTPUTS
+            )
             cls.DESCRIPTION = inspect.cleandoc(cls.__doc__)
 
     @classmethod
@@ -166,9 +172,24 @@ class FirstFrameModelLoader(StageModelLoader):
 
 
 class LatentSRModelLoader(StageModelLoader):
-    """Loads the Show-1 expert latent super-resolution model (stage 4, showlab/show-1-sr2): UNet, scheduler and VAE."""
+    """Loads the Show-1 expert latent super-resolution model (stage 4, showlab/show-1-sr2): UNet, scheduler and VAE.
+
+    Its VAE also comes out as a core VAE, so core VAE Decode/Encode work on Show-1 video latents and back.
+    """
 
     STAGE = Stage.LATENT_SR
+    EXTRA_OUTPUTS = (
+        (
+            "VAE", "vae",
+            "The show-1-sr2 VAE for core VAE Decode, VAE Decode (Tiled) and VAE Encode: it decodes Show-1's 5-D video "
+            "latents to frames and encodes frames to one video latent.",
+        ),
+    )
+
+    def load(self, model: str, precision: str, memory: str) -> tuple[PlacedStage, object]:
+        """The stage-4 model and its VAE as a core ComfyUI VAE."""
+        (stage,) = super().load(model, precision, memory)
+        return (stage, core_vae(stage.model))
 
 
 class TextEncoderLoader(ModelLoader):

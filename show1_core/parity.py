@@ -175,8 +175,8 @@ def _sr2(case: ParityCase) -> torch.Tensor:
     return super_resolve_latent(case.model(Stage.LATENT_SR), video, clip, _sr2_settings(case), seed=case.seed)
 
 
-def _sr2_latents(case: ParityCase) -> torch.Tensor:
-    """The refined stage-4 latents before decoding (same random draws as :func:`super_resolve_latent`)."""
+def _sr2_raw_latents(case: ParityCase) -> torch.Tensor:
+    """The refined stage-4 latents, raw, as the decoder takes them (same random draws as :func:`super_resolve_latent`)."""
 
     def compute() -> torch.Tensor:
         video, clip = _sr2_video_and_clip(case)
@@ -188,9 +188,14 @@ def _sr2_latents(case: ParityCase) -> torch.Tensor:
     return case.once("sr2_latents", compute)
 
 
+def _sr2_latents(case: ParityCase) -> torch.Tensor:
+    """The final stage-4 latents as the fixtures store them: in the UNet's (scaled) space."""
+    return _sr2_raw_latents(case) * case.model(Stage.LATENT_SR).vae.config.scaling_factor
+
+
 def _sr2_decoded_in_run_precision(case: ParityCase) -> torch.Tensor:
     """Those latents decoded in the run's precision, without the original's final ``.float()``."""
-    return decode_latents(case.model(Stage.LATENT_SR).vae, _sr2_latents(case), dtype=case.dtype)
+    return decode_latents(case.model(Stage.LATENT_SR).vae, _sr2_raw_latents(case), dtype=case.dtype)
 
 
 @dataclass(frozen=True)

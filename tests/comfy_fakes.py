@@ -16,6 +16,10 @@ Read from ComfyUI's source (Comfy-Org/ComfyUI and comfyanonymous/ComfyUI):
   ``LoadedModel.model_unload()`` detaches the patcher (weights back to its offload device) and
   returns True; ``free_memory`` unloads entries and pops them from that list;
   ``unload_all_models`` is ``free_memory(1e30, ...)`` for every loaded model.
+* ``comfy.sd.VAE(sd=state_dict)`` builds an image VAE from (diffusers-format) weights; its
+  ``decode`` takes 4-D latents ``[N, 4, h, w]`` and returns ``[N, H, W, 3]`` frames in 0..1
+  (``process_output``: ``(x + 1) / 2`` clamped, then ``movedim(1, -1)``); ``encode`` takes
+  ``[N, H, W, 3]`` in 0..1 and returns ``[N, 4, h, w]`` raw latents (ComfyUI ``sd.py``).
 * ``folder_paths.add_model_folder_path`` registers (or extends) a model folder name;
   ``get_folder_paths`` raises ``KeyError`` for an unknown name.
 """
@@ -97,6 +101,7 @@ class FakeComfy:
             "comfy.utils": self._utils(),
             "comfy.model_patcher": self._model_patcher(),
             "folder_paths": self._folder_paths(),
+            "comfy.sd": self._sd(),
         }
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> "FakeComfy":
@@ -202,6 +207,44 @@ class FakeComfy:
         utils.set_progress_bar_global_hook = set_progress_bar_global_hook
         utils.ProgressBar = ProgressBar
         return utils
+
+    def _sd(self) -> ModuleType:
+        """``comfy.sd`` with its ``VAE``.
+
+        As ``comfy/sd.py`` ``VAE.__init__`` does for diffusers-format weights, it always builds the
+        SD1.x/SD2.x layout (its fixed ``ddconfig``: ch 128, ch_mult 1,2,4,4, 2 res blocks, 4
+        latent channels) and loads with ``strict=False`` (shape mismatches still raise); decode
+        returns ``[N, H, W, 3]`` in 0..1 and encode takes ``[N, H, W, 3]``, as its
+        ``decode``/``encode``.
+        """
+        module = ModuleType("comfy.sd")
+
+        class VAE:
+            def __init__(self, sd=None, device=None, config=None, dtype=None, metadata=None):
+                from diffusers import AutoencoderKL
+
+                self.model = AutoencoderKL(
+                    block_out_channels=(128, 256, 512, 512),
+                    down_block_types=("DownEncoderBlock2D",) * 4,
+                    up_block_types=("UpDecoderBlock2D",) * 4,
+                    layers_per_block=2,
+                    latent_channels=4,
+                ).eval()
+                self.model.load_state_dict(sd, strict=False)
+
+            def decode(self, samples_in, vae_options={}):
+                with torch.no_grad():
+                    return ((self.model.decode(samples_in.float()).sample + 1.0) / 2.0).clamp(0, 1).movedim(1, -1)
+
+            def decode_tiled(self, samples, tile_x=None, tile_y=None, overlap=None, tile_t=None, overlap_t=None):
+                return self.decode(samples)
+
+            def encode(self, pixel_samples):
+                with torch.no_grad():
+                    return self.model.encode(pixel_samples.movedim(-1, 1) * 2 - 1).latent_dist.mode()
+
+        module.VAE = VAE
+        return module
 
     def _model_patcher(self) -> ModuleType:
         module = ModuleType("comfy.model_patcher")

@@ -24,7 +24,7 @@ NODE_IDS = {
     "Show1Interpolation", "Show1PixelSR", "Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode",
     "Show1KeyframeMotionLoRA", "Show1InterpolationMotionLoRA",
 }
-COMFY_TYPES = {"IMAGE", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN"}
+COMFY_TYPES = {"IMAGE", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "VAE", "VIDEO"}
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
 
@@ -364,11 +364,16 @@ def test_bad_frame_batches_are_explained(value, message):
 @pytest.mark.parametrize(
     "latent, message",
     [
-        ({"samples": torch.zeros(1, 4, 8, 8)}, "image latent"),
-        ({"samples": torch.zeros(4, 8)}, "must be \\[batch, channels, frames, height, width\\]"),
+        ({"samples": torch.zeros(4, 8, 8)}, "must be \\[batch, channels, frames, height, width\\] or \\[frames"),
         (torch.zeros(1, 4, 2, 8, 8), "needs a LATENT"),
     ],
 )
 def test_bad_latents_are_explained(latent, message):
     with pytest.raises(InputError, match=message):
         pack_module("image_video").latent_samples(latent, "latent")
+
+
+def test_frame_latents_of_an_image_vae_are_one_video():
+    frames = torch.randn(5, 4, 6, 8)
+    video = pack_module("image_video").latent_samples({"samples": frames}, "latent")
+    assert video.shape == (1, 4, 5, 6, 8) and torch.equal(video[0, :, 2], frames[2])

@@ -34,8 +34,7 @@ def nodes() -> dict[str, type]:
 
 
 def load(node_id: str, model: str, memory: str = "balanced"):
-    (handle,) = nodes()[node_id]().load(model, "fp32", memory)
-    return handle
+    return nodes()[node_id]().load(model, "fp32", memory)[0]
 
 
 @pytest.fixture(scope="module")
@@ -320,3 +319,51 @@ def test_node_chain_reproduces_the_cascade(tiny, monkeypatch):
     assert torch.equal(upscaled, to_image(expected.pixel_sr))
     assert torch.equal(final, to_image(expected.latent_sr, clamp=True))
     assert fps == expected.fps["latent_sr"]
+
+
+def test_latents_are_raw_so_the_vae_alone_decodes_them(models):
+    """ComfyUI's convention: LATENT samples are in the VAE's own scale (no scaling_factor), checked without ComfyUI."""
+    stage = models["latent_sr"]
+    (latent,) = nodes()["Show1VAEEncode"]().encode(stage, frames(3, 32, 64), 64, 32, SEED)
+    (decoded,) = nodes()["Show1VAEDecode"]().decode(stage, latent)
+    with torch.no_grad():
+        direct = stage.model.vae.decode(latent["samples"][0].movedim(1, 0)).sample
+    assert ((direct.movedim(1, -1) + 1) / 2).clamp(0, 1).sub(decoded).abs().max() < 1e-5
+
+
+def test_core_vae_nodes_decode_and_encode_show1_video_latents(fake, models):
+    """Show-1 VAE Encode -> core VAE Decode gives Show-1 VAE Decode's frames; core VAE Encode gives a Show-1 video latent.
+
+    Core ComfyUI builds only the SD VAE layout (the released show-1-sr2 VAE's), so the tiny stage
+    model gets a randomly initialised VAE of that layout here.
+    """
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    sd_vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=2,
+        latent_channels=4,
+    ).eval()
+    stage = replace(models["latent_sr"], model=replace(models["latent_sr"].model, vae=sd_vae))
+    vae = pack_module("core_vae").core_vae(stage.model)
+    source = frames(3, 32, 64)
+    (latent,) = nodes()["Show1VAEEncode"]().encode(stage, source, 64, 32, SEED)
+    (show1_frames,) = nodes()["Show1VAEDecode"]().decode(stage, latent)
+    core_frames = vae.decode(latent["samples"])
+    assert core_frames.shape == (1, 3, 32, 64, 3)  # core VAE Decode joins the 5-D result into [3, 32, 64, 3]
+    assert (core_frames.reshape(-1, 32, 64, 3) - show1_frames).abs().max() < 1e-5
+    encoded = vae.encode(source)
+    assert encoded.shape == latent["samples"].shape == (1, 4, 3, 4, 8)
+    (refined,) = nodes()["Show1LatentRefine"]().refine(stage, models["clip_embeds"], {"samples": encoded}, STEPS, 0.8, 15.0, SEED)
+    assert refined["samples"].shape == encoded.shape
+
+
+def test_a_vae_core_comfyui_cannot_build_comes_out_as_an_explanation(fake):
+    """The tiny VAE is not the SD layout; the loader still loads, and using its core VAE says why and what to use."""
+    stage, vae = nodes()["Show1LatentSRModelLoader"]().load("show-1-sr2", "fp32", "balanced")
+    assert stage.model.vae is not None
+    with pytest.raises(RuntimeError, match="not the Stable Diffusion VAE layout.*block_out_channels.*Show-1 VAE Decode"):
+        vae.decode(torch.zeros(1, 4, 2, 4, 4))

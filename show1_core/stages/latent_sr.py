@@ -5,6 +5,12 @@ original feeds this stage), encoded with the VAE, re-noised to ``strength`` and 
 by the latent UNet (trained on timesteps 0-900 only, hence ``strength`` < 1), then decoded.
 The pieces are separate functions so a caller can stop at the latents (ComfyUI ``LATENT``)
 and decode later.
+
+Latents between the pieces are *raw* (the VAE's own scale, as ComfyUI keeps ``LATENT``
+samples): :func:`refine_latents` multiplies them by the VAE's ``scaling_factor`` for the UNet
+and returns ``1 / scaling_factor`` times its result, the same arithmetic as the original's
+``scaling_factor * sample`` before denoising and ``1 / scaling_factor * latents`` before
+decoding, so the pieces compose bit for bit into the original's stage.
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ def vae_scale(vae: AutoencoderKL) -> int:
 
 @torch.no_grad()
 def encode_video(vae: AutoencoderKL, video: torch.Tensor, generator: torch.Generator, frames_per_batch: int = 8) -> torch.Tensor:
-    """VAE-encode ``(B, 3, F, H, W)`` to scaled latents ``(B, 4, F, H/8, W/8)``.
+    """VAE-encode ``(B, 3, F, H, W)`` to raw latents ``(B, 4, F, H/8, W/8)`` (one posterior sample).
 
     Frames are encoded ``frames_per_batch`` at a time (fewer after an out-of-memory error),
     then one posterior sample is drawn for all of them, so the chunk size never shifts the
@@ -87,22 +93,21 @@ def encode_video(vae: AutoencoderKL, video: torch.Tensor, generator: torch.Gener
         return torch.cat([vae.encode(part).latent_dist.parameters for part in images.split(chunk)])
 
     moments = retry_smaller_on_oom(encode, frames_per_batch, vae.device, "VAE encoding")
-    latents = DiagonalGaussianDistribution(moments).sample(generator) * vae.config.scaling_factor
-    return batch_to_frames(latents, video.shape[0])
+    return batch_to_frames(DiagonalGaussianDistribution(moments).sample(generator), video.shape[0])
 
 
 @torch.no_grad()
 def decode_latents(
     vae: AutoencoderKL, latents: torch.Tensor, frames_per_batch: int = 8, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
-    """Decode ``(B, 4, F, h, w)`` latents to the raw ``(B, 3, F, h*8, w*8)`` video.
+    """Decode raw ``(B, 4, F, h, w)`` latents to the ``(B, 3, F, h*8, w*8)`` video (before display mapping).
 
     ``frames_per_batch`` frames at a time, fewer after an out-of-memory error. The video is
     returned in ``dtype``: float32 by default, as the original's decode ends with ``.float()``.
     """
     check_video(latents, "the latents to decode", channels=vae.config.latent_channels)
     check_positive(frames_per_batch=frames_per_batch)
-    flat = 1 / vae.config.scaling_factor * frames_to_batch(latents.to(vae.device, vae.dtype))
+    flat = frames_to_batch(latents.to(vae.device, vae.dtype))
 
     def decode(chunk: int) -> torch.Tensor:
         return torch.cat([vae.decode(part).sample for part in flat.split(chunk)])
@@ -122,8 +127,11 @@ def refine_latents(
     callback: StepCallback | None = None,
     progress: StageSteps | None = None,
 ) -> torch.Tensor:
-    """Re-noise clean latents to ``settings.strength`` and denoise them with the expert UNet."""
+    """Re-noise raw latents to ``settings.strength`` and denoise them with the expert UNet; returns raw latents."""
     model.require(Stage.LATENT_SR)
+    if model.vae is None:
+        raise InputError("the expert latent super-resolution model was loaded without its VAE (its scaling_factor is needed)")
+    scaling = model.vae.config.scaling_factor
     unet = model.unet
     check_video(latents, "the latents to refine", channels=unet.config.in_channels)
     check_positive(steps=settings.steps)
@@ -147,9 +155,9 @@ def refine_latents(
         raise InputError(f"strength {settings.strength} with {settings.steps} steps leaves no step to run")
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(start)
-    clean = frames_to_batch(latents.to(device, dtype))
+    clean = frames_to_batch(latents.to(device, dtype) * scaling)
     noisy = scheduler.add_noise(clean, noise_like(clean.shape, generator, device, dtype), timesteps[:1])
-    return guided_denoise(
+    refined = guided_denoise(
         unet,
         scheduler,
         batch_to_frames(noisy, batch),
@@ -163,6 +171,7 @@ def refine_latents(
         frame_window=settings.frame_window,
         frame_overlap=settings.frame_overlap,
     )
+    return 1 / scaling * refined
 
 
 def super_resolve_latent(
