@@ -5,6 +5,9 @@ imported relatively (never ``import nodes``: that name is ComfyUI's own ``nodes.
 The engine, ``show1_core``, is imported absolutely: from the environment when the pack
 was installed with pip, otherwise the copy in this folder (a ``git clone`` into
 ``custom_nodes``) is registered under its own name, leaving ``sys.path`` untouched.
+
+``WEB_DIRECTORY`` holds only the nodes' help pages (``web/docs/<node id>.md``): ComfyUI serves
+it at ``/extensions/<pack folder>/``, where the frontend's node help panel looks for them.
 """
 
 import importlib.util
@@ -29,4 +32,6 @@ if __package__:
 
     from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
-    __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+    WEB_DIRECTORY = "./web"
+
+    __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

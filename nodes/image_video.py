@@ -8,8 +8,9 @@ in 0..1 (one frame per batch entry) and latent videos as ``LATENT`` dicts whose
 Hand-offs between Show-1 nodes are exact. The pixel stages' outputs are not clamped (their
 samplers threshold to +-1.5 and the original hands those values on unchanged), and the
 IMAGE a Show-1 stage outputs carries the stage's own video: the next Show-1 node uses it
-as long as the IMAGE object it receives is the same, unmodified tensor (its in-place
-``_version`` counter is checked). Any other IMAGE, from another node or edited in place,
+as long as the IMAGE it receives still holds exactly the frames made from that video (the
+frames are compared: ComfyUI runs nodes under ``torch.inference_mode``, whose tensors keep
+no in-place version counter). Any other IMAGE, from another node or edited in place,
 goes through ``2 * image - 1``, which is exact for float32 values of float32 IMAGE data
 but not for every fp16/bf16 value (``(x + 1) / 2`` rounds values near zero). Nodes that
 save or show frames clamp to 0..1.
@@ -25,7 +26,7 @@ from .comfy_bridge import to_intermediate
 from .core_vae import as_video_latent
 
 CARRIED = "_show1_video"
-"""Attribute of a Show-1 IMAGE output: ``(video, the IMAGE's _version when it was made)``."""
+"""Attribute of a Show-1 IMAGE output: the video it was made from."""
 
 
 def check_images(images: object, input_name: str) -> torch.Tensor:
@@ -51,13 +52,20 @@ def check_images(images: object, input_name: str) -> torch.Tensor:
     return images
 
 
+def _frames_of(video: torch.Tensor) -> torch.Tensor:
+    """``[B, 3, T, H, W]`` in [-1, 1] -> ``[B*T, H, W, 3]`` as ``(video + 1) / 2``, unclamped, in float32."""
+    batch, channels, frames, height, width = video.shape
+    return (video.float() * 0.5 + 0.5).permute(0, 2, 3, 4, 1).reshape(batch * frames, height, width, channels)
+
+
 def carried_video(images: torch.Tensor) -> torch.Tensor | None:
-    """The exact video a Show-1 stage attached to this IMAGE, if the IMAGE is still as that stage made it."""
-    carried = getattr(images, CARRIED, None)
-    if carried is None:
+    """The exact video a Show-1 stage attached to this IMAGE, if the IMAGE still holds the frames made from it."""
+    video = getattr(images, CARRIED, None)
+    if video is None:
         return None
-    video, version = carried
-    return video if version == images._version else None
+    made = to_intermediate(_frames_of(video))
+    unchanged = made.shape == images.shape and torch.equal(made.to(images.device, images.dtype), images)
+    return video if unchanged else None
 
 
 def image_to_video(images: object, input_name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -76,11 +84,10 @@ def video_to_image(video: torch.Tensor, clamp: bool = False) -> torch.Tensor:
     next Show-1 node (see the module docstring); clamped to 0..1 with ``clamp`` (the final,
     decoded stage-4 frames).
     """
-    batch, channels, frames, height, width = video.shape
-    images = (video.float() * 0.5 + 0.5).permute(0, 2, 3, 4, 1).reshape(batch * frames, height, width, channels)
+    images = _frames_of(video)
     images = to_intermediate(images.clamp(0, 1) if clamp else images)
     if not clamp:
-        setattr(images, CARRIED, (video, images._version))
+        setattr(images, CARRIED, video)
     return images
 
 

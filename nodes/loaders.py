@@ -34,6 +34,8 @@ from .model_folders import (
     ENCODER_REPO,
     FOLDER_NAME,
     check_model_name,
+    client_safe,
+    display_path,
     encoder_choices,
     encoder_of_folder,
     resolve_model,
@@ -134,6 +136,7 @@ class StageModelLoader(ModelLoader):
         """The released repo id and the local folders holding this stage's UNet."""
         return stage_choices(cls.STAGE)
 
+    @client_safe
     def load(self, model: str, precision: str, memory: str) -> tuple[PlacedStage]:
         """Resolve (or download) the folder and load the stage's UNet, schedulers and VAE."""
         try:
@@ -209,12 +212,13 @@ class TextEncoderLoader(ModelLoader):
         """The repo id that ships the encoder and the local folders holding one."""
         return encoder_choices(cls.KIND)
 
+    @client_safe
     def load(self, model: str, precision: str, memory: str) -> tuple[EncoderHandle]:
         """Resolve (or download) the folder; embeddings are cached in memory and in ``<models root>/.embeddings``."""
         folder = resolve_model(model, with_text_encoder=True)
         if encoder_of_folder(folder) != self.KIND:
             raise WrongStageError(
-                f"{folder} holds no {ENCODER_TITLE[self.KIND]} text encoder (text_encoder/ and tokenizer/); "
+                f"{display_path(folder)} holds no {ENCODER_TITLE[self.KIND]} text encoder (text_encoder/ and tokenizer/); "
                 f"use {ENCODER_REPO[self.KIND]}"
             )
         spec = TextEncoderSpec(folder, self.KIND, resolve_precision(precision))

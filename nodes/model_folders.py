@@ -5,16 +5,24 @@ downloaded on first use into ``<models root>/<name>``, or the name of a checkpoi
 inside one of the model roots. Names come from workflow JSON that anyone can write, so
 they resolve only inside the roots: absolute paths, ``..`` and links that lead out of a
 root are refused with an explanation.
+
+Messages go to the ComfyUI client, so they name folders from their model root
+(``models/show1/show-1-base``, ``$SHOW1_MODELS_DIR/show-1-base``), never by the server's
+absolute path: :func:`display_path` for the pack's own messages, :func:`client_safe` for
+errors raised by show1_core.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import ModuleType
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 from show1_core import (
     CHECKPOINT_FOR_STAGE,
@@ -23,6 +31,7 @@ from show1_core import (
     EncoderKind,
     InputError,
     MissingFilesError,
+    Show1Error,
     Stage,
     default_models_dir,
     known_checkpoint,
@@ -54,23 +63,90 @@ def register_model_folder() -> None:
         folder_paths.add_model_folder_path(FOLDER_NAME, default)
 
 
-def model_roots() -> list[Path]:
+@dataclass(frozen=True)
+class ModelRoot:
+    """A folder searched for checkpoints, and the name messages give it instead of its absolute path."""
+
+    path: Path
+    label: str
+
+
+def labelled_model_roots() -> list[ModelRoot]:
     """Folders searched for checkpoints, in order: ``$SHOW1_MODELS_DIR``, then ComfyUI's ``show1`` folders.
 
-    Outside ComfyUI (and without the variable) this is show1_core's default, shared with the
-    ``show1`` command.
+    Labels: ``$SHOW1_MODELS_DIR``; ``models/show1`` (any folder inside ComfyUI's models folder is
+    named from it); ``<show1 folder N of extra_model_paths.yaml>`` for one elsewhere. Outside
+    ComfyUI (and without the variable) the root is show1_core's default, shared with the
+    ``show1`` command, named from the home folder (``~/.cache/show1/models``).
     """
-    roots = []
+    roots: dict[Path, str] = {}
     configured = os.environ.get(DEFAULT_MODELS_DIR_ENV)
     if configured:
-        roots.append(Path(configured).expanduser())
+        roots[Path(configured).expanduser()] = f"${DEFAULT_MODELS_DIR_ENV}"
     folder_paths = _folder_paths()
     if folder_paths is not None:
         register_model_folder()
-        roots += [Path(p) for p in folder_paths.get_folder_paths(FOLDER_NAME)]
+        models_dir, extra = Path(folder_paths.models_dir), 0
+        for folder in map(Path, folder_paths.get_folder_paths(FOLDER_NAME)):
+            if folder.is_relative_to(models_dir):
+                label = f"models/{folder.relative_to(models_dir).as_posix()}"
+            else:
+                extra += 1
+                label = f"<{FOLDER_NAME} folder {extra} of extra_model_paths.yaml>"
+            roots.setdefault(folder, label)
     elif not configured:
-        roots.append(default_models_dir())
-    return list(dict.fromkeys(roots))
+        default = default_models_dir()
+        home = Path.home()
+        roots[default] = f"~/{default.relative_to(home).as_posix()}" if default.is_relative_to(home) else str(default)
+    return [ModelRoot(path, label) for path, label in roots.items()]
+
+
+def model_roots() -> list[Path]:
+    """The paths of :func:`labelled_model_roots`."""
+    return [root.path for root in labelled_model_roots()]
+
+
+def display_path(path: Path) -> str:
+    """``path`` (inside a model root) as messages name it: from its root, ``models/show1/show-1-base``."""
+    return public_message(str(path))
+
+
+def _roots_text() -> str:
+    return ", ".join(root.label for root in labelled_model_roots())
+
+
+def public_message(text: str) -> str:
+    """``text`` with every model root's absolute path (as given and with links resolved) replaced by its label."""
+    replacements = {}
+    for root in labelled_model_roots():
+        for form in (str(root.path), os.path.realpath(root.path)):
+            replacements.setdefault(form, root.label)
+    for form in sorted(replacements, key=len, reverse=True):  # a root inside another root first
+        text = re.sub(re.escape(form) + r"(?![\w-])", lambda _: replacements[form], text)
+    return text
+
+
+Method = TypeVar("Method", bound=Callable)
+
+
+def client_safe(method: Method) -> Method:
+    """Decorate a node method so the :class:`Show1Error` it raises names model folders by :func:`public_message`.
+
+    show1_core names real paths (right for the ``show1`` command); what a node raises is sent
+    to the ComfyUI client, which must not learn the server's folders. The error keeps its type.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except Show1Error as err:
+            message = public_message(str(err))
+            if message == str(err):
+                raise
+            raise type(err)(message) from err
+
+    return wrapper
 
 
 def download_root() -> Path:
@@ -129,9 +205,10 @@ MAX_NAME_BYTES = 255
 
 
 def _refuse_name(name: str, why: str) -> InputError:
+    # No leading "model": ComfyUI shows a VALIDATE_INPUTS message as "model - <message>".
     return InputError(
-        f"model {name!r} must name a checkpoint folder inside the Show-1 model folders "
-        f"({', '.join(map(str, model_roots()))}) or be a Hub repo id; {why}"
+        f"{name!r}: {why}. Choose a checkpoint folder inside the Show-1 model folders ({_roots_text()}) "
+        "or a Hub repo id such as showlab/show-1-base"
     )
 
 
@@ -149,11 +226,11 @@ def _relative_name(name: str) -> Path:
     return Path(*parts.parts)
 
 
-def _outside_error(path: Path, real: Path, root: Path) -> InputError:
+def _outside_error(path: Path, root: Path) -> InputError:
     return InputError(
-        f"{path} links to {real}, outside the Show-1 models folder {root}. Add that location as a "
-        f"model root instead (${DEFAULT_MODELS_DIR_ENV}, or a '{FOLDER_NAME}:' entry in ComfyUI's "
-        "extra_model_paths.yaml)"
+        f"{display_path(path)} is a link that leads outside the Show-1 models folder {display_path(root)}. Move the "
+        f"files into that folder, or add the link's target as a model root (${DEFAULT_MODELS_DIR_ENV}, or a "
+        f"'{FOLDER_NAME}:' entry in ComfyUI's extra_model_paths.yaml)"
     )
 
 
@@ -168,7 +245,7 @@ def check_contained(folder: Path, root: Path) -> None:
     def inside(path: Path) -> Path:
         real = Path(os.path.realpath(path))
         if real != real_root and real_root not in real.parents:
-            raise _outside_error(path, real, root)
+            raise _outside_error(path, root)
         return real
 
     visited = {inside(folder)}
@@ -187,17 +264,18 @@ def check_contained(folder: Path, root: Path) -> None:
 def local_folder(name: str) -> Path:
     """The checkpoint folder ``name`` inside a model root; refuses paths and links leading out of the root."""
     relative = _relative_name(name)
-    roots = model_roots()
-    for root in roots:
+    for root in model_roots():
         candidate = root / relative
         if not (candidate.exists() or candidate.is_symlink()):
             continue
         check_contained(candidate, root)
         if not candidate.is_dir():
-            raise InputError(f"{candidate} is a file; the loaders need a checkpoint folder (with unet/ and scheduler/)")
+            raise InputError(
+                f"{display_path(candidate)} is a file; the loaders need a checkpoint folder (with unet/ and scheduler/)"
+            )
         return candidate
     raise MissingFilesError(
-        f"no checkpoint folder {name!r} in {', '.join(map(str, roots))}. Put the folder there, or choose a Hub "
+        f"no checkpoint folder {name!r} in {_roots_text()}. Put the folder there, or choose a Hub "
         "repo id (for example showlab/show-1-base) to download it there on first use"
     )
 

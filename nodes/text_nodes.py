@@ -5,6 +5,7 @@ from __future__ import annotations
 from show1_core import PAPER_SETTINGS, EncoderKind, InputError, PromptEmbeds
 
 from .comfy_bridge import make_room
+from .model_folders import client_safe
 from .types import CLIP_EMBEDS, CLIP_ENCODER, T5_EMBEDS, T5_ENCODER, EncoderHandle, Embeddings, expect_encoder
 from .widgets import socket
 
@@ -69,6 +70,7 @@ class TextEncode:
             },
         }
 
+    @client_safe
     def encode(
         self,
         prompt: str,

@@ -24,6 +24,8 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 CONTROLLED_NAMES = ("seed", "noise_seed")
@@ -255,8 +257,12 @@ class Executor:
         return done
 
     def run(self, prompt: dict, extra_data: dict | None = None) -> Execution:
-        """Validate, then execute in dependency order."""
+        """Validate, then execute in dependency order, under ``torch.inference_mode`` as ComfyUI's PromptExecutor does."""
         prompt, outputs = self.validate(prompt)
+        with torch.inference_mode():
+            return self._execute(prompt, outputs, extra_data or {})
+
+    def _execute(self, prompt: dict, outputs: list[str], extra_data: dict) -> Execution:
         mm = importlib.import_module("comfy.model_management")
         results: dict[str, tuple] = {}
         ui: dict[str, dict] = {}
@@ -265,7 +271,7 @@ class Executor:
             cls = self.classes[prompt[node_id]["class_type"]]
             if not isinstance(self.objects.get(node_id), cls):
                 self.objects[node_id] = cls()
-            returned = getattr(self.objects[node_id], cls.FUNCTION)(**self._arguments(prompt, node_id, results, extra_data or {}))
+            returned = getattr(self.objects[node_id], cls.FUNCTION)(**self._arguments(prompt, node_id, results, extra_data))
             if isinstance(returned, dict):
                 if "ui" in returned:
                     ui[node_id] = returned["ui"]

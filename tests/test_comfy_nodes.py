@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -301,7 +302,7 @@ def test_a_link_inside_a_model_folder_that_leads_out_is_refused(tmp_path, monkey
         target.unlink()
     target.symlink_to(tiny / "show-1-base" / linked)
     monkeypatch.setenv("SHOW1_MODELS_DIR", str(root))
-    with pytest.raises(InputError, match=f"{linked} links to .*outside the Show-1 models folder"):
+    with pytest.raises(InputError, match=re.escape(f"$SHOW1_MODELS_DIR/partial/{linked} is a link that leads outside the Show-1 models folder")):
         pack_module("model_folders").resolve_model("partial")
     assert "outside" in load_pack().NODE_CLASS_MAPPINGS["Show1KeyframeModelLoader"].VALIDATE_INPUTS("partial")
 

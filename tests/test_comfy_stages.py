@@ -256,25 +256,34 @@ def test_stage_nodes_explain_frames_they_cannot_use(models):
         nodes()["Show1LatentSR"]().upscale(models["latent_sr"], models["clip_embeds"], torch.rand(2, 8, 8, 4), 64, 32, STEPS, 0.8, 15.0, 0, 8.0)
 
 
+@pytest.mark.parametrize("inference_mode", [True, False], ids=["inference-mode", "grad-mode"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
-def test_hand_off_between_show1_nodes_is_exact(dtype):
-    """Every value survives, the ones near zero that (x + 1) / 2 would round away included."""
+def test_hand_off_between_show1_nodes_is_exact(dtype, inference_mode):
+    """Every value survives, the ones near zero that (x + 1) / 2 would round away included.
+
+    ComfyUI runs nodes under ``torch.inference_mode``, whose tensors have no version counter.
+    """
     image_video = pack_module("image_video")
-    video = (torch.rand(1, 3, 4, 8, 16, generator=torch.Generator().manual_seed(0)) * 3 - 1.5).to(dtype)
-    video[0, 0, 0, 0, :4] = torch.tensor([2**-20, -(2**-14), 3e-5, 0.0]).to(dtype)
-    images = image_video.video_to_image(video)
-    assert images.max() > 1  # nothing was clamped
-    assert torch.equal(image_video.image_to_video(images, "images", dtype), video)
+    with torch.inference_mode(inference_mode):
+        video = (torch.rand(1, 3, 4, 8, 16, generator=torch.Generator().manual_seed(0)) * 3 - 1.5).to(dtype)
+        video[0, 0, 0, 0, :4] = torch.tensor([2**-20, -(2**-14), 3e-5, 0.0]).to(dtype)
+        images = image_video.video_to_image(video)
+        assert images.max() > 1  # nothing was clamped
+        assert image_video.carried_video(images) is video
+        assert torch.equal(image_video.image_to_video(images, "images", dtype), video)
 
 
-def test_an_image_edited_between_show1_nodes_is_converted_not_taken_stale():
+@pytest.mark.parametrize("inference_mode", [True, False], ids=["inference-mode", "grad-mode"])
+def test_an_image_edited_between_show1_nodes_is_converted_not_taken_stale(inference_mode):
     image_video = pack_module("image_video")
-    video = torch.rand(1, 3, 2, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    images = image_video.video_to_image(video)
-    images.mul_(0.5)  # another node changed the frames in place
-    assert torch.equal(image_video.image_to_video(images, "images"), images.permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1)
-    fresh = images.clone()  # a new tensor (any other node's output) carries nothing
-    assert image_video.carried_video(fresh) is None
+    with torch.inference_mode(inference_mode):
+        video = torch.rand(1, 3, 2, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        images = image_video.video_to_image(video)
+        images.mul_(0.5)  # another node changed the frames in place
+        assert image_video.carried_video(images) is None
+        assert torch.equal(image_video.image_to_video(images, "images"), images.permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1)
+        fresh = images.clone()  # a new tensor (any other node's output) carries nothing
+        assert image_video.carried_video(fresh) is None
 
 
 def test_node_chain_reproduces_the_cascade(tiny, monkeypatch):

@@ -119,7 +119,7 @@ def test_interpolation_keeps_the_later_window_for_shared_frames(models, t5, fram
 
 
 def test_interpolation_needs_two_frames(models, t5):
-    with pytest.raises(InputError, match="at least 2 frames"):
+    with pytest.raises(InputError, match="^the video to interpolate needs at least 2 frames, got 1$"):
         interpolate_frames(models["show-1-interpolation"], _video(1), t5)
 
 
@@ -473,6 +473,13 @@ def test_progress_counts_every_window_as_one_stage(models, t5):
 def test_odd_sizes_are_refused_with_a_suggestion(models, t5):
     with pytest.raises(InputError, match=r"multiples of 8; got 64x41.*64x40"):
         generate_keyframes(models["show-1-base"], t5, KeyframeSettings(height=41, steps=1))
+
+
+@pytest.mark.parametrize("width, height, nearest", [(20, 12, "24x16"), (19, 13, "16x16"), (28, 4, "32x8"), (3, 3, "8x8")])
+def test_the_nearest_valid_size_rounds_a_tie_up_on_both_sides(models, t5, width, height, nearest):
+    """20x12 is 2.5 x 1.5 multiples of 8: both round up (not 16x16, as rounding half to even gave)."""
+    with pytest.raises(InputError, match=rf"got {width}x{height}\. The nearest valid size is {nearest}\.$"):
+        generate_keyframes(models["show-1-base"], t5, KeyframeSettings(width=width, height=height, steps=1))
 
 
 def test_embeddings_of_the_wrong_encoder_are_refused(models):

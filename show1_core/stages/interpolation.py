@@ -68,7 +68,7 @@ def interpolate_frames(
     """
     model.require(Stage.INTERPOLATION)
     unet = model.unet
-    check_video(frames, "the frames to interpolate", min_frames=2)
+    check_video(frames, "the video to interpolate", min_frames=2)
     check_positive(frames_between=settings.frames_between, steps=settings.steps)
     batch, _, num_frames, height, width = frames.shape
     check_spatial_size(unet, height, width, Stage.INTERPOLATION)

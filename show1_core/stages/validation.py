@@ -21,6 +21,11 @@ def size_multiple(unet: nn.Module) -> int:
     return 2 ** (len(unet.config.block_out_channels) - 1)
 
 
+def nearest_multiple(value: int, multiple: int) -> int:
+    """The multiple of ``multiple`` nearest to ``value`` (a tie goes up), at least ``multiple``."""
+    return max(multiple, (value + multiple // 2) // multiple * multiple)
+
+
 def check_spatial_size(unet: nn.Module, height: int, width: int, stage: Stage) -> None:
     """Refuse frame sizes the UNet cannot downsample and upsample back exactly."""
     check_positive(height=height, width=width)
@@ -28,8 +33,8 @@ def check_spatial_size(unet: nn.Module, height: int, width: int, stage: Stage) -
     if height % multiple or width % multiple:
         raise InputError(
             f"the {stage.title} model needs height and width that are multiples of {multiple}; got "
-            f"{width}x{height}. The nearest valid size is {round(width / multiple) * multiple or multiple}x"
-            f"{round(height / multiple) * multiple or multiple}."
+            f"{width}x{height}. The nearest valid size is {nearest_multiple(width, multiple)}x"
+            f"{nearest_multiple(height, multiple)}."
         )
 
 

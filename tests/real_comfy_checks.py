@@ -1,0 +1,59 @@
+"""Run the real-ComfyUI harness's ``check_server.py``, adapted to the pack as it is now.
+
+    python tests/real_comfy_checks.py HARNESS_DIR [check_server.py arguments ...]
+
+Run it with ComfyUI's Python (the harness needs ``websocket-client`` and ``av``); it prints the
+harness's report and ``SUMMARY`` line and exits with its status. ``tests/test_real_comfyui.py``
+runs it.
+
+One adaptation, because the harness (read-only, shared) was written before the pack's
+stage-wide progress: every Show-1 stage now reports progress ``0 of N`` when it starts, before
+any step has a preview to show, and the harness wants as many previews as progress messages.
+Its per-node summary is given the websocket messages without those ``value == 0`` progress
+messages, so it checks one preview per denoising step, which is what it means to check.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+
+def load_harness(folder: Path) -> ModuleType:
+    """The harness's ``check_server.py`` as a module (it runs nothing on import)."""
+    spec = importlib.util.spec_from_file_location("check_server", folder / "check_server.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _is_stage_start(item: tuple) -> bool:
+    """A websocket JSON message reporting progress 0: a stage began, no step is done yet."""
+    _, kind, payload = item
+    return kind == "json" and payload.get("type") == "progress" and payload.get("data", {}).get("value") == 0
+
+
+def steps_only(summarize: Callable[[list, str], dict]) -> Callable[[list, str], dict]:
+    """``summarize_ws`` over the messages without the stage-start progress messages."""
+
+    def summarize_steps(items: list, prompt_id: str) -> dict:
+        return summarize([item for item in items if not _is_stage_start(item)], prompt_id)
+
+    return summarize_steps
+
+
+def main() -> int:
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    harness_dir = Path(sys.argv[1])
+    harness = load_harness(harness_dir)
+    harness.summarize_ws = steps_only(harness.summarize_ws)
+    sys.argv = [str(harness_dir / "check_server.py"), *sys.argv[2:]]
+    return harness.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

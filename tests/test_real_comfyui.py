@@ -1,0 +1,176 @@
+"""The pack inside a real ComfyUI server (only where ``$COMFYUI_DIR`` points at a prepared checkout).
+
+Starts ComfyUI on 127.0.0.1 with this checkout in ``custom_nodes`` and the tiny models, then
+
+* runs the checks of the real-ComfyUI harness (``$SHOW1_REAL_COMFY_DIR``, default
+  ``../shared/real_comfy`` beside the checkout): the pack's import, ``/object_info``, every API
+  workflow, Cancel, broken prompts; its ``SUMMARY`` line must report every check passed;
+* fetches every node's help page from the path ComfyUI's frontend requests.
+
+This does what the harness's ``run_checks.sh`` does (link the pack, start the server, run
+``check_server.py``, stop the server by its PID), with the server shared by both tests and
+this checkout's ``show1_core`` first on the server's path, so another installed copy cannot
+stand in for it; ``check_server.py`` runs through ``tests/real_comfy_checks.py``, which adapts
+it to the pack's stage-wide progress. The server runs with ``$COMFYUI_PYTHON`` (default
+``$COMFYUI_DIR/../venv/bin/python``, the harness's default), which needs ComfyUI's requirements,
+the pack's, ``websocket-client`` and ``av``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+HELP_PAGES = REPO / "web" / "docs"
+START_TIMEOUT_S = 240
+CHECKS_TIMEOUT_S = 1500
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running ComfyUI server and what the harness needs to know about it."""
+
+    url: str
+    comfy_dir: Path
+    pack_dir: Path
+    python: Path
+    harness: Path
+    log: Path
+    out: Path
+
+
+def _prepared() -> tuple[Path, Path, Path]:
+    """(ComfyUI checkout, its Python, harness folder), or a skip that says what is missing."""
+    if not os.environ.get("COMFYUI_DIR"):
+        pytest.skip("set COMFYUI_DIR to a prepared ComfyUI checkout to run the pack in a real ComfyUI")
+    comfy_dir = Path(os.environ["COMFYUI_DIR"]).expanduser().resolve()
+    if not (comfy_dir / "main.py").is_file():
+        pytest.skip(f"COMFYUI_DIR={comfy_dir} holds no ComfyUI main.py")
+    python = Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir.parent / "venv" / "bin" / "python").expanduser()
+    if not python.is_file():
+        pytest.skip(f"no Python for ComfyUI at {python}: set COMFYUI_PYTHON to the python of ComfyUI's venv")
+    harness = Path(os.environ.get("SHOW1_REAL_COMFY_DIR") or REPO.parent / "shared" / "real_comfy").expanduser()
+    if not (harness / "check_server.py").is_file():
+        pytest.skip(f"the real-ComfyUI harness is not at {harness}: set SHOW1_REAL_COMFY_DIR to its folder")
+    return comfy_dir, python, harness
+
+
+def _pack_link(comfy_dir: Path) -> tuple[Path, bool]:
+    """The ``custom_nodes`` entry that leads to this checkout, linking ``custom_nodes/show1`` if none does."""
+    custom_nodes = comfy_dir / "custom_nodes"
+    for entry in sorted(custom_nodes.iterdir()):
+        if entry.resolve() == REPO:
+            return entry, False
+    link = custom_nodes / "show1"
+    if link.exists() or link.is_symlink():
+        pytest.skip(f"{link} is another copy of the pack; link this checkout into {custom_nodes} under another name")
+    link.symlink_to(REPO, target_is_directory=True)
+    return link, True
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+    except OSError:
+        return 0, b""
+
+
+def _wait_until_ready(process: subprocess.Popen, url: str, log: Path) -> None:
+    """As run_checks.sh: the log says the server is up and /system_stats answers."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"ComfyUI exited with status {process.returncode}:\n{log.read_text()[-3000:]}")
+        if "To see the GUI go to" in log.read_text(errors="replace") and _get(f"{url}/system_stats")[0] == 200:
+            return
+        time.sleep(1)
+    pytest.fail(f"ComfyUI was not ready after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    comfy_dir, python, harness = _prepared()
+    from show1_core.tiny import write_tiny_models
+
+    work = tmp_path_factory.mktemp("real-comfyui")
+    write_tiny_models(work / "tiny")
+    engine_path = work / "pythonpath"  # this checkout's show1_core, and nothing else of it, first on the path
+    engine_path.mkdir()
+    (engine_path / "show1_core").symlink_to(REPO / "show1_core", target_is_directory=True)
+    pack_dir, linked_here = _pack_link(comfy_dir)
+    url, log = f"http://127.0.0.1:{_free_port()}", work / "server.log"
+    env = {**os.environ, "SHOW1_MODELS_DIR": str(work / "tiny")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(engine_path), os.environ.get("PYTHONPATH")]))
+    command = [str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--disable-auto-launch"]
+    with log.open("w") as log_file:
+        process = subprocess.Popen(command, cwd=comfy_dir, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_ready(process, url, log)
+        yield Server(url, comfy_dir, pack_dir, python, harness, log, work / "out")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if linked_here:
+            pack_dir.unlink()
+
+
+def test_the_real_comfyui_harness_passes_every_check(server):
+    """Checks 1-5 of the harness, every workflow shrunk (--shrink-all, as run_checks.sh --quick)."""
+    command = [
+        str(server.python), str(REPO / "tests" / "real_comfy_checks.py"), str(server.harness), "--url", server.url,
+        "--comfy-dir", str(server.comfy_dir), "--pack-dir", str(server.pack_dir), "--log", str(server.log),
+        "--out", str(server.out), "--shrink-all",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=CHECKS_TIMEOUT_S)
+    summary = [line for line in result.stdout.splitlines() if line.startswith("SUMMARY")]
+    report = f"{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+    assert summary, f"the harness printed no SUMMARY line:\n{report}"
+    counts = re.search(r"(\d+)/(\d+) checks pass", summary[-1])
+    assert counts and counts[1] == counts[2] and int(counts[2]) > 0, f"{summary[-1]}\n{report}"
+    assert result.returncode == 0, report
+
+
+def _custom_node_name(python_module: str) -> str:
+    """The frontend's ``extractCustomNodeName``: ``custom_nodes.<folder>[@version]`` -> ``<folder>``."""
+    parts = python_module.split(".")
+    assert len(parts) >= 2 and parts[0] == "custom_nodes", python_module
+    return parts[1].split("@")[0]
+
+
+def test_every_help_page_is_served_where_the_frontend_asks(server):
+    status, body = _get(f"{server.url}/object_info")
+    assert status == 200
+    info = json.loads(body)
+    ours = {node_id: node for node_id, node in info.items() if node.get("python_module") == f"custom_nodes.{server.pack_dir.name}"}
+    assert set(ours) == {page.stem for page in HELP_PAGES.glob("*.md")}
+    for node_id, node in ours.items():
+        folder = urllib.parse.quote(_custom_node_name(node["python_module"]))
+        status, body = _get(f"{server.url}/extensions/{folder}/docs/{node_id}.md")
+        assert status == 200, f"{node_id}: HTTP {status}"
+        assert body.decode() == (HELP_PAGES / f"{node_id}.md").read_text(), node_id
