@@ -87,7 +87,7 @@ def memory_input() -> Input:
     """The memory policy of a loaded model."""
     return combo_input(
         [p.value for p in MemoryPolicy], MemoryPolicy.BALANCED.value,
-        "low-vram: the model leaves the GPU right after its stage (ComfyUI then unloads all models), the VAE works one "
+        "low-vram: the model leaves the GPU right after its stage (other models stay where ComfyUI put them), the VAE works one "
         "frame at a time and the T5 encoder streams block by block. balanced: ComfyUI keeps the model until it needs "
         "the memory; T5 streams. all-resident: like balanced, but the T5 encoder runs whole and the VAE takes 32 "
         "frames at once (fastest, most memory).",
