@@ -41,8 +41,9 @@ _VOCABULARY = (
 ).split()
 
 
-def _shrink_unet(config: dict[str, Any]) -> dict[str, Any]:
-    """The released UNet structure (block types, depth) at toy width."""
+def tiny_unet_config(name: str) -> dict[str, Any]:
+    """The UNet config of the tiny ``name`` checkpoint: the released structure (block types, depth) at toy width."""
+    config = KNOWN_CHECKPOINTS[name].expected_config("unet")
     blocks = len(config["down_block_types"])
     tiny = dict(config)
     tiny.update(
@@ -172,7 +173,7 @@ def _write_clip(root: Path, fmt: str) -> None:
 
 
 def _write_unet(root: Path, name: str, fmt: str) -> None:
-    config = _shrink_unet(KNOWN_CHECKPOINTS[name].expected_config("unet"))
+    config = tiny_unet_config(name)
     cls = UNet2DConditionModel if config["down_block_types"][0].endswith("2D") else Show1UNet
     model = cls.from_config(config)
     with torch.no_grad():  # as in the parity fixtures: a quiet output layer keeps random nets stable
