@@ -100,7 +100,7 @@ class LatentRefine:
         embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
         samples = latent_samples(latent, "latent")
         settings = replace(PAPER, steps=steps, strength=strength, guidance=guidance)
-        return (to_latent(run_latent_refine(stage, samples, embeds, settings, seed, progress_callback()), latent),)
+        return (to_latent(run_latent_refine(stage, samples, embeds, settings, seed, progress_callback(Stage.LATENT_SR)), latent),)
 
 
 class VAEDecode:

@@ -95,7 +95,7 @@ class Keyframes(VideoStage):
         stage = expect_stage(model, Stage.KEYFRAMES, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
         settings = replace(KEYFRAMES, num_frames=frames, height=height, width=width, steps=steps, guidance=guidance, fps=fps)
-        return (video_to_image(run_keyframes(stage, embeds, settings, seed, progress_callback())), fps)
+        return (video_to_image(run_keyframes(stage, embeds, settings, seed, progress_callback(Stage.KEYFRAMES))), fps)
 
 
 class Interpolation(VideoStage):
@@ -144,7 +144,7 @@ class Interpolation(VideoStage):
         settings = replace(
             INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance, window_batch=window_batch or None
         )
-        interpolated = run_interpolation(stage, video, embeds, settings, seed, progress_callback())
+        interpolated = run_interpolation(stage, video, embeds, settings, seed, progress_callback(Stage.INTERPOLATION))
         return (video_to_image(interpolated), interpolated_fps(fps, frames_between))
 
 
@@ -200,7 +200,7 @@ class PixelSR(VideoStage):
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(PIXEL_SR, steps=steps, guidance=guidance, noise_level=noise_level)
         anchor_settings = replace(FIRST_FRAME, steps=first_frame_steps, guidance=first_frame_guidance, noise_level=first_frame_noise_level)
-        upscaled, _ = run_pixel_sr(stage, video, embeds, settings, seed, progress_callback(), anchor, anchor_settings)
+        upscaled, _ = run_pixel_sr(stage, video, embeds, settings, seed, progress_callback(Stage.PIXEL_SR), anchor, anchor_settings)
         return (video_to_image(upscaled), fps)
 
 
@@ -238,4 +238,4 @@ class LatentSR(VideoStage):
         embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(LATENT_SR, width=width, height=height, steps=steps, strength=strength, guidance=guidance)
-        return (video_to_image(run_latent_sr(stage, video, embeds, settings, seed, progress_callback()), clamp=True), fps)
+        return (video_to_image(run_latent_sr(stage, video, embeds, settings, seed, progress_callback(Stage.LATENT_SR)), clamp=True), fps)

@@ -28,7 +28,6 @@ _PUBLIC = {
         "MotionLora", "MotionLoraInfo", "check_fits", "load_motion_lora", "motion_loras", "parse_lora_spec",
         "read_motion_lora_info", "with_motion_loras",
     ),
-    "preview": ("preview_image",),
     "runner": (
         "PlacedStage", "Placement", "PlacerPlacement", "place", "run_interpolation", "run_keyframes", "run_latent_refine",
         "run_latent_sr", "run_pixel_sr", "run_vae_decode", "run_vae_encode",

@@ -92,8 +92,38 @@ def test_keyframes_match_show1_core_and_go_through_comfyuis_model_management(fak
     assert type(patcher.model).__name__ == "Show1KeyframesModel"  # the name ComfyUI's log shows
     assert patcher.model.device == torch.device("cpu")  # ModelPatcher assigns it, on the container
     assert [(value, total) for value, total, _ in fake.log.progress] == [(0, STEPS), (1, STEPS), (2, STEPS)]
+    assert [preview for _, _, preview in fake.log.progress] == [None] * 3  # ComfyUI's default: --preview-method none
+    assert fake.log.previewed == []  # and nothing was computed for a preview
+
+
+def test_previews_go_through_comfyuis_previewer_and_show_the_clean_estimate(fake, models, monkeypatch):
+    """With --preview-method on, each step's preview is ComfyUI's previewer of frame 0 of x0 (not of the noisy sample)."""
+    fake.args.preview_method = fake.modules["comfy.cli_args"].LatentPreviewMethod.Latent2RGB
+    fake.args.preview_size = 256
+    events = []
+    stage_nodes = pack_module("stage_nodes")
+    real_callback = stage_nodes.progress_callback
+
+    def recording_callback(stage):
+        report = real_callback(stage)
+        return lambda event: (events.append(event), report(event))[1]
+
+    monkeypatch.setattr(stage_nodes, "progress_callback", recording_callback)
+    run_keyframes(models["keyframes"], models["t5_embeds"])
     kind, preview, max_size = fake.log.progress[-1][2]
-    assert kind == "JPEG" and isinstance(preview, Image.Image) and preview.size == (16, 8) and max_size is None
+    assert kind == "JPEG" and isinstance(preview, Image.Image) and preview.size == (16, 8) and max_size == 256
+    assert len(fake.log.previewed) == STEPS and fake.log.progress[0][2] is None
+    for shown, event in zip(fake.log.previewed, events[1:]):
+        assert torch.equal(shown, event.denoised[:1, :, 0]) and not torch.equal(shown, event.sample[:1, :, 0])
+
+
+def test_stage_4_previews_use_comfyuis_sd_latent_format(fake, models):
+    fake.args.preview_method = fake.modules["comfy.cli_args"].LatentPreviewMethod.Auto
+    stage3 = torch.rand(1, 3, 2, 16, 24, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    arguments = dict(width=64, height=32, steps=STEPS, strength=0.8, guidance=15.0, seed=SEED, fps=8.0)
+    nodes()["Show1LatentSR"]().upscale(models["latent_sr"], models["clip_embeds"], pack_module("image_video").video_to_image(stage3), **arguments)
+    assert [tuple(x0.shape) for x0 in fake.log.previewed] == [(1, 4, 4, 8)] * len(fake.log.previewed) != []
+    assert fake.log.progress[-1][2][1].size == (8, 4)  # latent-sized, as ComfyUI's Latent2RGB previews are
 
 
 def test_results_are_returned_on_comfyuis_intermediate_device(fake, models):
