@@ -62,14 +62,6 @@ def to_intermediate(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(mm.intermediate_device(), dtype)
 
 
-def make_room(num_bytes: int) -> None:
-    """Ask ComfyUI to free ``num_bytes`` of accelerator memory (models it holds are offloaded); no-op outside ComfyUI."""
-    runtime = comfy_runtime()
-    if runtime is not None:
-        mm = runtime.model_management
-        mm.free_memory(num_bytes, mm.get_torch_device())
-
-
 class ComfyProgress:
     """Feeds a node's step events to one ``comfy.utils.ProgressBar``, with ComfyUI's preview of each step."""
 

@@ -22,7 +22,8 @@ _PUBLIC = {
         "CHECKPOINT_FOR_STAGE", "DTYPES", "KNOWN_CHECKPOINTS", "KnownCheckpoint", "Stage", "StageModel", "T5_CHECKPOINT",
         "T5_DOWNLOAD_GB", "known_checkpoint", "load_stage_model", "parse_dtype", "stage_of_unet_config",
     ),
-    "loading.hub": ("DEFAULT_MODELS_DIR_ENV", "default_models_dir", "resolve_checkpoint"),
+    "loading.hub": ("DEFAULT_MODELS_DIR_ENV", "default_models_dir", "resolve_checkpoint", "resolve_t5_tokenizer"),
+    "loading.t5_file": ("load_t5_file",),
     "memory": ("POLICY_SETTINGS", "MemoryPolicy", "ModelPlacer", "PolicySettings", "default_device", "default_dtype", "resolve_device"),
     "motion_lora": (
         "MotionLora", "MotionLoraInfo", "check_fits", "load_motion_lora", "motion_loras", "parse_lora_spec",
@@ -37,7 +38,10 @@ _PUBLIC = {
         "PixelSRSettings",
     ),
     "stages": ("PromptEmbeds", "StepCallback", "StepEvent", "interpolated_fps", "window_starts"),
-    "text": ("EmbeddingCache", "EncoderKind", "TextEncoder", "TextEncoderSpec", "embeddings_cache_dir"),
+    "text": (
+        "EmbeddingCache", "EncoderKind", "EncoderPlacement", "PlacerEncoderPlacement", "TextEncoder", "TextEncoderSpec",
+        "embeddings_cache_dir",
+    ),
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -29,6 +29,10 @@ Read from ComfyUI's source (Comfy-Org/ComfyUI and comfyanonymous/ComfyUI):
   to 0..255, and returns ``("JPEG", PIL image, MAX_PREVIEW_RESOLUTION)`` (ComfyUI
   ``latent_preview.py``). ``comfy.latent_formats.SD15`` carries SD latents' ``latent_rgb_factors``
   (4x3; the fake's numbers are not ComfyUI's) and ``taesd_decoder_name``.
+* ``text_encoder_device()``/``text_encoder_offload_device()`` are where ComfyUI runs and parks
+  text encoders (the CPU here); ``text_encoder_dtype()`` is float16 unless a ``--*-text-enc``
+  flag says otherwise, on the CPU too (``comfy/model_management.py``). ``folder_paths``
+  predefines ``text_encoders`` as ``models/text_encoders`` and ``models/clip``.
 * ``folder_paths.add_model_folder_path`` registers (or extends) a model folder name;
   ``get_folder_paths`` raises ``KeyError`` for an unknown name.
 """
@@ -69,6 +73,8 @@ class ComfyLog:
 
     loads: list[tuple[Any, bool]] = field(default_factory=list)
     """(patcher, force_full_load) per model passed to ``load_models_gpu``."""
+    memory_required: list[int] = field(default_factory=list)
+    """``memory_required`` of each ``load_models_gpu`` call."""
     freed: list[int] = field(default_factory=list)
     unload_all: int = 0
     progress: list[tuple[int, int, Any]] = field(default_factory=list)
@@ -157,12 +163,16 @@ class FakeComfy:
         mm.OOM_EXCEPTION = torch.cuda.OutOfMemoryError
         mm.get_torch_device = lambda: cpu
         mm.unet_offload_device = lambda: cpu
+        mm.text_encoder_device = lambda: cpu
+        mm.text_encoder_offload_device = lambda: cpu
+        mm.text_encoder_dtype = lambda device=None: torch.float16  # ComfyUI's default, on the CPU too
         mm.intermediate_device = lambda: cpu
         mm.intermediate_dtype = lambda: torch.float32
         mm.soft_empty_cache = lambda force=False: None
         mm.current_loaded_models = []
 
         def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None, force_full_load=False):
+            self.log.memory_required.append(memory_required)
             for patcher in models:
                 patcher.patch_model(patcher.load_device)
                 self.log.loads.append((patcher, force_full_load))
@@ -326,7 +336,9 @@ class FakeComfy:
         fp = ModuleType("folder_paths")
         fp.base_path = str(self.root)
         fp.models_dir = str(self.root / "models")
-        fp.folder_names_and_paths = {}
+        fp.folder_names_and_paths = {
+            "text_encoders": ([str(self.root / "models" / "text_encoders"), str(self.root / "models" / "clip")], {".safetensors"}),
+        }
 
         def add_model_folder_path(folder_name, full_folder_path, is_default=False):
             paths, _ = fp.folder_names_and_paths.setdefault(folder_name, ([], set()))

@@ -378,3 +378,24 @@ def test_frame_latents_of_an_image_vae_are_one_video():
     frames = torch.randn(5, 4, 6, 8)
     video = pack_module("image_video").latent_samples({"samples": frames}, "latent")
     assert video.shape == (1, 4, 5, 6, 8) and torch.equal(video[0, :, 2], frames[2])
+
+
+def test_importing_the_pack_imports_nothing_from_comfyui():
+    """As the README says: ComfyUI modules are looked up when a node runs or lists its models, never at import."""
+    code = f"""
+import importlib.abc, importlib.util, sys
+COMFY = {{"comfy", "comfy_api", "comfy_extras", "folder_paths", "latent_preview", "server", "execution"}}
+class Guard(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in COMFY:
+            raise AssertionError("imported " + name)
+sys.meta_path.insert(0, Guard())
+spec = importlib.util.spec_from_file_location("custom_nodes.show1", {str(PACK_ROOT / "__init__.py")!r}, submodule_search_locations=[{str(PACK_ROOT)!r}])
+module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
+spec.loader.exec_module(module)
+print(len(module.NODE_CLASS_MAPPINGS))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) == len(NODE_IDS)

@@ -248,13 +248,29 @@ def test_the_latent_nodes_encode_refine_and_decode_video_latents(models, monkeyp
     assert chunks == [5, 4, 2, 1, 1, 1, 1, 1] and torch.equal(retried, pack_module("image_video").video_to_image(one_frame, clamp=True))
 
 
-def test_text_encode_caches_and_asks_comfyui_for_room_only_to_load_the_encoder(fake, tiny):
-    (clip,) = nodes()["Show1CLIPLoader"]().load("showlab/show-1-sr2", "fp32", "balanced")
+def test_text_encoders_are_comfyui_managed_models_kept_between_prompts(fake, tiny):
+    """T5 loads once for two prompts, as a ModelPatcher on ComfyUI's text-encoder device."""
+    (t5,) = nodes()["Show1T5Loader"]().load("showlab/show-1-base", "fp32", "balanced")
     encode = nodes()["Show1TextEncode"]().encode
-    first = encode("a red car", "", "low resolution, blur", False, clip=clip)
-    again = encode("a red car", "", "low resolution, blur", False, clip=clip)
-    assert clip.encoder.loads == 1 and len(fake.log.freed) == 1 and fake.log.freed[0] > 0
-    assert first[0] is None and torch.equal(first[1].embeds.positive, again[1].embeds.positive)
+    first, _ = encode("a red car", "", "", False, t5=t5)
+    second, _ = encode("a blue boat", "", "", False, t5=t5)
+    again, _ = encode("a red car", "", "", False, t5=t5)
+    assert t5.encoder.loads == 1  # one load from disk for two prompts
+    patchers = [patcher for patcher, _ in fake.log.loads]
+    assert len(patchers) == 2 and patchers[0] is patchers[1]  # one load_models_gpu per encode; the cached prompt needs none
+    assert type(patchers[0].model).__name__ == "Show1T5Encoder" and patchers[0].load_device == fake.mm.text_encoder_device()
+    assert fake.log.unload_all == 0 and fake.log.freed == []  # ComfyUI decides what to offload, through load_models_gpu
+    assert torch.equal(first.embeds.positive, again.embeds.positive)
+    assert not torch.equal(first.embeds.positive, second.embeds.positive)
+
+
+def test_text_encoders_take_comfyuis_text_encoder_dtype_when_auto(fake, tiny):
+    (clip,) = nodes()["Show1CLIPLoader"]().load("showlab/show-1-sr2", "auto", "balanced")
+    _, embeds = nodes()["Show1TextEncode"]().encode("a red car", "", "low resolution, blur", False, clip=clip)
+    assert clip.encoder.spec.dtype == torch.float16 and embeds.embeds.positive.dtype == torch.float16
+    fake.mm.text_encoder_dtype = lambda device=None: torch.float8_e4m3fn  # --fp8_e4m3fn-text-enc
+    (clip,) = nodes()["Show1CLIPLoader"]().load("showlab/show-1-sr2", "auto", "balanced")
+    assert clip.encoder.spec.dtype == torch.float16  # fp8 storage computes in fp16
 
 
 def test_stage_nodes_refuse_the_wrong_model_or_embeddings(models):
@@ -406,3 +422,29 @@ def test_a_vae_core_comfyui_cannot_build_comes_out_as_an_explanation(fake):
     assert stage.model.vae is not None
     with pytest.raises(RuntimeError, match="not the Stable Diffusion VAE layout.*block_out_channels.*Show-1 VAE Decode"):
         vae.decode(torch.zeros(1, 4, 2, 4, 4))
+
+
+def test_the_t5_loader_takes_a_single_file_from_comfyuis_text_encoders_folder(fake, tiny):
+    """Flux/SD3 users' t5xxl file: listed, loaded (tokenizer and config from show-1-base), names kept inside the folder."""
+    from safetensors.torch import save_file
+    from show1_core.loading import load_text_encoder
+
+    weights = load_text_encoder(tiny / "show-1-base" / "text_encoder").state_dict()
+    folder = fake.root / "models" / "text_encoders"
+    folder.mkdir(parents=True)
+    save_file({k: v.half() for k, v in weights.items() if k != "encoder.embed_tokens.weight"}, str(folder / "t5xxl_fp16.safetensors"))
+    save_file({"text_model.encoder.layers.0.mlp.fc1.weight": torch.zeros(2, 2)}, str(folder / "clip_l.safetensors"))
+    loader = nodes()["Show1T5Loader"]
+    choices = loader.INPUT_TYPES()["required"]["model"][0]
+    assert "t5xxl_fp16.safetensors" in choices and "clip_l.safetensors" not in choices
+    assert loader.VALIDATE_INPUTS("t5xxl_fp16.safetensors") is True
+    assert "absolute paths and '..' are not allowed" in loader.VALIDATE_INPUTS("../t5xxl_fp16.safetensors")
+    assert "no text encoder file" in loader.VALIDATE_INPUTS("t5xxl_fp8_e4m3fn.safetensors")
+    (from_file,) = loader().load("t5xxl_fp16.safetensors", "fp32", "balanced")
+    (from_folder,) = loader().load("showlab/show-1-base", "fp32", "balanced")
+    encode = nodes()["Show1TextEncode"]().encode
+    file_embeds = encode("a red car", "", "", False, t5=from_file)[0].embeds.positive
+    folder_embeds = encode("a red car", "", "", False, t5=from_folder)[0].embeds.positive
+    assert 0 < (file_embeds - folder_embeds).abs().max() < 2e-3 * folder_embeds.abs().max()
+    with pytest.raises(WrongStageError, match="^models/text_encoders/clip_l.safetensors is a CLIP text encoder"):
+        encode("a red car", "", "", False, t5=loader().load("clip_l.safetensors", "fp32", "balanced")[0])
