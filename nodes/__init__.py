@@ -18,6 +18,7 @@ from .loaders import (
 from .motion_lora import InterpolationMotionLora, KeyframeMotionLora
 from .stage_nodes import Interpolation, Keyframes, LatentSR, PixelSR
 from .text_nodes import TextEncode
+from .video_node import UpscaleVideo
 
 NODES = {
     "Show1KeyframeModelLoader": (KeyframeModelLoader, "(Down)load Show-1 Keyframe Model (stage 1)"),
@@ -35,6 +36,7 @@ NODES = {
     "Show1VAEEncode": (VAEEncode, "Show-1 VAE Encode (stage 4 latents)"),
     "Show1LatentRefine": (LatentRefine, "Show-1 Latent Refine (stage 4)"),
     "Show1VAEDecode": (VAEDecode, "Show-1 VAE Decode (stage 4 latents)"),
+    "Show1UpscaleVideo": (UpscaleVideo, "Show-1 Upscale Video (stages 3-4)"),
     "Show1KeyframeMotionLoRA": (KeyframeMotionLora, "Show-1 Motion LoRA (stage 1 keyframes)"),
     "Show1InterpolationMotionLoRA": (InterpolationMotionLora, "Show-1 Motion LoRA (stage 2 interpolation)"),
 }

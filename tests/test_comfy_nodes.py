@@ -23,7 +23,7 @@ NODE_IDS = {
     "Show1KeyframeModelLoader", "Show1InterpolationModelLoader", "Show1PixelSRModelLoader", "Show1FirstFrameModelLoader",
     "Show1LatentSRModelLoader", "Show1T5Loader", "Show1CLIPLoader", "Show1TextEncode", "Show1Keyframes",
     "Show1Interpolation", "Show1PixelSR", "Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode",
-    "Show1KeyframeMotionLoRA", "Show1InterpolationMotionLoRA",
+    "Show1KeyframeMotionLoRA", "Show1InterpolationMotionLoRA", "Show1UpscaleVideo",
 }
 COMFY_TYPES = {"IMAGE", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "VAE", "VIDEO"}
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -137,10 +137,10 @@ def test_loaders_say_they_download_and_each_model_type_fits_one_stage_node():
     assert produced["SHOW1_INTERPOLATION_MODEL"] == ["Show1InterpolationModelLoader", "Show1InterpolationMotionLoRA"]
     assert consumed["SHOW1_KEYFRAME_MODEL"] == {"Show1Keyframes", "Show1KeyframeMotionLoRA"}
     assert consumed["SHOW1_INTERPOLATION_MODEL"] == {"Show1Interpolation", "Show1InterpolationMotionLoRA"}
-    assert consumed["SHOW1_PIXEL_SR_MODEL"] == consumed["SHOW1_FIRST_FRAME_MODEL"] == {"Show1PixelSR"}
-    assert consumed["SHOW1_LATENT_SR_MODEL"] == {"Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode"}
-    assert consumed["SHOW1_T5_EMBEDS"] == {"Show1Keyframes", "Show1Interpolation", "Show1PixelSR"}
-    assert consumed["SHOW1_CLIP_EMBEDS"] == {"Show1LatentSR", "Show1LatentRefine"}
+    assert consumed["SHOW1_PIXEL_SR_MODEL"] == consumed["SHOW1_FIRST_FRAME_MODEL"] == {"Show1PixelSR", "Show1UpscaleVideo"}
+    assert consumed["SHOW1_LATENT_SR_MODEL"] == {"Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode", "Show1UpscaleVideo"}
+    assert consumed["SHOW1_T5_EMBEDS"] == {"Show1Keyframes", "Show1Interpolation", "Show1PixelSR", "Show1UpscaleVideo"}
+    assert consumed["SHOW1_CLIP_EMBEDS"] == {"Show1LatentSR", "Show1LatentRefine", "Show1UpscaleVideo"}
 
 
 def _defaults(node_id: str) -> dict:

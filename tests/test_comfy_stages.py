@@ -448,3 +448,34 @@ def test_the_t5_loader_takes_a_single_file_from_comfyuis_text_encoders_folder(fa
     assert 0 < (file_embeds - folder_embeds).abs().max() < 2e-3 * folder_embeds.abs().max()
     with pytest.raises(WrongStageError, match="^models/text_encoders/clip_l.safetensors is a CLIP text encoder"):
         encode("a red car", "", "", False, t5=loader().load("clip_l.safetensors", "fp32", "balanced")[0])
+
+
+def test_upscale_video_takes_and_returns_a_core_video_keeping_frame_rate_and_audio(models):
+    """Show-1 Upscale Video = scale to the stage-3 size, Pixel SR, Latent SR; VIDEO shaped as core's VideoFromComponents."""
+    from fractions import Fraction
+
+    video_node = pack_module("video_node")
+    audio = {"waveform": torch.zeros(1, 2, 100), "sample_rate": 44100}
+    source = frames(3, 30, 50)
+    video = video_node.ComponentsVideo(video_node.VideoComponents(source, Fraction(24000, 1001), audio))
+    arguments = dict(stage3_width=16, stage3_height=8, width=64, height=32, pixel_sr_steps=STEPS, latent_sr_steps=STEPS, strength=0.8, seed=SEED)
+    (result,) = nodes()["Show1UpscaleVideo"]().upscale(
+        video, models["pixel_sr"], models["t5_embeds"], models["latent_sr"], models["clip_embeds"], **arguments
+    )
+    parts = result.get_components()
+    assert parts.frame_rate == Fraction(24000, 1001) and parts.audio is audio and result.get_dimensions() == (64, 32)
+    small = video_node.scale_frames(source, 16, 8)
+    assert small.shape == (3, 8, 16, 3)
+    pixel, _ = nodes()["Show1PixelSR"]().upscale(models["pixel_sr"], models["t5_embeds"], small, STEPS, 7.0, 250, SEED, 1.0)
+    final, _ = nodes()["Show1LatentSR"]().upscale(models["latent_sr"], models["clip_embeds"], pixel, 64, 32, STEPS, 0.8, 15.0, SEED, 1.0)
+    assert torch.equal(parts.images, final)
+    with pytest.raises(InputError, match="video needs a VIDEO"):
+        nodes()["Show1UpscaleVideo"]().upscale(source, models["pixel_sr"], models["t5_embeds"], models["latent_sr"], models["clip_embeds"], **arguments)
+
+
+def test_scaling_frames_crops_the_centre_to_the_target_aspect():
+    video_node = pack_module("video_node")
+    wide = torch.zeros(1, 10, 40, 3)
+    wide[:, :, 10:30] = 1.0  # a bright centre as wide as the crop
+    scaled = video_node.scale_frames(wide, 8, 4)
+    assert scaled.shape == (1, 4, 8, 3) and torch.equal(scaled, torch.ones_like(scaled))

@@ -302,24 +302,20 @@ def keyframes_preview() -> Graph:
 
 
 def upscale_any_video() -> Graph:
-    """A loaded video through pixel SR and expert latent SR."""
+    """A loaded video through pixel SR and expert latent SR, VIDEO in and VIDEO out."""
     g = Graph(
         "show1_upscale_any_video",
-        "Upscale any video with Show-1's stages 3 and 4: the loaded video is scaled to 64x40, upscaled x4 in pixel "
-        "space (bilinear first frame, no gated download) and then to 576x320 by the expert latent SR model. Describe "
-        "the video in the prompt.",
+        "Upscale any video with Show-1's stages 3 and 4: Load Video -> Show-1 Upscale Video -> Save Video. The frames "
+        "are scaled to 64x40, upscaled x4 in pixel space (bilinear first frame, no gated download) and then to 576x320 "
+        "by the expert latent SR model; frame rate and audio pass through. Describe the video in the prompt.",
     )
-    components, small = _loaded_video(g, "show1_input.mp4", 64, 40, "Scale to the stage-3 input size")
     text = _encoders(g, "a cat running through a garden", title="Describe the input video")
-    pixel_sr = g.add(
-        "Show1PixelSR", "Stage 3: pixel super-resolution", model=g.add("Show1PixelSRModelLoader")[0], t5_embeds=text[0],
-        images=small[0], fps=components[2],
+    upscaled = g.add(
+        "Show1UpscaleVideo", "Stages 3-4: upscale the video", video=g.add("LoadVideo", file="show1_input.mp4")[0],
+        pixel_sr_model=g.add("Show1PixelSRModelLoader")[0], t5_embeds=text[0],
+        latent_sr_model=g.add("Show1LatentSRModelLoader")[0], clip_embeds=text[1],
     )
-    latent_sr = g.add(
-        "Show1LatentSR", "Stage 4: expert latent super-resolution", model=g.add("Show1LatentSRModelLoader")[0],
-        clip_embeds=text[1], images=pixel_sr[0], fps=pixel_sr[1],
-    )
-    _save(g, latent_sr[0], latent_sr[1], "video/show1_upscaled")
+    g.add("SaveVideo", video=upscaled[0], filename_prefix="video/show1_upscaled")
     return g
 
 
