@@ -243,9 +243,11 @@ def to_ui(graph: Graph, classes: dict[str, type], names: dict[str, str]) -> dict
     }
 
 
-def _encoders(g: Graph, prompt: str, clip: bool = True, title: str | None = None) -> Node:
-    t5 = g.add("Show1T5Loader")
-    inputs = {"t5": t5[0], "prompt": prompt}
+def _encoders(g: Graph, prompt: str, clip: bool = True, title: str | None = None, t5: bool = True) -> Node:
+    """Show-1 Text Encode with only the encoders the graph uses connected (an unconnected one never loads)."""
+    inputs: dict = {"prompt": prompt}
+    if t5:
+        inputs["t5"] = g.add("Show1T5Loader")[0]
     if clip:
         inputs["clip"] = g.add("Show1CLIPLoader")[0]
     return g.add("Show1TextEncode", title, **inputs)
@@ -328,7 +330,7 @@ def stage4_on_other_frames() -> Graph:
         "UNet and decoded. The LATENT sockets accept other latent video nodes.",
     )
     components, sized = _loaded_video(g, "other_model_output.mp4", 576, 320, "Scale to 576x320")
-    text = _encoders(g, "a cat running through a garden", title="Describe the input video")
+    text = _encoders(g, "a cat running through a garden", title="Describe the input video", t5=False)
     model = g.add("Show1LatentSRModelLoader")
     latent = g.add("Show1VAEEncode", model=model[0], images=sized[0])
     refined = g.add("Show1LatentRefine", "Stage 4: latent refine", model=model[0], clip_embeds=text[1], latent=latent[0])
