@@ -30,10 +30,11 @@ def shrink(prompt: dict) -> dict:
     prompt = copy.deepcopy(prompt)
     for node in prompt.values():
         inputs = node["inputs"]
-        size = (inputs.get("width"), inputs.get("height"))
-        if size in TINY_SIZES:
-            inputs["width"], inputs["height"] = TINY_SIZES[size]
-        for name in ("steps", "first_frame_steps"):
+        for width, height in (("width", "height"), ("stage3_width", "stage3_height")):
+            size = (inputs.get(width), inputs.get(height))
+            if size in TINY_SIZES:
+                inputs[width], inputs[height] = TINY_SIZES[size]
+        for name in ("steps", "first_frame_steps", "pixel_sr_steps", "latent_sr_steps"):
             if name in inputs:
                 inputs[name] = TINY_STEPS
         if node["class_type"] == "Show1Keyframes":
@@ -116,6 +117,10 @@ def _check_shapes(prompt: dict, outputs: dict) -> None:
             assert result[1] == source(node_id, "fps")
         elif kind == "Show1LatentSR":
             assert result[0].shape == (source(node_id, "images").shape[0], inputs["height"], inputs["width"], 3)
+        elif kind == "Show1UpscaleVideo":
+            source_parts, parts = source(node_id, "video").get_components(), result[0].get_components()
+            assert parts.images.shape == (source_parts.images.shape[0], inputs["height"], inputs["width"], 3)
+            assert parts.frame_rate == source_parts.frame_rate
         elif kind == "Show1VAEEncode":
             frames = source(node_id, "images").shape[0]
             assert result[0]["samples"].shape == (1, 4, frames, inputs["height"] // 8, inputs["width"] // 8)
@@ -138,8 +143,12 @@ def test_api_workflow_runs_on_the_tiny_models(name, fake):
     (save_id,) = [i for i, node in prompt.items() if node["class_type"] == "SaveVideo"]
     (saved,) = execution.ui[save_id]["images"]
     video = read_video(fake.root / "output" / saved["subfolder"] / saved["filename"])
-    create = prompt[prompt[save_id]["inputs"]["video"][0]]
-    frames = execution.outputs[create["inputs"]["images"][0]][create["inputs"]["images"][1]]
+    source, index = prompt[save_id]["inputs"]["video"]
+    if prompt[source]["class_type"] == "CreateVideo":
+        frames_link = prompt[source]["inputs"]["images"]
+        frames = execution.outputs[frames_link[0]][frames_link[1]]
+    else:  # a node that outputs VIDEO itself (Show-1 Upscale Video)
+        frames = execution.outputs[source][index].get_components().images
     assert video.images.shape == frames.shape
     assert fake.log.progress, "no progress reached ComfyUI's hook"
 
@@ -231,7 +240,7 @@ def test_the_ui_validator_catches_broken_workflows(fake):
 
 
 def test_validation_finds_dependency_cycles(fake):
-    prompt = _load(WORKFLOWS / "api" / "show1_upscale_any_video.json")
+    prompt = _load(WORKFLOWS / "api" / "show1_mixed_stage4_on_other_frames.json")
     scale = next(i for i, node in prompt.items() if node["class_type"] == "ImageScale")
     prompt[scale]["inputs"]["image"] = [scale, 0]
     with pytest.raises(PromptError) as caught:
