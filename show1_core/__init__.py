@@ -15,7 +15,7 @@ _PUBLIC = {
     "cascade": ("CascadeCheckpoints", "CascadeResult", "Show1Cascade"),
     "errors": (
         "CheckpointError", "CorruptCheckpointError", "GatedRepoAccessError", "GenerationCancelled", "HubError", "InputError",
-        "MissingFilesError", "NonFiniteOutputError", "OfflineError", "OutOfMemoryError", "Show1Error", "StateDictMismatchError",
+        "InvalidSettingsError", "MissingFilesError", "NonFiniteOutputError", "OfflineError", "OutOfMemoryError", "Show1Error", "StateDictMismatchError",
         "UnsafeCheckpointError", "WrongStageError",
     ),
     "loading": (
@@ -32,6 +32,10 @@ _PUBLIC = {
     "runner": (
         "PlacedStage", "Placement", "PlacerPlacement", "place", "run_interpolation", "run_keyframes", "run_latent_refine",
         "run_latent_sr", "run_pixel_sr", "run_vae_decode", "run_vae_encode",
+    ),
+    "setting_ranges": (
+        "MAX_GUIDANCE", "MAX_NOISE_LEVEL", "MAX_SIZE", "Problem", "first_frame_problems", "interpolation_problems",
+        "keyframe_problems", "latent_sr_problems", "pixel_sr_problems", "settings_problems",
     ),
     "settings": (
         "PAPER_SETTINGS", "CascadeSettings", "FirstFrameSettings", "InterpolationSettings", "KeyframeSettings", "LatentSRSettings",
