@@ -46,6 +46,7 @@ _PUBLIC = {
         "EmbeddingCache", "EncoderKind", "EncoderPlacement", "PlacerEncoderPlacement", "TextEncoder", "TextEncoderSpec",
         "embeddings_cache_dir",
     ),
+    "validation": ("ModelLimits", "validate_cascade"),
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -18,8 +18,11 @@ from .runner import PlacedStage, place, run_interpolation, run_keyframes, run_la
 from .settings import PAPER_SETTINGS, CascadeSettings
 from .stages import PromptEmbeds, StepCallback, interpolated_fps
 from .text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec
+from .validation import ModelLimits, validate_cascade
 
 STAGE_COUNT = 4
+CASCADE_STAGES = (Stage.KEYFRAMES, Stage.INTERPOLATION, Stage.PIXEL_SR, Stage.LATENT_SR)
+"""The stage model each of the four stages runs (stage 3 also IF-II-L, where it is used)."""
 
 
 @dataclass
@@ -109,14 +112,29 @@ class Show1Cascade:
         self._text_loaders = dict(text_loaders or {})
         self.motion_loras = list(motion_loras)
 
+    def _folder(self, stage: Stage) -> Path:
+        folder = getattr(self.checkpoints, stage.value)
+        if folder is None:
+            raise InputError(f"no checkpoint was resolved for the {stage.title}; resolve the cascade for that stage")
+        return Path(folder)
+
     def model(self, stage: Stage) -> StageModel:
         """The stage's models, loaded on first use (kept on the CPU between uses unless freed)."""
         if stage not in self._models:
-            folder = getattr(self.checkpoints, stage.value)
-            if folder is None:
-                raise InputError(f"no checkpoint was resolved for the {stage.title}; resolve the cascade for that stage")
-            self._models[stage] = load_stage_model(folder, stage, dtype=self.dtype)
+            self._models[stage] = load_stage_model(self._folder(stage), stage, dtype=self.dtype)
         return self._models[stage]
+
+    def uses_first_frame_model(self) -> bool:
+        """Whether stage 3 upscales frame 0 with IF-II-L (else bilinearly)."""
+        return self.checkpoints.first_frame is not None or Stage.FIRST_FRAME in self._models
+
+    def limits(self, stages: int = STAGE_COUNT) -> dict[Stage, ModelLimits]:
+        """What each model of the first ``stages`` stages allows, from its configs (nothing is loaded)."""
+        needed = list(CASCADE_STAGES[:stages]) + ([Stage.FIRST_FRAME] if stages >= 3 and self.uses_first_frame_model() else [])
+        return {
+            stage: ModelLimits.of_model(self._models[stage]) if stage in self._models else ModelLimits.of_folder(self._folder(stage), stage)
+            for stage in needed
+        }
 
     def placed(self, stage: Stage) -> PlacedStage:
         """The stage's models under this cascade's memory policy, with the motion LoRAs made for that stage."""
@@ -145,9 +163,14 @@ class Show1Cascade:
         on_stage: StageHook | None = None,
         on_start: StartHook | None = None,
     ) -> CascadeResult:
-        """Generate a video for ``prompt``, stopping after stage ``stages`` (1-4)."""
+        """Generate a video for ``prompt``, stopping after stage ``stages`` (1-4).
+
+        Every stage's settings are checked against every model (configs only) and the device's
+        memory before anything runs (:func:`~show1_core.validation.validate_cascade`).
+        """
         if not 1 <= stages <= STAGE_COUNT:
             raise InputError(f"stages must be between 1 and {STAGE_COUNT}, got {stages}")
+        validate_cascade(settings, self.limits(stages), stages, self.device, self.dtype)
         started = on_start or (lambda name: None)
         negative = settings.negative_prompt if negative_prompt is None else negative_prompt
         started("text_t5")
@@ -171,7 +194,7 @@ class Show1Cascade:
             video = run_interpolation(self.placed(Stage.INTERPOLATION), result.keyframes, t5, it, seed, callback)
             finish("interpolated", Stage.INTERPOLATION, video, interpolated_fps(kf.fps, it.frames_between))
         if stages >= 3:
-            use_anchor_model = self.checkpoints.first_frame is not None or Stage.FIRST_FRAME in self._models
+            use_anchor_model = self.uses_first_frame_model()
             started("pixel_sr")
             video, result.first_frame = run_pixel_sr(
                 self.placed(Stage.PIXEL_SR), result.interpolated, t5, settings.pixel_sr, seed, callback,

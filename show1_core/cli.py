@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import GenerationCancelled, Show1Error
+from .errors import GenerationCancelled, InvalidSettingsError, Show1Error
 
 DEMO_NOTICE = (
     "show1 demo runs every stage on TINY RANDOM models: the result is coloured noise, not a picture.\n"
@@ -148,13 +148,24 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _check_before_running(args: argparse.Namespace) -> None:
-    """Refuse bad output names and locations, formats, seeds and devices before any model loads."""
+    """Refuse bad output names and locations, formats, seeds, devices and stage settings before any model
+    loads or downloads (the models' own limits are checked when the cascade starts)."""
     from .memory import resolve_device
+    from .setting_ranges import raise_problems, settings_problems
     from .stages.sampling import seeded_generator
 
     _check_outputs(args)
     seeded_generator(args.seed)
     resolve_device(args.device)
+    raise_problems(settings_problems(_settings_from(args), args.stages, first_frame_model=not args.no_first_frame_model))
+
+
+def _flag(setting: str) -> str:
+    """The command-line flag of a setting (``pixel_sr.noise_level`` -> ``--pixel-sr-noise-level``), where it has one."""
+    stage, _, name = setting.partition(".")
+    if stage in STAGE_FIELDS and name and name not in SKIPPED_FIELDS:
+        return f"--{stage}-{name}".replace("_", "-")
+    return setting
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -350,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130
+    except InvalidSettingsError as err:
+        print(f"error: {InvalidSettingsError(err.problems, label=_flag)}", file=sys.stderr)
+        return 2
     except Show1Error as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
