@@ -12,7 +12,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "cascade": ("CascadeCheckpoints", "CascadeResult", "Show1Cascade"),
+    "cascade": ("CascadeCheckpoints", "CascadeResult", "Phase", "Show1Cascade"),
+    "console": ("RunDisplay",),
     "errors": (
         "CheckpointError", "CorruptCheckpointError", "GatedRepoAccessError", "GenerationCancelled", "HubError", "InputError",
         "InvalidSettingsError", "MissingFilesError", "NonFiniteOutputError", "OfflineError", "OutOfMemoryError", "Show1Error", "StateDictMismatchError",

@@ -48,30 +48,6 @@ def _settings_from(args: argparse.Namespace):
     )
 
 
-class ProgressBars:
-    """One tqdm bar per stage, fed by the stages' step events."""
-
-    def __init__(self) -> None:
-        self._bar = None
-        self._stage = None
-
-    def __call__(self, event) -> None:
-        from tqdm.auto import tqdm
-
-        if event.stage != self._stage or self._bar is None:
-            self.close()
-            self._stage = event.stage
-            self._bar = tqdm(total=event.total, desc=event.stage, unit="step")
-        self._bar.n = event.step
-        self._bar.refresh()
-
-    def close(self) -> None:
-        """Finish the current bar."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
 VIDEO_NAMES = ("keyframes", "interpolated", "pixel_sr", "latent_sr")
 """The stage videos of a run, in cascade order (as :meth:`CascadeResult.videos` names them)."""
 
@@ -109,7 +85,8 @@ def _write_outputs(result, args: argparse.Namespace) -> list[Path]:
 def _run_cascade(checkpoints, args, settings, prompt: str, motion_loras=()) -> list[Path]:
     import torch
 
-    from .cascade import Show1Cascade
+    from .cascade import Phase, Show1Cascade
+    from .console import RunDisplay
     from .loading.weights import parse_dtype
     from .text import EmbeddingCache, embeddings_cache_dir
 
@@ -118,13 +95,19 @@ def _run_cascade(checkpoints, args, settings, prompt: str, motion_loras=()) -> l
     cascade = Show1Cascade(
         checkpoints, device=args.device, dtype=dtype, policy=args.memory, cache=EmbeddingCache(cache_dir), motion_loras=motion_loras
     )
-    bars = ProgressBars()
+    display = RunDisplay()
     try:
         with torch.inference_mode():
-            result = cascade.run(prompt, settings, stages=args.stages, clean_caption=args.clean_caption, callback=bars)
+            result = cascade.run(
+                prompt, settings, stages=args.stages, clean_caption=args.clean_caption,
+                callback=display.step, on_stage=display.stage_done, on_phase=display.phase,
+            )
+        display.phase(Phase("write", "writing the outputs"))
+        written = _write_outputs(result, args)
     finally:
-        bars.close()
-    return _write_outputs(result, args)
+        display.close()
+    print(display.summary(), file=sys.stderr)
+    return written
 
 
 def _default_models_dir() -> Path:

@@ -184,3 +184,23 @@ def test_sizes_beyond_the_devices_memory_are_refused_with_an_estimate(tiny_root,
     assert needed and float(needed.group(1)) > 500, done.stderr
     assert "the cpu device has; use a smaller size" in done.stderr
     assert "loading" not in done.stderr
+
+
+def test_generate_shows_each_phase_closes_each_bar_with_its_stage_and_sums_up_the_time(tiny_root, tmp_path):
+    done = _show1("generate", "a cat", "--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--stages", "2", *SMALL, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [line.strip() for line in re.split(r"[\r\n]", done.stderr) if line.strip()]
+    announced = [line for line in lines if line.endswith("…")]
+    assert announced == [
+        "encoding the prompt (T5-XXL, stages 1-3) …", "loading show-1-base …", "loading show-1-interpolation …", "writing the outputs …"
+    ]
+    # The keyframes bar is finished (2/2, then a line end) before the next model starts loading.
+    assert re.search(r"keyframes: 100%[^\r\n]*2/2[^\r\n]*\nloading show-1-interpolation …\n", done.stderr)
+    assert re.search(r"interpolation: 100%[^\r\n]*2/2[^\r\n]*\nwriting the outputs …\n", done.stderr)
+    summary = done.stderr[done.stderr.index("time per phase (total "):].splitlines()
+    phases = [re.fullmatch(r"  (.+?) +(\d+\.\d) s", line).group(1) for line in summary[1:]]
+    assert phases == [
+        "encoding the prompt (T5-XXL, stages 1-3)", "loading show-1-base", "keyframes (stage 1)", "loading show-1-interpolation",
+        "temporal interpolation (stage 2)", "writing the outputs",
+    ]
+    assert "wrote" in done.stdout and "time per phase" not in done.stdout

@@ -1,4 +1,5 @@
-"""The Python cascade checks every stage's settings, models and memory before its first step (issue 12, defects 5 and 6)."""
+"""The Python cascade checks every stage's settings, models and memory before its first step,
+and reports its progress only through its hooks (issue 12, defects 5, 6 and 9)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from show1_core.cascade import CascadeCheckpoints, Show1Cascade
+from show1_core.cascade import CascadeCheckpoints, Phase, Show1Cascade
 from show1_core.errors import InvalidSettingsError
 from show1_core.loading import Stage, load_stage_model
 from show1_core.settings import PAPER_SETTINGS
@@ -40,12 +41,23 @@ def test_the_cascade_refuses_a_later_stages_settings_before_the_first_step(casca
     )
     seen = []
     with pytest.raises(InvalidSettingsError) as caught:
-        cascade.run("a cat", settings, callback=seen.append, on_start=seen.append)
+        cascade.run("a cat", settings, callback=seen.append, on_phase=seen.append, on_start=seen.append)
     assert seen == []
     assert [setting for setting, _ in caught.value.problems] == ["pixel_sr.noise_level"]  # the range first, alone
     with pytest.raises(InvalidSettingsError, match="latent_sr.width must be a multiple of 8 for the stage-4 VAE, got 60"):
-        cascade.run("a cat", replace(settings, pixel_sr=SMALL.pixel_sr), callback=seen.append, on_start=seen.append)
+        cascade.run("a cat", replace(settings, pixel_sr=SMALL.pixel_sr), callback=seen.append, on_phase=seen.append)
     assert seen == []
+
+
+def test_the_python_cascade_prints_nothing_and_reports_phases_through_its_hooks(cascade, capfd):
+    phases, stages = [], []
+    cascade.run("a cat", SMALL, stages=1, on_phase=phases.append, on_stage=lambda name, video, fps: stages.append(name))
+    assert capfd.readouterr() == ("", "")
+    assert phases == [
+        Phase("encode", "encoding the prompt (T5-XXL, stages 1-3)"), Phase("load", "loading show-1-base"),
+        Phase("stage", "keyframes (stage 1)"),
+    ]
+    assert stages == ["keyframes"]
 
 
 def _status_bytes(key: str) -> int:
