@@ -16,8 +16,8 @@ _PUBLIC = {
     "console": ("RunDisplay",),
     "errors": (
         "CheckpointError", "CorruptCheckpointError", "GatedRepoAccessError", "GenerationCancelled", "HubError", "InputError",
-        "InvalidSettingsError", "MissingFilesError", "NonFiniteOutputError", "OfflineError", "OutOfMemoryError", "Show1Error", "StateDictMismatchError",
-        "UnsafeCheckpointError", "WrongStageError",
+        "InvalidSettingsError", "MissingFilesError", "NonFiniteOutputError", "OfflineError", "OutOfMemoryError", "Show1Error",
+        "StateDictMismatchError", "UnsafeCheckpointError", "WrongStageError",
     ),
     "loading": (
         "CHECKPOINT_FOR_STAGE", "DTYPES", "KNOWN_CHECKPOINTS", "KnownCheckpoint", "Stage", "StageModel", "T5_CHECKPOINT",

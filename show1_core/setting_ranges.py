@@ -116,7 +116,11 @@ def interpolation_problems(settings: InterpolationSettings) -> list[Problem]:
 
 def first_frame_problems(settings: FirstFrameSettings) -> list[Problem]:
     """Stage 3's IF-II-L frame: steps, guidance and condition noise level."""
-    return [*_steps("first_frame", settings.steps), *_guidance("first_frame", settings.guidance), *_noise_level("first_frame", settings.noise_level)]
+    return [
+        *_steps("first_frame", settings.steps),
+        *_guidance("first_frame", settings.guidance),
+        *_noise_level("first_frame", settings.noise_level),
+    ]
 
 
 def pixel_sr_problems(settings: PixelSRSettings) -> list[Problem]:
@@ -172,7 +176,8 @@ def settings_problems(settings: CascadeSettings, stages: int = 4, first_frame_mo
     if stages >= 2:
         problems += interpolation_problems(settings.interpolation)
         if kf.num_frames == 1:
-            problems.append(Problem("keyframes.num_frames", "must be at least 2 when interpolation runs (it fills the frames between keyframes), got 1"))
+            why = "must be at least 2 when interpolation runs (it fills the frames between keyframes), got 1"
+            problems.append(Problem("keyframes.num_frames", why))
     if stages >= 3:
         problems += first_frame_problems(settings.first_frame) if first_frame_model else []
         problems += pixel_sr_problems(settings.pixel_sr)

@@ -97,13 +97,17 @@ def model_problems(settings: CascadeSettings, limits: Mapping[Stage, ModelLimits
     for stage in (Stage.FIRST_FRAME, Stage.PIXEL_SR):
         if stage in limits:
             multiple = limits[stage].size_multiple
-            steps[f"the {stage.title} model ({sr.scale}x the size must be a multiple of {multiple})"] = multiple // math.gcd(multiple, sr.scale)
+            who = f"the {stage.title} model ({sr.scale}x the size must be a multiple of {multiple})"
+            steps[who] = multiple // math.gcd(multiple, sr.scale)
     problems = [p for side in ("width", "height") for p in _multiple(f"keyframes.{side}", getattr(kf, side), steps)]
     for stage, noise_level in ((Stage.FIRST_FRAME, settings.first_frame.noise_level), (Stage.PIXEL_SR, sr.noise_level)):
         levels = limits[stage].noise_levels if stage in limits else None
         if levels is not None and noise_level >= levels:
             problems.append(
-                Problem(f"{stage.value}.noise_level", f"must be below {levels}, the levels of the {stage.title} noising scheduler, got {noise_level}")
+                Problem(
+                    f"{stage.value}.noise_level",
+                    f"must be below {levels}, the levels of the {stage.title} noising scheduler, got {noise_level}",
+                )
             )
     vae_scale = limits[Stage.LATENT_SR].vae_scale if Stage.LATENT_SR in limits else None
     if vae_scale is not None:

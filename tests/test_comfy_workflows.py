@@ -186,6 +186,15 @@ def test_stage_nodes_check_their_own_widgets_when_the_prompt_is_queued(fake):
     assert classes["Show1LatentRefine"].VALIDATE_INPUTS(steps=None, strength=0.4, guidance=15.0) is True, "linked: checked at run time"
     assert "first_frame.guidance" in classes["Show1PixelSR"].VALIDATE_INPUTS(guidance=7.0, first_frame_guidance=-1.0)
 
+    upscale = _load(WORKFLOWS / "api" / "show1_upscale_any_video.json")
+    node = next(node for node in upscale.values() if node["class_type"] == "Show1UpscaleVideo")
+    node["inputs"].update(latent_sr_steps=2, strength=0.4)  # stage 3 would run before stage 4 refused these
+    with pytest.raises(PromptError) as caught:
+        Executor(classes).validate(upscale)
+    problems = caught.value.node_errors[next(k for k, v in upscale.items() if v is node)]["errors"]
+    assert {p["type"] for p in problems} == {"custom_validation_failed"}
+    assert all("leaves no step to run" in p["details"] for p in problems)
+
 
 @pytest.mark.parametrize(
     "model, message",
