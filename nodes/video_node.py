@@ -16,10 +16,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from show1_core import PAPER_SETTINGS, InputError, PlacedStage
+from show1_core import PAPER_SETTINGS, InputError, PlacedStage, latent_sr_problems
 
 from .stage_nodes import LatentSR, PixelSR
 from .types import CLIP_EMBEDS, FIRST_FRAME_MODEL, LATENT_SR_MODEL, PIXEL_SR_MODEL, T5_EMBEDS
+from .widget_checks import verdict, widget_problems
 from .widgets import seed_input, size_input, socket, steps_input, strength_input
 
 PIXEL_SR_FACTOR = 4
@@ -127,6 +128,11 @@ class UpscaleVideo:
                 ),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, latent_sr_steps: int | None = None, strength: float | None = None) -> bool | str:
+        """Stage-4 steps and a strength that leave a step to run, checked before stage 3 spends its time."""
+        return verdict(widget_problems(latent_sr_problems, LATENT_SR, steps=latent_sr_steps, strength=strength))
 
     def upscale(
         self, video: Any, pixel_sr_model: PlacedStage, t5_embeds: object, latent_sr_model: PlacedStage, clip_embeds: object,

@@ -12,11 +12,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "cascade": ("CascadeCheckpoints", "CascadeResult", "Show1Cascade"),
+    "cascade": ("CascadeCheckpoints", "CascadeResult", "Phase", "Show1Cascade"),
+    "console": ("RunDisplay",),
     "errors": (
         "CheckpointError", "CorruptCheckpointError", "GatedRepoAccessError", "GenerationCancelled", "HubError", "InputError",
-        "MissingFilesError", "NonFiniteOutputError", "OfflineError", "OutOfMemoryError", "Show1Error", "StateDictMismatchError",
-        "UnsafeCheckpointError", "WrongStageError",
+        "InvalidSettingsError", "MissingFilesError", "NonFiniteOutputError", "OfflineError", "OutOfMemoryError", "Show1Error",
+        "StateDictMismatchError", "UnsafeCheckpointError", "WrongStageError",
     ),
     "loading": (
         "CHECKPOINT_FOR_STAGE", "DTYPES", "KNOWN_CHECKPOINTS", "KnownCheckpoint", "Stage", "StageModel", "T5_CHECKPOINT",
@@ -33,6 +34,10 @@ _PUBLIC = {
         "PlacedStage", "Placement", "PlacerPlacement", "place", "run_interpolation", "run_keyframes", "run_latent_refine",
         "run_latent_sr", "run_pixel_sr", "run_vae_decode", "run_vae_encode",
     ),
+    "setting_ranges": (
+        "MAX_GUIDANCE", "MAX_NOISE_LEVEL", "MAX_SIZE", "Problem", "first_frame_problems", "interpolation_problems",
+        "keyframe_problems", "latent_sr_problems", "pixel_sr_problems", "settings_problems",
+    ),
     "settings": (
         "PAPER_SETTINGS", "CascadeSettings", "FirstFrameSettings", "InterpolationSettings", "KeyframeSettings", "LatentSRSettings",
         "PixelSRSettings",
@@ -42,6 +47,7 @@ _PUBLIC = {
         "EmbeddingCache", "EncoderKind", "EncoderPlacement", "PlacerEncoderPlacement", "TextEncoder", "TextEncoderSpec",
         "embeddings_cache_dir",
     ),
+    "validation": ("ModelLimits", "validate_cascade"),
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -174,6 +174,37 @@ def test_validation_reports_what_comfyui_reports(fake):
     assert any("SHOW1_KEYFRAME_MODEL" in d and "SHOW1_INTERPOLATION_MODEL" in d for d in mismatches)
 
 
+def test_stage_nodes_check_their_own_widgets_when_the_prompt_is_queued(fake):
+    """What min/max cannot catch is refused in validation, before any node runs: steps and a strength that leave
+    no step, NaN guidance, and a noise level the noising schedulers lack (their 1000 levels are 0 to 999)."""
+    prompt = _load(WORKFLOWS / "api" / "show1_text_to_video.json")
+    ids = {node["class_type"]: node_id for node_id, node in prompt.items()}
+    broken = copy.deepcopy(prompt)
+    broken[ids["Show1LatentSR"]]["inputs"].update(steps=2, strength=0.4)
+    broken[ids["Show1Keyframes"]]["inputs"]["guidance"] = float("nan")
+    broken[ids["Show1PixelSR"]]["inputs"]["noise_level"] = 1000
+    with pytest.raises(PromptError) as caught:
+        Executor(all_classes()).validate(broken)
+    errors = {node["class_type"]: node["errors"] for node in caught.value.node_errors.values()}
+    assert {e["type"] for e in errors["Show1LatentSR"]} == {"custom_validation_failed"}
+    assert "latent_sr.strength 0.4 with 2 steps leaves no step to run" in errors["Show1LatentSR"][0]["details"]
+    assert "keyframes.guidance must be a number from 0 to 100" in errors["Show1Keyframes"][0]["details"]
+    assert [e["type"] for e in errors["Show1PixelSR"]] == ["value_bigger_than_max"]
+    classes = all_classes()
+    assert "leaves no step" in classes["Show1LatentRefine"].VALIDATE_INPUTS(steps=2, strength=0.4, guidance=15.0)
+    assert classes["Show1LatentRefine"].VALIDATE_INPUTS(steps=None, strength=0.4, guidance=15.0) is True, "linked: checked at run time"
+    assert "first_frame.guidance" in classes["Show1PixelSR"].VALIDATE_INPUTS(guidance=7.0, first_frame_guidance=-1.0)
+
+    upscale = _load(WORKFLOWS / "api" / "show1_upscale_any_video.json")
+    node = next(node for node in upscale.values() if node["class_type"] == "Show1UpscaleVideo")
+    node["inputs"].update(latent_sr_steps=2, strength=0.4)  # stage 3 would run before stage 4 refused these
+    with pytest.raises(PromptError) as caught:
+        Executor(classes).validate(upscale)
+    problems = caught.value.node_errors[next(k for k, v in upscale.items() if v is node)]["errors"]
+    assert {p["type"] for p in problems} == {"custom_validation_failed"}
+    assert all("leaves no step to run" in p["details"] for p in problems)
+
+
 @pytest.mark.parametrize(
     "model, message",
     [("../../etc", "'..' are not allowed"), ("/etc", "absolute paths"), ("no-such-model", "no checkpoint folder 'no-such-model'")],
