@@ -1,7 +1,7 @@
-"""Clips of a moving square and a measure of their motion, for the motion LoRA experiment.
+"""Clips of moving squares and a measure of their motion, for the motion LoRA experiment.
 
 Shared by ``tests/make_motion_base.py`` (which fits the base model in
-``tests/fixtures/motion/square-base`` on squares moving every way) and
+``tests/fixtures/motion/square-base`` on squares moving left or right) and
 ``tests/test_motion_training.py`` (which teaches it one direction with a motion LoRA).
 """
 
@@ -16,12 +16,14 @@ BASE = Path(__file__).resolve().parent / "fixtures" / "motion" / "square-base"
 """The fitted keyframe checkpoint folder (``unet/``, ``scheduler/``) and its prompt embeddings."""
 PROMPT_FILE = "prompt.safetensors"
 HEIGHT, WIDTH, FRAMES = 8, 16, 8
-SIDE = 4.0
+SIDE = 2.0
 """Side of the square in pixels."""
+SQUARES = 3
+"""Squares per clip."""
 SPEED = 1.25
 """How fast the square moves, pixels per frame (8.75 px over the 8 frames)."""
-FADE_FROM = 0.4
-"""Brightness of the square in the first frame (white = 1); it brightens linearly to white in the last."""
+FADE = (0.2, 0.5)
+"""Brightness of the square (white = 1) in the first and the last frame; it brightens linearly in between."""
 
 
 def _coverage(start: torch.Tensor, size: int) -> torch.Tensor:
@@ -32,10 +34,13 @@ def _coverage(start: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def square_video(x0: float, y0: float, vx: float) -> torch.Tensor:
-    """``(FRAMES, 3, HEIGHT, WIDTH)`` uint8: a square on black fading in to white, its corner at ``(x0 + vx*f, y0)``, antialiased."""
+    """``(FRAMES, 3, HEIGHT, WIDTH)`` uint8: an antialiased grey square on black, its corner at ``(x0 + vx*f, y0)``.
+
+    It brightens from frame to frame over :data:`FADE`.
+    """
     steps = torch.arange(FRAMES, dtype=torch.float32)
     columns, rows = _coverage(x0 + vx * steps, WIDTH), _coverage(torch.full((FRAMES,), y0), HEIGHT)
-    brightness = FADE_FROM + (1 - FADE_FROM) * steps / (FRAMES - 1)
+    brightness = FADE[0] + (FADE[1] - FADE[0]) * steps / (FRAMES - 1)
     frames = rows.unsqueeze(-1) * columns.unsqueeze(-2) * brightness[:, None, None]  # (F, H, W)
     return (frames * 255).round().to(torch.uint8).unsqueeze(1).expand(-1, 3, -1, -1).clone()
 
@@ -47,10 +52,17 @@ def _start(speed: float, size: int, generator: torch.Generator) -> float:
     return low + float(torch.rand((), generator=generator)) * (high - low)
 
 
-def random_motion_video(generator: torch.Generator) -> torch.Tensor:
-    """A square at a random place moving left or right (at :data:`SPEED`), equally often, as :func:`square_video`."""
-    vx = SPEED * (2 * int(torch.randint(0, 2, (), generator=generator)) - 1)
-    return square_video(_start(vx, WIDTH, generator), _start(0.0, HEIGHT, generator), vx)
+def random_clip(generator: torch.Generator, velocity: float | None = None) -> torch.Tensor:
+    """:data:`SQUARES` squares at random places, as :func:`square_video` (overlaps keep the brighter pixel).
+
+    Each moves at ``velocity``, or, when it is ``None``, left or right at :data:`SPEED`, the two
+    equally often and independently of the other squares.
+    """
+    squares = []
+    for _ in range(SQUARES):
+        vx = SPEED * (2 * int(torch.randint(0, 2, (), generator=generator)) - 1) if velocity is None else velocity
+        squares.append(square_video(_start(vx, WIDTH, generator), _start(0.0, HEIGHT, generator), vx))
+    return torch.stack(squares).amax(0)
 
 
 def as_model_input(videos: torch.Tensor) -> torch.Tensor:

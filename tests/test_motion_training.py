@@ -1,16 +1,27 @@
 """A motion LoRA really teaches the keyframe model a motion, and touches nothing but temporal attention.
 
 On the CPU, with a small keyframe model standing in for the pretrained one
-(``tests/fixtures/motion/square-base``, made by ``tests/make_motion_base.py``: it draws a white
-square moving in a direction its noise decides, with no preference for left or right):
+(``tests/fixtures/motion/square-base``, made by ``tests/make_motion_base.py``: it draws three
+small grey squares, each moving left or right as its noise decides, with no preference for
+either):
 
-1. Clips of the square moving left to right are written as GIF files with captions, and a
-   LoRA is trained on them with the code ``show1 train-motion`` runs (:func:`load_clips`,
+1. Clips of the squares all moving left to right are written as GIF files with captions, and
+   a LoRA is trained on them with the code ``show1 train-motion`` runs (:func:`load_clips`,
    :func:`train_motion_lora` and its objective); only the temporal-attention adapters learn.
 2. The same seeds are sampled with and without the LoRA. Measured by the least-squares slope of
-   the square's horizontal centroid over the frames, the adapted model moves it right, clearly
-   more than the base model does, for most of the seeds.
+   the squares' horizontal centroid over the frames, the base model moves them left as often as
+   right, and the adapted model moves them right, for most seeds and clearly more than the
+   base model does.
 3. Every base weight is bit-identical after training, and again after the LoRA is taken off.
+
+The bounds leave room for the spread between training and sampling seeds, and stay well away
+from what a LoRA without effect would give (the same slopes, about half the videos moving
+right). Measured on the fixture with
+these settings: over 512 seeds the base model's mean slope is +0.02 px/frame (standard
+deviation 0.68 per video, so about 0.1 for the mean of :data:`SEEDS`); over ten combinations of
+training and sampling seeds the LoRA raised the mean slope by 0.47 to 0.82 px/frame (the clips
+move 1.25), and 75-94% of its videos moved right (50-65% of the base model's), 79-94% further
+right than the base model's video of the same seed.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from motion_support import BASE, FRAMES, HEIGHT, SIDE, SPEED, WIDTH, as_model_input, centroid_slopes, load_prompt, square_video
+from motion_support import BASE, FRAMES, HEIGHT, SPEED, WIDTH, as_model_input, centroid_slopes, load_prompt, random_clip
 from show1_core.loading import Stage, load_stage_model
 from show1_core.motion_lora import load_motion_lora, motion_loras, temporal_attention_targets
 from show1_core.settings import KeyframeSettings
@@ -28,30 +39,28 @@ from show1_core.training.clips import load_clips
 from show1_core.training.trainer import CaptionEmbeddings, TrainingSettings, train_motion_lora
 from show1_core.video_io import write_video
 
-CAPTION = "a white square"
+CAPTION = "grey squares"
 CLIPS = 8
-SEEDS = 16
+SEEDS = 48
 """Videos sampled per model: one batch, the same initial noise for both."""
 SAMPLING = KeyframeSettings(num_frames=FRAMES, height=HEIGHT, width=WIDTH, steps=20, guidance=1.0, fps=2.0)
 TRAINING = TrainingSettings(
-    frames=FRAMES, fps=2.0, height=HEIGHT, width=WIDTH, rank=8, alpha=8.0, steps=300, learning_rate=5e-3, batch_size=4,
+    frames=FRAMES, fps=2.0, height=HEIGHT, width=WIDTH, rank=8, alpha=8.0, steps=300, learning_rate=5e-3, batch_size=8,
     gradient_checkpointing=False, checkpoint_every=300,
 )
 
 
 def write_clips(folder: Path) -> Path:
-    """``CLIPS`` GIFs of the square moving right at :data:`SPEED` from random places, each with its caption."""
+    """``CLIPS`` GIFs of squares all moving right at :data:`SPEED` from random places, each with its caption."""
     folder.mkdir()
     generator = torch.Generator().manual_seed(1)
-    room = WIDTH - SIDE - SPEED * (FRAMES - 1)
     for index in range(CLIPS):
-        x0, y0 = float(torch.rand((), generator=generator)) * room, float(torch.rand((), generator=generator)) * (HEIGHT - SIDE)
-        write_video(as_model_input(square_video(x0, y0, SPEED).unsqueeze(0)), folder / f"right_{index}.gif", fps=2.0)
+        write_video(as_model_input(random_clip(generator, SPEED).unsqueeze(0)), folder / f"right_{index}.gif", fps=2.0)
         (folder / f"right_{index}.txt").write_text(CAPTION)
     return folder
 
 
-def test_a_motion_lora_moves_the_square_right_and_changes_only_temporal_attention(tmp_path):
+def test_a_motion_lora_moves_the_squares_right_and_changes_only_temporal_attention(tmp_path):
     model = load_stage_model(BASE, Stage.KEYFRAMES)
     positive, negative = load_prompt()
     before = {name: tensor.clone() for name, tensor in model.unet.state_dict().items()}
@@ -74,9 +83,9 @@ def test_a_motion_lora_moves_the_square_right_and_changes_only_temporal_attentio
     assert unchanged(), "removing the LoRA did not restore the base weights"
 
     base_slope, lora_slope = centroid_slopes(plain), centroid_slopes(adapted)
-    print(f"\ncentroid slope, px/frame: base {base_slope.mean():+.2f} {base_slope.tolist()}")
-    print(f"                          LoRA {lora_slope.mean():+.2f} {lora_slope.tolist()}")
+    print(f"\ncentroid slope, px/frame: base {base_slope.mean():+.2f}, right in {(base_slope > 0).float().mean():.0%}")
+    print(f"                          LoRA {lora_slope.mean():+.2f}, right in {(lora_slope > 0).float().mean():.0%}")
     assert abs(base_slope.mean()) < 0.25 * SPEED, "the base model already prefers a direction"
-    assert lora_slope.mean() > 0.5 * SPEED
-    assert lora_slope.mean() > base_slope.mean() + 0.4 * SPEED
-    assert (lora_slope > base_slope).float().mean() >= 0.75
+    assert lora_slope.mean() > base_slope.mean() + 0.3 * SPEED, "the LoRA does not move the squares right"
+    assert (lora_slope > 0).float().mean() >= 0.7, "the LoRA moves the squares right in too few videos"
+    assert (lora_slope > base_slope).float().mean() >= 0.7, "the LoRA moves the squares further right for too few seeds"
