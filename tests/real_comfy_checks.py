@@ -12,7 +12,11 @@ any step has a preview to show, and the harness wants as many previews as progre
 Its per-node summary is given the websocket messages without those ``value == 0`` progress
 messages, so it checks one preview per denoising step, which is what it means to check.
 
-A second, because the harness reads the workflows from ``<pack>/workflows/`` while the pack ships
+A second, because the harness's copy of the tests' shrink predates Show-1 Upscale Video (it
+would run that node at the paper's size and steps, hours on a CPU): the harness shrinks with
+``tests/workflow_shrink.py``, the rule the pack's tests use.
+
+A third, because the harness reads the workflows from ``<pack>/workflows/`` while the pack ships
 them where ComfyUI's Templates browser looks, ``example_workflows/``: the harness is given a view
 of the pack (a folder of the same name whose ``workflows`` and ``nodes`` lead to the pack's
 ``example_workflows`` and ``nodes``) as its ``--pack-dir``.
@@ -26,6 +30,8 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
+
+from workflow_shrink import shrink
 
 
 def load_harness(folder: Path) -> ModuleType:
@@ -66,6 +72,7 @@ def main() -> int:
     harness_dir = Path(sys.argv[1])
     harness = load_harness(harness_dir)
     harness.summarize_ws = steps_only(harness.summarize_ws)
+    harness.shrink = shrink
     arguments = sys.argv[2:]
     with tempfile.TemporaryDirectory() as scratch:
         if "--pack-dir" in arguments:

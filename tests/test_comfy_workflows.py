@@ -18,34 +18,13 @@ from comfy_core_nodes import read_video, write_video
 from comfy_executor import Executor, PromptError, ui_to_api, validate_ui_workflow
 from comfy_fakes import InterruptProcessingException
 from comfy_support import PACK_ROOT, all_classes, comfy, tiny_models
+from workflow_shrink import shrink
 
 WORKFLOWS = PACK_ROOT / "example_workflows"
 SOURCE = PACK_ROOT / "workflow_source"
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 INPUT_VIDEOS = {"show1_input.mp4": (5, 48, 80), "other_model_output.mp4": (4, 40, 72)}
 """Videos the workflows' Load Video nodes name: (frames, height, width) of the stand-ins written for the tests."""
-TINY_SIZES = {(64, 40): (16, 8), (576, 320): (64, 32)}
-"""The paper's keyframe and stage-4 sizes, and the sizes the tiny models run at in these tests."""
-TINY_STEPS, TINY_KEYFRAMES = 2, 3
-
-
-def shrink(prompt: dict) -> dict:
-    """The prompt at tiny-model cost: sizes, step counts and the keyframe count lowered; graph, models, prompts and seeds as shipped."""
-    prompt = copy.deepcopy(prompt)
-    for node in prompt.values():
-        inputs = node["inputs"]
-        for width, height in (("width", "height"), ("stage3_width", "stage3_height")):
-            size = (inputs.get(width), inputs.get(height))
-            if size in TINY_SIZES:
-                inputs[width], inputs[height] = TINY_SIZES[size]
-        for name in ("steps", "first_frame_steps", "pixel_sr_steps", "latent_sr_steps"):
-            if name in inputs:
-                inputs[name] = TINY_STEPS
-        if node["class_type"] == "Show1Keyframes":
-            inputs["frames"] = TINY_KEYFRAMES
-    return prompt
-
-
 def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 

@@ -6,6 +6,8 @@ Starts ComfyUI on 127.0.0.1 with this checkout in ``custom_nodes`` and the tiny 
   ``../shared/real_comfy`` beside the checkout): the pack's import, ``/object_info``, every API
   workflow, Cancel, broken prompts; its ``SUMMARY`` line must report every check passed;
 * fetches every node's help page from the path ComfyUI's frontend requests;
+* runs the templates that load a video on an uploaded video with a sound track, and finds the
+  sound track in the saved video;
 * lists the templates as the Templates browser does, fetches each one and its thumbnail, and
   finds no hint in the (debug-level) log to rename the templates folder.
 
@@ -191,3 +193,54 @@ def test_the_templates_browser_lists_every_template_with_its_thumbnail(server):
             status, body = _get(f"{server.url}/api/workflow_templates/{urllib.parse.quote(server.pack_dir.name)}/{path.name}")
             assert status == 200 and body == path.read_bytes(), f"{path.name}: HTTP {status}"
     assert "consider renaming it to 'example_workflows'" not in server.log.read_text(errors="replace")
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def _run_prompt(server: Server, prompt: dict, timeout_s: float = 900) -> dict:
+    """Queue ``prompt`` and wait for its history entry (its outputs and status)."""
+    prompt_id = _post(f"{server.url}/prompt", {"prompt": prompt})["prompt_id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status, body = _get(f"{server.url}/history/{prompt_id}")
+        entry = json.loads(body).get(prompt_id) if status == 200 else None
+        if entry and entry.get("status", {}).get("completed") is not None:
+            return entry
+        time.sleep(2)
+    pytest.fail(f"prompt {prompt_id} did not finish in {timeout_s} s")
+
+
+def _streams(ffmpeg: str, path: Path) -> str:
+    """ffmpeg's description of a file's streams."""
+    return subprocess.run([ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+
+
+@pytest.mark.parametrize("template", ["show1_upscale_any_video", "show1_mixed_stage4_on_other_frames"])
+def test_the_audio_of_an_uploaded_video_reaches_the_saved_video(server, template):
+    import imageio_ffmpeg
+
+    from workflow_shrink import shrink
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    upload = server.comfy_dir / "input" / "show1_audio_check.mp4"
+    subprocess.run(
+        [ffmpeg, "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=80x48:rate=12", "-f", "lavfi", "-i",
+         "sine=frequency=440:sample_rate=44100", "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(upload)],
+        check=True,
+    )  # fmt: skip
+    assert "Audio:" in _streams(ffmpeg, upload)
+    prompt = shrink(json.loads((REPO / "example_workflows" / "api" / f"{template}.json").read_text()))
+    for node in prompt.values():
+        if node["class_type"] == "LoadVideo":
+            node["inputs"]["file"] = upload.name
+        if node["class_type"] == "SaveVideo":
+            node["inputs"]["filename_prefix"] = f"show1_audio_check/{template}"
+    entry = _run_prompt(server, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    (saved,) = [item for output in entry["outputs"].values() for item in output.get("images", [])]
+    video = server.comfy_dir / "output" / saved["subfolder"] / saved["filename"]
+    assert "Audio:" in _streams(ffmpeg, video), f"{video} has no sound track"
