@@ -130,6 +130,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
     command = [
         str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--disable-auto-launch",
         "--verbose", "DEBUG",  # ComfyUI logs its hint to rename a templates folder at debug level
+        "--preview-method", "latent2rgb",  # the harness checks one preview per denoising step
     ]
     with log.open("w") as log_file:
         process = subprocess.Popen(command, cwd=comfy_dir, env=env, stdout=log_file, stderr=subprocess.STDOUT)
