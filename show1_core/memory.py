@@ -95,7 +95,9 @@ def default_dtype(device: torch.device) -> torch.dtype:
 
 
 def empty_cache(device: torch.device) -> None:
-    """Return freed blocks to the device (no-op on the CPU)."""
+    """Return freed blocks to the device (no-op on the CPU, where a full garbage collection would free nothing but cost time)."""
+    if device.type == "cpu":
+        return
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
