@@ -34,9 +34,10 @@ _PUBLIC = {
         "run_latent_sr", "run_pixel_sr", "run_vae_decode", "run_vae_encode",
     ),
     "settings": (
-        "PAPER_SETTINGS", "CascadeSettings", "FirstFrameSettings", "InterpolationSettings", "KeyframeSettings", "LatentSRSettings",
-        "PixelSRSettings",
+        "ATTENTION_BACKENDS", "COMPILE_BACKENDS", "PAPER_SETTINGS", "CascadeSettings", "FirstFrameSettings", "InterpolationSettings",
+        "KeyframeSettings", "LatentSRSettings", "PixelSRSettings", "SpeedSettings",
     ),
+    "speed": ("apply_speed", "check_attention_backend"),
     "stages": ("PromptEmbeds", "StepCallback", "StepEvent", "interpolated_fps", "window_starts"),
     "text": ("EmbeddingCache", "EncoderKind", "TextEncoder", "TextEncoderSpec", "embeddings_cache_dir"),
 }

@@ -28,6 +28,7 @@ from .captions import preprocess_prompt
 from .errors import MissingFilesError
 from .loading.components import load_text_encoder
 from .memory import ModelPlacer
+from .speed import store_in_fp8
 from .stages.sampling import PromptEmbeds
 
 MAX_TOKENS = 77
@@ -138,11 +139,14 @@ class TextEncoderSpec:
     folder: Path
     kind: EncoderKind
     dtype: torch.dtype = torch.float32
+    fp8_weights: bool = False
+    """Store the encoder's weights in fp8 (computing in ``dtype``): half the memory, slightly different embeddings."""
 
     @property
     def key(self) -> str:
-        """Identity of the encoder for the cache: kind, precision and the digest of its files (never its path)."""
-        return f"{self.kind.value}:{encoder_identity(Path(self.folder))}:{self.dtype}"
+        """Identity of the encoder for the cache: kind, precision (fp8 storage included) and the digest of its files (never its path)."""
+        storage = ":fp8" if self.fp8_weights else ""
+        return f"{self.kind.value}:{encoder_identity(Path(self.folder))}:{self.dtype}{storage}"
 
 
 def _user_cache_dir() -> Path:
@@ -195,6 +199,12 @@ class TextEncoder:
         """How many times the encoder model was loaded (0 when every prompt came from the cache)."""
 
     def _load(self) -> tuple[object, nn.Module]:
+        tokenizer, model = self._load_as_stored()
+        if self.spec.fp8_weights:
+            store_in_fp8(model, compute_dtype=self.spec.dtype)
+        return tokenizer, model
+
+    def _load_as_stored(self) -> tuple[object, nn.Module]:
         if self._loader is not None:
             self.loads += 1
             return self._loader()
