@@ -108,10 +108,11 @@ def empty_cache(device: torch.device) -> None:
 class ModelPlacer:
     """Moves models between the accelerator and the CPU according to a policy."""
 
-    def __init__(self, device: torch.device | str, policy: MemoryPolicy | str = MemoryPolicy.BALANCED):
+    def __init__(self, device: torch.device | str, policy: MemoryPolicy | str = MemoryPolicy.BALANCED, settings: PolicySettings | None = None):
+        """``settings`` replaces what the policy means (e.g. to reproduce another program's strategy in a benchmark)."""
         self.device = torch.device(device)
         self.policy = MemoryPolicy(policy)
-        self.settings = POLICY_SETTINGS[self.policy]
+        self.settings = settings or POLICY_SETTINGS[self.policy]
         self._resident: list[nn.Module] = []
 
     def _evict(self, keep: list[nn.Module]) -> None:
