@@ -16,6 +16,7 @@ from .loaders import (
 )
 from .model_folders import register_model_folder
 from .motion_lora import InterpolationMotionLora, KeyframeMotionLora
+from .speed import SpeedSettingsNode
 from .stage_nodes import Interpolation, Keyframes, LatentSR, PixelSR
 from .text_nodes import TextEncode
 
@@ -37,6 +38,7 @@ NODES = {
     "Show1VAEDecode": (VAEDecode, "Show-1 VAE Decode (stage 4 latents)"),
     "Show1KeyframeMotionLoRA": (KeyframeMotionLora, "Show-1 Motion LoRA (stage 1 keyframes)"),
     "Show1InterpolationMotionLoRA": (InterpolationMotionLora, "Show-1 Motion LoRA (stage 2 interpolation)"),
+    "Show1SpeedSettings": (SpeedSettingsNode, "Show-1 Speed Settings"),
 }
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, (cls, _) in NODES.items()}
