@@ -13,7 +13,7 @@ T5 encoder whole on the accelerator for the encode, the interpolation windows on
 and the VAE decoding one frame at a time. Every other configuration is reported as a ratio to it.
 
 ``released`` builds every model at its released size with random weights for each configuration
-(the same seed, so the same weights; no download; about 25 GB of host RAM in bf16, T5-XXL
+(the same seed, so the same weights; no download; about 23 GiB of host RAM in bf16, T5-XXL
 included). Random weights make noise; the figures measure the computation, not the pictures.
 bf16 by default (random weights can overflow fp16, which has the same footprint and speed as
 the product's fp16). ``tiny`` and ``--dry-run`` run at :data:`REDUCED` (8 keyframes at 16x8 ->

@@ -15,12 +15,16 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "run_bench.py"
 STEPS = ["text_t5", "keyframes", "interpolated", "pixel_sr", "text_clip", "latent_sr"]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("run_bench", BENCH)
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH.parent / f"{name}.py")
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench  # its dataclasses look their module up there
     spec.loader.exec_module(bench)
     return bench
+
+
+def _bench():
+    return _script("run_bench")
 
 
 def _report(bench, tmp_path, monkeypatch, argv: list[str]) -> dict:
@@ -71,10 +75,20 @@ def test_every_option_is_benchmarked_and_the_original_strategy_runs_as_the_origi
     assert any(s.attention == "native" for s in speeds)
 
 
+def test_the_fp8_error_script_measures_every_piece_and_the_t5_encoder(capsys):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models; threads waiting on each other stall on a busy machine
+    try:
+        assert _script("fp8_error").main() == 0
+    finally:
+        torch.set_num_threads(threads)
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"fwd_base_out", "fwd_interp_out", "fwd_sr1_out", "keyframes", "sr1_first_frame", "sr2_latents", "sr2", "t5_embedding"}
+    assert all(0 < value["relative_rms"] < 0.5 and value["max_abs"] > 0 for value in report.values())
+
+
 def test_the_motion_lora_estimate_covers_every_temporal_attention_projection_of_the_released_model(capsys):
-    spec = importlib.util.spec_from_file_location("motion_lora_estimate", BENCH.parent / "motion_lora_estimate.py")
-    estimate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(estimate)
+    estimate = _script("motion_lora_estimate")
     assert estimate.main(["--rank", "16"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["sample"] == "1 x 8 frames x 64x40"
