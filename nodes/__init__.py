@@ -1,7 +1,8 @@
 """The Show-1 ComfyUI nodes: a thin layer over show1_core.
 
-Imported relatively by the pack root; importing it needs no ComfyUI (every ComfyUI module
-is looked up at run time, see :mod:`.comfy_bridge`).
+Imported relatively by the pack root; importing it imports nothing from ComfyUI (every
+ComfyUI module is looked up at run time, see :mod:`.comfy_bridge`; ``models/show1`` is
+registered with ``folder_paths`` the first time a loader lists its models).
 """
 
 from .latent_nodes import LatentRefine, VAEDecode, VAEEncode
@@ -14,11 +15,11 @@ from .loaders import (
     PixelSRModelLoader,
     T5Loader,
 )
-from .model_folders import register_model_folder
 from .motion_lora import InterpolationMotionLora, KeyframeMotionLora
 from .speed import SpeedSettingsNode
 from .stage_nodes import Interpolation, Keyframes, LatentSR, PixelSR
 from .text_nodes import TextEncode
+from .video_node import UpscaleVideo
 
 NODES = {
     "Show1KeyframeModelLoader": (KeyframeModelLoader, "(Down)load Show-1 Keyframe Model (stage 1)"),
@@ -36,6 +37,7 @@ NODES = {
     "Show1VAEEncode": (VAEEncode, "Show-1 VAE Encode (stage 4 latents)"),
     "Show1LatentRefine": (LatentRefine, "Show-1 Latent Refine (stage 4)"),
     "Show1VAEDecode": (VAEDecode, "Show-1 VAE Decode (stage 4 latents)"),
+    "Show1UpscaleVideo": (UpscaleVideo, "Show-1 Upscale Video (stages 3-4)"),
     "Show1KeyframeMotionLoRA": (KeyframeMotionLora, "Show-1 Motion LoRA (stage 1 keyframes)"),
     "Show1InterpolationMotionLoRA": (InterpolationMotionLora, "Show-1 Motion LoRA (stage 2 interpolation)"),
     "Show1SpeedSettings": (SpeedSettingsNode, "Show-1 Speed Settings"),
@@ -43,7 +45,5 @@ NODES = {
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, (cls, _) in NODES.items()}
 NODE_DISPLAY_NAME_MAPPINGS = {node_id: name for node_id, (_, name) in NODES.items()}
-
-register_model_folder()
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -3,9 +3,10 @@
 The pack must import (and its nodes must run) without ComfyUI, so every ComfyUI module
 is looked up when it is needed, never at import time. Inside ComfyUI:
 
-* progress goes through ``comfy.utils.ProgressBar`` after every denoising step, with a
-  preview frame; ComfyUI's progress hook checks the Cancel button on every update, so a
-  cancelled run stops at the next step;
+* progress goes through one ``comfy.utils.ProgressBar`` per node, updated after every
+  denoising step with a preview from ComfyUI's ``latent_preview`` (see :mod:`.previews`);
+  ComfyUI's progress hook checks the Cancel button on every update, so a cancelled run
+  stops at the next step;
 * stage models are wrapped in ``comfy.model_patcher.ModelPatcher`` and loaded with
   ``comfy.model_management.load_models_gpu``, so ComfyUI can offload them between stages;
 * results go to ``comfy.model_management.intermediate_device()``.
@@ -19,7 +20,9 @@ from types import ModuleType
 
 import torch
 
-from show1_core import StepCallback, StepEvent, default_device, preview_image
+from show1_core import Stage, StepCallback, StepEvent, default_device
+
+from .previews import stage_previewer, step_preview
 
 
 @dataclass(frozen=True)
@@ -59,31 +62,23 @@ def to_intermediate(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(mm.intermediate_device(), dtype)
 
 
-def make_room(num_bytes: int) -> None:
-    """Ask ComfyUI to free ``num_bytes`` of accelerator memory (models it holds are offloaded); no-op outside ComfyUI."""
-    runtime = comfy_runtime()
-    if runtime is not None:
-        mm = runtime.model_management
-        mm.free_memory(num_bytes, mm.get_torch_device())
-
-
 class ComfyProgress:
-    """Feeds step events to one ``comfy.utils.ProgressBar`` per stage, with a preview of the current sample."""
+    """Feeds a node's step events to one ``comfy.utils.ProgressBar``, with ComfyUI's preview of each step."""
 
-    def __init__(self, utils: ModuleType):
+    def __init__(self, utils: ModuleType, previewer: object | None):
         self._utils = utils
+        self._previewer = previewer
         self._bar = None
-        self._stage: str | None = None
 
     def __call__(self, event: StepEvent) -> None:
-        if self._bar is None or event.stage != self._stage:
+        if self._bar is None:
             self._bar = self._utils.ProgressBar(event.total)
-            self._stage = event.stage
-        preview = None if event.step == 0 else ("JPEG", preview_image(event), None)
-        self._bar.update_absolute(event.step, event.total, preview)
+        self._bar.update_absolute(event.step, event.total, step_preview(self._previewer, event))
 
 
-def progress_callback() -> StepCallback | None:
-    """A step callback that reports to ComfyUI (and so can be cancelled there); ``None`` outside ComfyUI."""
+def progress_callback(stage: Stage) -> StepCallback | None:
+    """A step callback that reports ``stage``'s progress to ComfyUI (and so can be cancelled there); ``None`` outside ComfyUI."""
     runtime = comfy_runtime()
-    return ComfyProgress(runtime.utils) if runtime else None
+    if runtime is None:
+        return None
+    return ComfyProgress(runtime.utils, stage_previewer(stage, runtime.model_management.get_torch_device()))

@@ -18,6 +18,7 @@ from show1_core import (
     EncoderKind,
     PlacedStage,
     Stage,
+    latent_sr_problems,
     run_latent_refine,
     run_vae_decode,
     run_vae_encode,
@@ -26,6 +27,7 @@ from show1_core import (
 from .comfy_bridge import progress_callback
 from .image_video import image_to_video, latent_samples, to_latent, video_to_image
 from .types import LATENT_SR_MODEL, expect_embeddings, expect_stage
+from .widget_checks import verdict, widget_problems
 from .widgets import model_and_embeds, seed_input, size_input, socket, stage4_sampling_inputs
 
 LATENT_CATEGORY = "Show-1/latent"
@@ -92,6 +94,11 @@ class LatentRefine:
             }
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps: int | None = None, strength: float | None = None, guidance: float | None = None) -> bool | str:
+        """Steps, strength and guidance in range, and a strength that leaves a step to run (see :mod:`.widget_checks`)."""
+        return verdict(widget_problems(latent_sr_problems, PAPER, steps=steps, strength=strength, guidance=guidance))
+
     def refine(
         self, model: PlacedStage, clip_embeds: object, latent: dict, steps: int, strength: float, guidance: float, seed: int
     ) -> tuple[dict]:
@@ -100,7 +107,7 @@ class LatentRefine:
         embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
         samples = latent_samples(latent, "latent")
         settings = replace(PAPER, steps=steps, strength=strength, guidance=guidance)
-        return (to_latent(run_latent_refine(stage, samples, embeds, settings, seed, progress_callback()), latent),)
+        return (to_latent(run_latent_refine(stage, samples, embeds, settings, seed, progress_callback(Stage.LATENT_SR)), latent),)
 
 
 class VAEDecode:

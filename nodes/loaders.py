@@ -14,7 +14,7 @@ from show1_core import (
     EncoderKind,
     GatedRepoAccessError,
     MemoryPolicy,
-    ModelPlacer,
+    MissingFilesError,
     PlacedStage,
     Show1Error,
     SpeedSettings,
@@ -28,6 +28,7 @@ from show1_core import (
     known_checkpoint,
     load_stage_model,
     parse_dtype,
+    resolve_t5_tokenizer,
 )
 
 from .comfy_bridge import torch_device
@@ -38,14 +39,16 @@ from .model_folders import (
     check_model_name,
     client_safe,
     display_path,
+    download_root,
     encoder_choices,
     encoder_of_folder,
+    model_roots,
     resolve_model,
     stage_choices,
-    weight_bytes,
 )
 from .placement import placed_stage
 from .speed import speed_socket
+from .text_encoders import encoder_dtype, encoder_placement, is_file_choice, resolve_t5_file, t5_file_choices
 from .types import ENCODER_TITLE, ENCODER_TYPE, MODEL_TYPE, EncoderHandle, expect_speed
 from .widgets import combo_input, memory_input, precision_input
 
@@ -222,28 +225,64 @@ class TextEncoderLoader(ModelLoader):
         """The repo id that ships the encoder and the local folders holding one."""
         return encoder_choices(cls.KIND)
 
-    @client_safe
-    def load(self, model: str, precision: str, memory: str) -> tuple[EncoderHandle]:
-        """Resolve (or download) the folder; embeddings are cached in memory and in ``<models root>/.embeddings``."""
+    def _source(self, model: str) -> tuple[Path, Path | None]:
+        """The checkpoint folder (tokenizer, config, weights) and no single weights file."""
         folder = resolve_model(model, with_text_encoder=True)
         if encoder_of_folder(folder) != self.KIND:
             raise WrongStageError(
                 f"{display_path(folder)} holds no {ENCODER_TITLE[self.KIND]} text encoder (text_encoder/ and tokenizer/); "
                 f"use {ENCODER_REPO[self.KIND]}"
             )
-        spec = TextEncoderSpec(folder, self.KIND, resolve_precision(precision))
-        placer = ModelPlacer(torch_device(), MemoryPolicy(memory))
+        return folder, None
+
+    @client_safe
+    def load(self, model: str, precision: str, memory: str) -> tuple[EncoderHandle]:
+        """Resolve (or download) the encoder; it loads on the first prompt not in the embeddings cache, then ComfyUI keeps it."""
+        folder, weights_file = self._source(model)
+        dtype = encoder_dtype(precision, resolve_precision(precision))
+        spec = TextEncoderSpec(folder, self.KIND, dtype, weights_file=weights_file)
         cache = EmbeddingCache(embeddings_cache_dir(folder.parent))
-        return (EncoderHandle(TextEncoder(spec, placer, cache), weight_bytes(Path(folder) / "text_encoder")),)
+        encoder = TextEncoder(spec, cache=cache, placement=encoder_placement(self.KIND, MemoryPolicy(memory)))
+        return (EncoderHandle(encoder),)
 
 
 class T5Loader(TextEncoderLoader):
-    """Prepares the T5-XXL text encoder of stages 1-3 (shipped in showlab/show-1-base, 19 GB in fp32).
+    """Prepares the T5-XXL text encoder of stages 1-3: from showlab/show-1-base (19 GB in fp32), or one file.
 
-    It is loaded only for prompts that are not cached yet, and released right after encoding.
+    The file may be the T5-XXL that Flux and SD3 users keep in models/text_encoders (t5xxl_fp16.safetensors 9.5 GB,
+    t5xxl_fp8_e4m3fn.safetensors 4.9 GB; the same encoder DeepFloyd IF uses); its tokenizer and config then come from
+    show-1-base (about 1 MB). It loads on the first prompt that is not cached, and ComfyUI keeps it loaded for the
+    next prompts unless it needs the room.
     """
 
     KIND = EncoderKind.T5
+
+    @classmethod
+    def choices(cls) -> list[str]:
+        """The repo id, folders holding a T5, then T5 single files from models/text_encoders."""
+        return encoder_choices(cls.KIND) + t5_file_choices()
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model: str | None) -> bool | str:
+        """Folders and repo ids as every loader; a single file must be inside the text-encoder folders."""
+        if model is None or not is_file_choice(model):
+            return super().VALIDATE_INPUTS(model)
+        try:
+            resolve_t5_file(model)
+        except Show1Error as err:
+            return str(err)
+        return True
+
+    def _source(self, model: str) -> tuple[Path, Path | None]:
+        if not is_file_choice(model):
+            return super()._source(model)
+        weights_file = resolve_t5_file(model)
+        for root in model_roots():
+            try:
+                return resolve_t5_tokenizer(root, allow_download=False), weights_file
+            except MissingFilesError:
+                continue
+        return resolve_t5_tokenizer(download_root(), allow_download=True), weights_file
 
 
 class CLIPLoader(TextEncoderLoader):

@@ -1,19 +1,18 @@
 """Where the Motion LoRA nodes find LoRA files: ``models/show1/loras`` and ComfyUI's ``models/loras``.
 
-A node's ``lora_name`` is a path relative to one of these folders, as ComfyUI's own LoRA
-loader names files. Names come from workflow JSON, so they resolve only inside the folders:
-absolute paths, drive letters, ``..`` and links leading out of a folder are refused. Only
-files whose header says they are Show-1 motion LoRAs of the node's stage are listed.
+A node's ``lora_name`` is a path relative to one of these folders, resolved only inside them
+(:mod:`.model_files`). Only files whose header says they are Show-1 motion LoRAs of the
+node's stage are listed.
 """
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
-from show1_core import InputError, MissingFilesError, Show1Error, Stage, read_motion_lora_info
+from show1_core import Show1Error, Stage, read_motion_lora_info
 
+from .model_files import files_in, resolve_file
 from .model_folders import _folder_paths, model_roots
 
 SHOW1_LORA_FOLDER = "loras"
@@ -50,43 +49,11 @@ def motion_lora_stage(path: Path) -> Stage | None:
 
 def lora_choices(stage: Stage) -> list[str]:
     """Names of the motion LoRA files for ``stage`` in every LoRA folder, sorted, first folder winning a name."""
-    names: dict[str, None] = {}
-    for root in lora_roots():
-        if not root.is_dir():
-            continue
-        for folder, _, files in os.walk(root, followlinks=True):
-            for file in files:
-                path = Path(folder) / file
-                if path.suffix == ".safetensors" and motion_lora_stage(path) == stage:
-                    names.setdefault(path.relative_to(root).as_posix(), None)
-    return sorted(names)
-
-
-def _checked_name(name: str) -> PurePosixPath:
-    text = str(name).strip().replace("\\", "/")
-    relative = PurePosixPath(text)
-    if not text or relative.is_absolute() or PureWindowsPath(text).drive or ".." in relative.parts:
-        raise InputError(
-            f"LoRA {name!r} must be a file name inside the LoRA folders ({', '.join(map(str, lora_roots()))}); "
-            "absolute paths and '..' are not allowed"
-        )
-    return relative
+    return files_in(lora_roots(), lambda path: motion_lora_stage(path) == stage)
 
 
 def resolve_lora(name: str) -> Path:
     """The LoRA file ``name`` inside the first LoRA folder that has it; refuses names and links that lead outside."""
-    relative = _checked_name(name)
-    for root in lora_roots():
-        candidate = root.joinpath(*relative.parts)
-        if not candidate.is_file():
-            continue
-        if not candidate.resolve().is_relative_to(root.resolve()):
-            raise InputError(
-                f"{candidate} links outside its LoRA folder {root}; put the file itself in the folder, or add its folder to "
-                "ComfyUI's extra_model_paths.yaml under 'loras'"
-            )
-        return candidate
-    raise MissingFilesError(
-        f"no LoRA file {name!r} in {', '.join(map(str, lora_roots()))}. Put motion LoRAs from `show1 train-motion` in "
-        "models/show1/loras or models/loras"
+    return resolve_file(
+        name, lora_roots(), "LoRA", "Put motion LoRAs from `show1 train-motion` in models/show1/loras or models/loras."
     )

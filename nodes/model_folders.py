@@ -101,6 +101,12 @@ def labelled_model_roots() -> list[ModelRoot]:
     return [ModelRoot(path, label) for path, label in roots.items()]
 
 
+def _comfy_model_dirs() -> list[ModelRoot]:
+    """ComfyUI's models folder itself (``models``), so files in its other folders are named from it too."""
+    folder_paths = _folder_paths()
+    return [ModelRoot(Path(folder_paths.models_dir), "models")] if folder_paths is not None else []
+
+
 def model_roots() -> list[Path]:
     """The paths of :func:`labelled_model_roots`."""
     return [root.path for root in labelled_model_roots()]
@@ -118,7 +124,7 @@ def _roots_text() -> str:
 def public_message(text: str) -> str:
     """``text`` with every model root's absolute path (as given and with links resolved) replaced by its label."""
     replacements = {}
-    for root in labelled_model_roots():
+    for root in labelled_model_roots() + _comfy_model_dirs():
         for form in (str(root.path), os.path.realpath(root.path)):
             replacements.setdefault(form, root.label)
     for form in sorted(replacements, key=len, reverse=True):  # a root inside another root first
@@ -315,8 +321,3 @@ def resolve_model(name: str, with_text_encoder: bool = False) -> Path:
     folder = resolve_checkpoint(name, download_root(), with_text_encoder=with_text_encoder, allow_download=True)
     check_contained(folder, download_root())
     return folder
-
-
-def weight_bytes(folder: Path) -> int:
-    """Total size of the weight files in a component folder."""
-    return sum(p.stat().st_size for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")) if folder.is_dir() else 0

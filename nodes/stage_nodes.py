@@ -7,11 +7,17 @@ from dataclasses import replace
 import torch
 
 from show1_core import (
+    MAX_NOISE_LEVEL,
     PAPER_SETTINGS,
     EncoderKind,
     PlacedStage,
     Stage,
+    first_frame_problems,
     interpolated_fps,
+    interpolation_problems,
+    keyframe_problems,
+    latent_sr_problems,
+    pixel_sr_problems,
     run_interpolation,
     run_keyframes,
     run_latent_sr,
@@ -29,6 +35,7 @@ from .types import (
     expect_embeddings,
     expect_stage,
 )
+from .widget_checks import verdict, widget_problems
 from .widgets import (
     MAX_FRAMES,
     fps_input,
@@ -87,6 +94,11 @@ class Keyframes(VideoStage):
             }
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, guidance: float | None = None, fps: float | None = None) -> bool | str:
+        """Guidance and fps in range and not NaN (see :mod:`.widget_checks`)."""
+        return verdict(widget_problems(keyframe_problems, KEYFRAMES, guidance=guidance, fps=fps))
+
     def generate(
         self, model: PlacedStage, t5_embeds: object, width: int, height: int, frames: int, steps: int, guidance: float,
         seed: int, fps: float,
@@ -95,7 +107,7 @@ class Keyframes(VideoStage):
         stage = expect_stage(model, Stage.KEYFRAMES, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
         settings = replace(KEYFRAMES, num_frames=frames, height=height, width=width, steps=steps, guidance=guidance, fps=fps)
-        return (video_to_image(run_keyframes(stage, embeds, settings, seed, progress_callback())), fps)
+        return (video_to_image(run_keyframes(stage, embeds, settings, seed, progress_callback(Stage.KEYFRAMES))), fps)
 
 
 class Interpolation(VideoStage):
@@ -133,6 +145,11 @@ class Interpolation(VideoStage):
             }
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, guidance: float | None = None) -> bool | str:
+        """Guidance in range and not NaN (see :mod:`.widget_checks`)."""
+        return verdict(widget_problems(interpolation_problems, INTERPOLATION, guidance=guidance))
+
     def interpolate(
         self, model: PlacedStage, t5_embeds: object, images: torch.Tensor, frames_between: int, steps: int,
         guidance: float, seed: int, fps: float, window_batch: int,
@@ -144,7 +161,7 @@ class Interpolation(VideoStage):
         settings = replace(
             INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance, window_batch=window_batch or None
         )
-        interpolated = run_interpolation(stage, video, embeds, settings, seed, progress_callback())
+        interpolated = run_interpolation(stage, video, embeds, settings, seed, progress_callback(Stage.INTERPOLATION))
         return (video_to_image(interpolated), interpolated_fps(fps, frames_between))
 
 
@@ -169,7 +186,7 @@ class PixelSR(VideoStage):
                 "steps": steps_input(PIXEL_SR.steps),
                 "guidance": guidance_input(PIXEL_SR.guidance),
                 "noise_level": int_input(
-                    PIXEL_SR.noise_level, 0, 1000, f"Noise added to the upscaled condition (the paper uses {PIXEL_SR.noise_level})."
+                    PIXEL_SR.noise_level, 0, MAX_NOISE_LEVEL, f"Noise added to the upscaled condition (the paper uses {PIXEL_SR.noise_level})."
                 ),
                 "seed": seed_input(),
                 "fps": fps_input(INTERPOLATED_FPS, FPS_PASSTHROUGH),
@@ -183,10 +200,18 @@ class PixelSR(VideoStage):
                 "first_frame_steps": steps_input(FIRST_FRAME.steps),
                 "first_frame_guidance": guidance_input(FIRST_FRAME.guidance),
                 "first_frame_noise_level": int_input(
-                    FIRST_FRAME.noise_level, 0, 1000, f"IF-II-L condition noise level (the paper uses {FIRST_FRAME.noise_level})."
+                    FIRST_FRAME.noise_level, 0, MAX_NOISE_LEVEL, f"IF-II-L condition noise level (the paper uses {FIRST_FRAME.noise_level})."
                 ),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, guidance: float | None = None, first_frame_guidance: float | None = None) -> bool | str:
+        """Both guidance scales in range and not NaN (see :mod:`.widget_checks`)."""
+        return verdict(
+            widget_problems(pixel_sr_problems, PIXEL_SR, guidance=guidance)
+            + widget_problems(first_frame_problems, FIRST_FRAME, guidance=first_frame_guidance)
+        )
 
     def upscale(
         self, model: PlacedStage, t5_embeds: object, images: torch.Tensor, steps: int, guidance: float, noise_level: int,
@@ -200,7 +225,7 @@ class PixelSR(VideoStage):
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(PIXEL_SR, steps=steps, guidance=guidance, noise_level=noise_level)
         anchor_settings = replace(FIRST_FRAME, steps=first_frame_steps, guidance=first_frame_guidance, noise_level=first_frame_noise_level)
-        upscaled, _ = run_pixel_sr(stage, video, embeds, settings, seed, progress_callback(), anchor, anchor_settings)
+        upscaled, _ = run_pixel_sr(stage, video, embeds, settings, seed, progress_callback(Stage.PIXEL_SR), anchor, anchor_settings)
         return (video_to_image(upscaled), fps)
 
 
@@ -229,6 +254,11 @@ class LatentSR(VideoStage):
             }
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps: int | None = None, strength: float | None = None, guidance: float | None = None) -> bool | str:
+        """Steps, strength and guidance in range, and a strength that leaves a step to run (see :mod:`.widget_checks`)."""
+        return verdict(widget_problems(latent_sr_problems, LATENT_SR, steps=steps, strength=strength, guidance=guidance))
+
     def upscale(
         self, model: PlacedStage, clip_embeds: object, images: torch.Tensor, width: int, height: int, steps: int,
         strength: float, guidance: float, seed: int, fps: float,
@@ -238,4 +268,4 @@ class LatentSR(VideoStage):
         embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(LATENT_SR, width=width, height=height, steps=steps, strength=strength, guidance=guidance)
-        return (video_to_image(run_latent_sr(stage, video, embeds, settings, seed, progress_callback()), clamp=True), fps)
+        return (video_to_image(run_latent_sr(stage, video, embeds, settings, seed, progress_callback(Stage.LATENT_SR)), clamp=True), fps)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from show1_core import PAPER_SETTINGS, EncoderKind, InputError, PromptEmbeds
 
-from .comfy_bridge import make_room
 from .model_folders import client_safe
 from .types import CLIP_EMBEDS, CLIP_ENCODER, T5_EMBEDS, T5_ENCODER, EncoderHandle, Embeddings, expect_encoder
 from .widgets import socket
@@ -94,7 +93,5 @@ class TextEncode:
 
 
 def _encode(handle: EncoderHandle, prompt: str, negative: str, clean_caption: bool) -> PromptEmbeds:
-    """Encode, first asking ComfyUI for room when the encoder has to be loaded."""
-    if not handle.encoder.is_cached(prompt, negative, clean_caption):
-        make_room(handle.weight_bytes)
+    """Encode (the encoder loads, under ComfyUI's model management, only for prompts not in the cache)."""
     return handle.encoder.encode(prompt, negative, clean_caption)

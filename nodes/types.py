@@ -42,8 +42,6 @@ class EncoderHandle:
     """A text encoder (loaded lazily, on a cache miss) and its embeddings cache."""
 
     encoder: TextEncoder
-    weight_bytes: int
-    """Size of the encoder's weight files: the memory ComfyUI is asked to free before encoding."""
 
     @property
     def kind(self) -> EncoderKind:

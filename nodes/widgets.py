@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from show1_core import DTYPES, PAPER_SETTINGS, EncoderKind, MemoryPolicy
+from show1_core import DTYPES, MAX_GUIDANCE, PAPER_SETTINGS, EncoderKind, MemoryPolicy
 
 from .types import EMBEDS_TYPE, ENCODER_TITLE
 
@@ -62,7 +62,7 @@ def steps_input(default: int) -> Input:
 
 def guidance_input(default: float) -> Input:
     """A classifier-free guidance scale (guidance applies above 1)."""
-    return float_input(default, 0.0, 100.0, 0.1, f"Classifier-free guidance scale (the paper uses {default}; 1 or less disables guidance).")
+    return float_input(default, 0.0, MAX_GUIDANCE, 0.1, f"Classifier-free guidance scale (the paper uses {default}; 1 or less disables guidance).")
 
 
 def fps_input(default: float, tooltip: str) -> Input:

@@ -12,26 +12,31 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "cascade": ("CascadeCheckpoints", "CascadeResult", "Show1Cascade"),
+    "cascade": ("CascadeCheckpoints", "CascadeResult", "Phase", "Show1Cascade"),
+    "console": ("RunDisplay",),
     "errors": (
         "CheckpointError", "CorruptCheckpointError", "GatedRepoAccessError", "GenerationCancelled", "HubError", "InputError",
-        "MissingFilesError", "NonFiniteOutputError", "OfflineError", "OutOfMemoryError", "Show1Error", "StateDictMismatchError",
-        "UnsafeCheckpointError", "WrongStageError",
+        "InvalidSettingsError", "MissingFilesError", "NonFiniteOutputError", "OfflineError", "OutOfMemoryError", "Show1Error",
+        "StateDictMismatchError", "UnsafeCheckpointError", "WrongStageError",
     ),
     "loading": (
         "CHECKPOINT_FOR_STAGE", "DTYPES", "KNOWN_CHECKPOINTS", "KnownCheckpoint", "Stage", "StageModel", "T5_CHECKPOINT",
         "T5_DOWNLOAD_GB", "known_checkpoint", "load_stage_model", "parse_dtype", "stage_of_unet_config",
     ),
-    "loading.hub": ("DEFAULT_MODELS_DIR_ENV", "default_models_dir", "resolve_checkpoint"),
+    "loading.hub": ("DEFAULT_MODELS_DIR_ENV", "default_models_dir", "resolve_checkpoint", "resolve_t5_tokenizer"),
+    "loading.t5_file": ("load_t5_file",),
     "memory": ("POLICY_SETTINGS", "MemoryPolicy", "ModelPlacer", "PolicySettings", "default_device", "default_dtype", "resolve_device"),
     "motion_lora": (
         "MotionLora", "MotionLoraInfo", "check_fits", "load_motion_lora", "motion_loras", "parse_lora_spec",
         "read_motion_lora_info", "with_motion_loras",
     ),
-    "preview": ("preview_image",),
     "runner": (
         "PlacedStage", "Placement", "PlacerPlacement", "place", "run_interpolation", "run_keyframes", "run_latent_refine",
         "run_latent_sr", "run_pixel_sr", "run_vae_decode", "run_vae_encode",
+    ),
+    "setting_ranges": (
+        "MAX_GUIDANCE", "MAX_NOISE_LEVEL", "MAX_SIZE", "Problem", "first_frame_problems", "interpolation_problems",
+        "keyframe_problems", "latent_sr_problems", "pixel_sr_problems", "settings_problems",
     ),
     "settings": (
         "ATTENTION_BACKENDS", "COMPILE_BACKENDS", "PAPER_SETTINGS", "CascadeSettings", "FirstFrameSettings", "InterpolationSettings",
@@ -39,7 +44,11 @@ _PUBLIC = {
     ),
     "speed": ("apply_speed", "check_attention_backend"),
     "stages": ("PromptEmbeds", "StepCallback", "StepEvent", "interpolated_fps", "window_starts"),
-    "text": ("EmbeddingCache", "EncoderKind", "TextEncoder", "TextEncoderSpec", "embeddings_cache_dir"),
+    "text": (
+        "EmbeddingCache", "EncoderKind", "EncoderPlacement", "PlacerEncoderPlacement", "TextEncoder", "TextEncoderSpec",
+        "embeddings_cache_dir",
+    ),
+    "validation": ("ModelLimits", "validate_cascade"),
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -19,8 +19,11 @@ from .settings import PAPER_SETTINGS, CascadeSettings, SpeedSettings
 from .speed import apply_speed
 from .stages import PromptEmbeds, StepCallback, interpolated_fps
 from .text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec
+from .validation import ModelLimits, validate_cascade
 
 STAGE_COUNT = 4
+CASCADE_STAGES = (Stage.KEYFRAMES, Stage.INTERPOLATION, Stage.PIXEL_SR, Stage.LATENT_SR)
+"""The stage model each of the four stages runs (stage 3 also IF-II-L, where it is used)."""
 
 
 @dataclass
@@ -84,6 +87,20 @@ StartHook = Callable[[str], None]
 """Called with a step's name (``text_t5``, ``keyframes``, ``first_frame``, ...) before it runs."""
 
 
+@dataclass(frozen=True)
+class Phase:
+    """A part of a run, announced as it begins: loading a model, encoding a prompt, or a stage's denoising."""
+
+    kind: str
+    """``load``, ``encode`` or ``stage``."""
+    label: str
+    """What it is, for people: ``loading show-1-base``, ``encoding the prompt (T5-XXL)``, ``keyframes (stage 1)``."""
+
+
+PhaseHook = Callable[[Phase], None]
+ENCODER_LABEL = {EncoderKind.T5: "encoding the prompt (T5-XXL, stages 1-3)", EncoderKind.CLIP: "encoding the prompt (CLIP, stage 4)"}
+
+
 class Show1Cascade:
     """Runs the four stages over checkpoint folders under a memory policy."""
 
@@ -113,14 +130,29 @@ class Show1Cascade:
         self.motion_loras = list(motion_loras)
         self.speed = speed
 
+    def _folder(self, stage: Stage) -> Path:
+        folder = getattr(self.checkpoints, stage.value)
+        if folder is None:
+            raise InputError(f"no checkpoint was resolved for the {stage.title}; resolve the cascade for that stage")
+        return Path(folder)
+
     def model(self, stage: Stage) -> StageModel:
         """The stage's models, loaded on first use (kept on the CPU between uses unless freed)."""
         if stage not in self._models:
-            folder = getattr(self.checkpoints, stage.value)
-            if folder is None:
-                raise InputError(f"no checkpoint was resolved for the {stage.title}; resolve the cascade for that stage")
-            self._models[stage] = apply_speed(load_stage_model(folder, stage, dtype=self.dtype), self.speed, self.device)
+            self._models[stage] = apply_speed(load_stage_model(self._folder(stage), stage, dtype=self.dtype), self.speed, self.device)
         return self._models[stage]
+
+    def uses_first_frame_model(self) -> bool:
+        """Whether stage 3 upscales frame 0 with IF-II-L (else bilinearly)."""
+        return self.checkpoints.first_frame is not None or Stage.FIRST_FRAME in self._models
+
+    def limits(self, stages: int = STAGE_COUNT) -> dict[Stage, ModelLimits]:
+        """What each model of the first ``stages`` stages allows, from its configs (nothing is loaded)."""
+        needed = list(CASCADE_STAGES[:stages]) + ([Stage.FIRST_FRAME] if stages >= 3 and self.uses_first_frame_model() else [])
+        return {
+            stage: ModelLimits.of_model(self._models[stage]) if stage in self._models else ModelLimits.of_folder(self._folder(stage), stage)
+            for stage in needed
+        }
 
     def placed(self, stage: Stage) -> PlacedStage:
         """The stage's models under this cascade's memory policy, with the motion LoRAs made for that stage."""
@@ -148,16 +180,35 @@ class Show1Cascade:
         callback: StepCallback | None = None,
         on_stage: StageHook | None = None,
         on_start: StartHook | None = None,
+        on_phase: PhaseHook | None = None,
     ) -> CascadeResult:
-        """Generate a video for ``prompt``, stopping after stage ``stages`` (1-4)."""
+        """Generate a video for ``prompt``, stopping after stage ``stages`` (1-4).
+
+        Every stage's settings are checked against every model (configs only) and the device's
+        memory before anything runs (:func:`~show1_core.validation.validate_cascade`). Nothing is
+        printed: ``callback`` gets each denoising step, ``on_phase`` each model load, prompt
+        encoding and stage as it begins, ``on_stage`` each finished stage's video.
+        """
         if not 1 <= stages <= STAGE_COUNT:
             raise InputError(f"stages must be between 1 and {STAGE_COUNT}, got {stages}")
+        validate_cascade(settings, self.limits(stages), stages, self.device, self.dtype, self.speed.split_guidance)
         started = on_start or (lambda name: None)
+        phase = on_phase or (lambda phase: None)
         negative = settings.negative_prompt if negative_prompt is None else negative_prompt
-        started("text_t5")
-        t5 = self.encode(EncoderKind.T5, prompt, negative, clean_caption)
         result = CascadeResult()
         seed = settings.seed
+
+        def encoded(kind: EncoderKind, negative: str) -> PromptEmbeds:
+            phase(Phase("encode", ENCODER_LABEL[kind]))
+            return self.encode(kind, prompt, negative, clean_caption)
+
+        def ready(stage: Stage) -> PlacedStage:
+            if stage not in self._models:
+                phase(Phase("load", f"loading {self._folder(stage).name}"))
+            return self.placed(stage)
+
+        def begin(stage: Stage) -> None:
+            phase(Phase("stage", stage.title))
 
         def finish(name: str, stage: Stage, video: torch.Tensor, fps: float) -> None:
             setattr(result, name, video)
@@ -166,27 +217,36 @@ class Show1Cascade:
             if on_stage is not None:
                 on_stage(name, video, fps)
 
+        started("text_t5")
+        t5 = encoded(EncoderKind.T5, negative)
         kf = settings.keyframes
         started("keyframes")
-        finish("keyframes", Stage.KEYFRAMES, run_keyframes(self.placed(Stage.KEYFRAMES), t5, kf, seed, callback), kf.fps)
+        model = ready(Stage.KEYFRAMES)
+        begin(Stage.KEYFRAMES)
+        finish("keyframes", Stage.KEYFRAMES, run_keyframes(model, t5, kf, seed, callback), kf.fps)
         if stages >= 2:
             it = settings.interpolation
             started("interpolated")
-            video = run_interpolation(self.placed(Stage.INTERPOLATION), result.keyframes, t5, it, seed, callback)
+            model = ready(Stage.INTERPOLATION)
+            begin(Stage.INTERPOLATION)
+            video = run_interpolation(model, result.keyframes, t5, it, seed, callback)
             finish("interpolated", Stage.INTERPOLATION, video, interpolated_fps(kf.fps, it.frames_between))
         if stages >= 3:
-            use_anchor_model = self.checkpoints.first_frame is not None or Stage.FIRST_FRAME in self._models
             started("pixel_sr")
+            model = ready(Stage.PIXEL_SR)
+            anchor = ready(Stage.FIRST_FRAME) if self.uses_first_frame_model() else None
+            begin(Stage.PIXEL_SR)
             video, result.first_frame = run_pixel_sr(
-                self.placed(Stage.PIXEL_SR), result.interpolated, t5, settings.pixel_sr, seed, callback,
-                self.placed(Stage.FIRST_FRAME) if use_anchor_model else None, settings.first_frame,
+                model, result.interpolated, t5, settings.pixel_sr, seed, callback, anchor, settings.first_frame
             )
             self._done_with(Stage.FIRST_FRAME)
             finish("pixel_sr", Stage.PIXEL_SR, video, result.fps["interpolated"])
         if stages >= 4:
             started("text_clip")
-            clip = self.encode(EncoderKind.CLIP, prompt, settings.latent_negative_prompt)
+            clip = encoded(EncoderKind.CLIP, settings.latent_negative_prompt)
             started("latent_sr")
-            video = run_latent_sr(self.placed(Stage.LATENT_SR), result.pixel_sr, clip, settings.latent_sr, seed, callback)
+            model = ready(Stage.LATENT_SR)
+            begin(Stage.LATENT_SR)
+            video = run_latent_sr(model, result.pixel_sr, clip, settings.latent_sr, seed, callback)
             finish("latent_sr", Stage.LATENT_SR, video, result.fps["pixel_sr"])
         return result

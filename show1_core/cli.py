@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import GenerationCancelled, Show1Error
+from .errors import GenerationCancelled, InvalidSettingsError, Show1Error
 
 DEMO_NOTICE = (
     "show1 demo runs every stage on TINY RANDOM models: the result is coloured noise, not a picture.\n"
@@ -64,30 +64,6 @@ def _settings_from(args: argparse.Namespace):
     )
 
 
-class ProgressBars:
-    """One tqdm bar per stage, fed by the stages' step events."""
-
-    def __init__(self) -> None:
-        self._bar = None
-        self._stage = None
-
-    def __call__(self, event) -> None:
-        from tqdm.auto import tqdm
-
-        if event.stage != self._stage or self._bar is None:
-            self.close()
-            self._stage = event.stage
-            self._bar = tqdm(total=event.total, desc=event.stage, unit="step")
-        self._bar.n = event.step
-        self._bar.refresh()
-
-    def close(self) -> None:
-        """Finish the current bar."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
 VIDEO_NAMES = ("keyframes", "interpolated", "pixel_sr", "latent_sr")
 """The stage videos of a run, in cascade order (as :meth:`CascadeResult.videos` names them)."""
 
@@ -125,7 +101,8 @@ def _write_outputs(result, args: argparse.Namespace) -> list[Path]:
 def _run_cascade(checkpoints, args, settings, prompt: str, motion_loras=(), speed=None) -> list[Path]:
     import torch
 
-    from .cascade import Show1Cascade
+    from .cascade import Phase, Show1Cascade
+    from .console import RunDisplay
     from .loading.weights import parse_dtype
     from .settings import SpeedSettings
     from .text import EmbeddingCache, embeddings_cache_dir
@@ -136,13 +113,19 @@ def _run_cascade(checkpoints, args, settings, prompt: str, motion_loras=(), spee
         checkpoints, device=args.device, dtype=dtype, policy=args.memory, cache=EmbeddingCache(cache_dir), motion_loras=motion_loras,
         speed=speed or SpeedSettings(),
     )
-    bars = ProgressBars()
+    display = RunDisplay()
     try:
         with torch.inference_mode():
-            result = cascade.run(prompt, settings, stages=args.stages, clean_caption=args.clean_caption, callback=bars)
+            result = cascade.run(
+                prompt, settings, stages=args.stages, clean_caption=args.clean_caption,
+                callback=display.step, on_stage=display.stage_done, on_phase=display.phase,
+            )
+        display.phase(Phase("write", "writing the outputs"))
+        written = _write_outputs(result, args)
     finally:
-        bars.close()
-    return _write_outputs(result, args)
+        display.close()
+    print(display.summary(), file=sys.stderr)
+    return written
 
 
 def _default_models_dir() -> Path:
@@ -176,9 +159,11 @@ def _speed_from(args: argparse.Namespace):
 
 
 def _check_before_running(args: argparse.Namespace) -> None:
-    """Refuse bad output names and locations, formats, seeds, devices and speed options before any model loads."""
+    """Refuse bad output names and locations, formats, seeds, devices, speed options and stage settings before
+    any model loads or downloads (the models' own limits are checked when the cascade starts)."""
     from .memory import resolve_device
     from .motion_lora import check_speed_allows_loras
+    from .setting_ranges import raise_problems, settings_problems
     from .speed import check_attention_backend
     from .stages.sampling import seeded_generator
 
@@ -189,6 +174,15 @@ def _check_before_running(args: argparse.Namespace) -> None:
     check_attention_backend(speed.attention, device)
     if args.motion_lora:
         check_speed_allows_loras(speed, "stage-1 or stage-2")
+    raise_problems(settings_problems(_settings_from(args), args.stages, first_frame_model=not args.no_first_frame_model))
+
+
+def _flag(setting: str) -> str:
+    """The command-line flag of a setting (``pixel_sr.noise_level`` -> ``--pixel-sr-noise-level``), where it has one."""
+    stage, _, name = setting.partition(".")
+    if stage in STAGE_FIELDS and name and name not in SKIPPED_FIELDS:
+        return f"--{stage}-{name}".replace("_", "-")
+    return setting
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -385,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130
+    except InvalidSettingsError as err:
+        print(f"error: {InvalidSettingsError(err.problems, label=_flag)}", file=sys.stderr)
+        return 2
     except Show1Error as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -7,6 +7,8 @@ Catch :class:`Show1Error` to catch them all.
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 
 class Show1Error(Exception):
     """Base class of every deliberate show1 error."""
@@ -66,3 +68,20 @@ class OutOfMemoryError(Show1Error):
 
 class OutputError(Show1Error):
     """An output file cannot be written where asked, or was written but does not read back."""
+
+
+class InvalidSettingsError(InputError):
+    """Stage settings that cannot be used, every problem at once, before any model runs.
+
+    ``problems`` holds ``(setting, why)`` pairs: ``("pixel_sr.noise_level", "must be ...")``,
+    with ``None`` as the setting of a problem of a whole stage (such as its memory). ``label``
+    names a setting in the message (the command line names its flags).
+    """
+
+    def __init__(self, problems: Sequence[tuple[str | None, str]], label: Callable[[str], str] = str):
+        self.problems = list(problems)
+        lines = [why if setting is None else f"{label(setting)} {why}" for setting, why in self.problems]
+        if len(lines) == 1:
+            super().__init__(lines[0])
+        else:
+            super().__init__(f"{len(lines)} settings cannot be used:\n  " + "\n  ".join(lines))

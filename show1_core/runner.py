@@ -21,6 +21,7 @@ from .errors import InputError
 from .loading.registry import Stage
 from .loading.stage_model import StageModel
 from .memory import POLICY_SETTINGS, MemoryPolicy, ModelPlacer, PolicySettings, explain_out_of_memory, tiled_vae
+from .setting_ranges import first_frame_problems, latent_sr_problems, pixel_sr_problems, raise_problems
 from .settings import FirstFrameSettings, InterpolationSettings, KeyframeSettings, LatentSRSettings, PixelSRSettings
 from .stages import (
     PromptEmbeds,
@@ -138,6 +139,7 @@ def run_pixel_sr(
     Returns ``(video at scale x the size, upscaled frame 0)``; progress counts the IF-II-L
     steps and every window's steps as one stage.
     """
+    raise_problems(pixel_sr_problems(settings) + (first_frame_problems(first_frame_settings) if first_frame is not None else []))
     low = video[:, :, 0]
     height, width = low.shape[-2] * settings.scale, low.shape[-1] * settings.scale
     windows = len(window_starts(video.shape[2], settings.window, settings.stride))
@@ -169,6 +171,7 @@ def run_latent_sr(
 ) -> torch.Tensor:
     """Stage 4: a stage-3 video (any size) to the raw VAE decode at ``settings.width`` x ``settings.height``."""
     _vae(stage)
+    raise_problems(latent_sr_problems(settings))
     frames = _stage4_input(stage, video, settings.width, settings.height)
     return _run(stage, lambda: super_resolve_latent(stage.model, frames, embeds, _vae_settings(stage, settings), seed, callback))
 

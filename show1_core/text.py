@@ -5,7 +5,10 @@ cleaned, on request), padded to 77 tokens, and encoded with their attention mask
 prompts are padded to the tokenizer's 77 tokens and encoded without a mask, as diffusers'
 video-to-video pipeline does. Embeddings are cached by (encoder, prompt), in memory and
 optionally on disk, so re-runs never load the ~9 GB T5 encoder again; the encoder is
-loaded only when a prompt is missing and released right after use.
+loaded only when a prompt is missing. Where it runs and whether it stays loaded between
+prompts is its :class:`EncoderPlacement`'s choice: show1_core's default releases it right
+after use; a host with its own model management (ComfyUI) keeps it and offloads it itself.
+The T5 weights may also come from one ``.safetensors`` file (:mod:`.loading.t5_file`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Callable
+from contextlib import AbstractContextManager
+from typing import Callable, Protocol
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -27,6 +31,7 @@ from torch import nn
 from .captions import preprocess_prompt
 from .errors import MissingFilesError
 from .loading.components import load_text_encoder
+from .loading.t5_file import load_t5_file
 from .memory import ModelPlacer
 from .speed import store_in_fp8
 from .stages.sampling import PromptEmbeds
@@ -134,19 +139,58 @@ def encoder_identity(folder: Path) -> str:
 
 @dataclass
 class TextEncoderSpec:
-    """Where an encoder lives: a checkpoint folder holding ``text_encoder/`` and ``tokenizer/``."""
+    """Where an encoder lives: a checkpoint folder holding ``text_encoder/`` and ``tokenizer/``.
+
+    With ``weights_file`` (T5 only) the weights come from that single ``.safetensors`` file and
+    the folder supplies only the tokenizer and ``text_encoder/config.json``.
+    """
 
     folder: Path
     kind: EncoderKind
     dtype: torch.dtype = torch.float32
+    weights_file: Path | None = None
     fp8_weights: bool = False
     """Store the encoder's weights in fp8 (computing in ``dtype``): half the memory, slightly different embeddings."""
 
     @property
     def key(self) -> str:
         """Identity of the encoder for the cache: kind, precision (fp8 storage included) and the digest of its files (never its path)."""
+        identity = encoder_identity(Path(self.folder))
+        if self.weights_file is not None:
+            identity += ":" + _file_identity(Path(self.weights_file))
         storage = ":fp8" if self.fp8_weights else ""
-        return f"{self.kind.value}:{encoder_identity(Path(self.folder))}:{self.dtype}{storage}"
+        return f"{self.kind.value}:{identity}:{self.dtype}{storage}"
+
+
+class EncoderPlacement(Protocol):
+    """Where a text encoder runs, and whether the loaded model stays loaded between prompts."""
+
+    device: torch.device
+    keeps_model: bool
+
+    def running(self, model: nn.Module) -> AbstractContextManager[nn.Module]:
+        """Put ``model`` where it runs for one encode; yields the module to call."""
+
+    def release(self, model: nn.Module) -> None:
+        """Free a model that is not kept (called after each encode when ``keeps_model`` is false)."""
+
+
+class PlacerEncoderPlacement:
+    """show1_core's placement: the :class:`ModelPlacer` streams or places the encoder, which is released after use."""
+
+    keeps_model = False
+
+    def __init__(self, placer: ModelPlacer):
+        self.placer = placer
+        self.device = placer.device
+
+    def running(self, model: nn.Module) -> AbstractContextManager[nn.Module]:
+        """Block by block on an accelerator (per the policy), else whole."""
+        return self.placer.streamed(model)
+
+    def release(self, model: nn.Module) -> None:
+        """Back to the CPU, forgotten by the placer."""
+        self.placer.release(model)
 
 
 def _user_cache_dir() -> Path:
@@ -190,11 +234,14 @@ class TextEncoder:
         placer: ModelPlacer | None = None,
         cache: EmbeddingCache | None = None,
         loader: Callable[[], tuple[object, nn.Module]] | None = None,
+        placement: EncoderPlacement | None = None,
     ):
+        """``placement`` decides where the model runs (default: ``placer``'s, released after each encode)."""
         self.spec = spec
-        self.placer = placer or ModelPlacer("cpu")
+        self.placement = placement or PlacerEncoderPlacement(placer or ModelPlacer("cpu"))
         self.cache = cache if cache is not None else EmbeddingCache()
         self._loader = loader
+        self._kept: tuple[object, nn.Module] | None = None
         self.loads = 0
         """How many times the encoder model was loaded (0 when every prompt came from the cache)."""
 
@@ -216,7 +263,10 @@ class TextEncoder:
                     "text_encoder/ and tokenizer/ folders"
                 )
         tokenizer = load_tokenizer(folder / "tokenizer", self.spec.kind)
-        model = load_text_encoder(folder / "text_encoder", dtype=self.spec.dtype)
+        if self.spec.weights_file is not None:
+            model = load_t5_file(self.spec.weights_file, folder / "text_encoder" / "config.json", self.spec.dtype)
+        else:
+            model = load_text_encoder(folder / "text_encoder", dtype=self.spec.dtype)
         self.loads += 1
         return tokenizer, model
 
@@ -235,13 +285,16 @@ class TextEncoder:
         found = [self.cache.get(self.spec.key, t) for t in texts]
         missing = [t for t, e in zip(texts, found) if e is None]
         if missing:
-            tokenizer, model = self._load()
+            tokenizer, model = self._kept or self._load()
+            if self.placement.keeps_model:
+                self._kept = (tokenizer, model)
             try:
-                with self.placer.streamed(model) as running:
+                with self.placement.running(model) as running:
                     for text in missing:
                         self.cache.put(self.spec.key, text, self._run(tokenizer, running, text))
             finally:
-                self.placer.release(model)  # the encoder leaves memory right after use
+                if not self.placement.keeps_model:
+                    self.placement.release(model)  # the encoder leaves memory right after use
                 del model
             found = [self.cache.get(self.spec.key, t) for t in texts]
         return PromptEmbeds(positive=found[0], negative=found[1])
@@ -250,7 +303,7 @@ class TextEncoder:
         tokens = tokenizer(
             [text], padding="max_length", max_length=MAX_TOKENS, truncation=True, add_special_tokens=True, return_tensors="pt"
         )
-        device = self.placer.device
+        device = self.placement.device
         mask = tokens.attention_mask.to(device) if self.spec.kind == EncoderKind.T5 else None
         return model(tokens.input_ids.to(device), attention_mask=mask)[0]
 

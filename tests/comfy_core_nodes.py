@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,11 +41,24 @@ def _folder_paths():
     return importlib.import_module("folder_paths")
 
 
+@dataclass
+class VideoComponents:
+    """``comfy_api``'s ``VideoComponents``: frames, frame rate, audio."""
+
+    images: torch.Tensor
+    frame_rate: Fraction
+    audio: object = None
+
+
 class Video:
-    """A VIDEO value: frames ``[T, H, W, 3]`` in 0..1, a frame rate and optional audio."""
+    """A VIDEO value (core's ``VideoInput``): frames ``[T, H, W, 3]`` in 0..1, a frame rate and optional audio."""
 
     def __init__(self, images: torch.Tensor, frame_rate: Fraction, audio=None):
         self.images, self.frame_rate, self.audio = images, frame_rate, audio
+
+    def get_components(self) -> VideoComponents:
+        """As ``VideoInput.get_components``."""
+        return VideoComponents(self.images, self.frame_rate, self.audio)
 
     def get_dimensions(self) -> tuple[int, int]:
         """(width, height)."""
@@ -99,7 +113,8 @@ class GetVideoComponents(core.GetVideoComponents):
     FUNCTION = "split"
 
     def split(self, video):
-        return (video.images, video.audio, float(video.frame_rate))
+        parts = video.get_components()
+        return (parts.images, parts.audio, float(parts.frame_rate))
 
 
 class CreateVideo(core.CreateVideo):
@@ -122,7 +137,8 @@ class SaveVideo(core.SaveVideo):
             filename_prefix, _folder_paths().get_output_directory(), width, height
         )
         file = f"{filename}_{counter:05}_.mp4"
-        write_video(Path(folder) / file, video.images, float(video.frame_rate))
+        parts = video.get_components()
+        write_video(Path(folder) / file, parts.images, float(parts.frame_rate))
         return {"ui": {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}], "animated": (True,)}, "result": ()}
 
 

@@ -20,6 +20,19 @@ Read from ComfyUI's source (Comfy-Org/ComfyUI and comfyanonymous/ComfyUI):
   ``decode`` takes 4-D latents ``[N, 4, h, w]`` and returns ``[N, H, W, 3]`` frames in 0..1
   (``process_output``: ``(x + 1) / 2`` clamped, then ``movedim(1, -1)``); ``encode`` takes
   ``[N, H, W, 3]`` in 0..1 and returns ``[N, 4, h, w]`` raw latents (ComfyUI ``sd.py``).
+* ``comfy.cli_args.args.preview_method`` is a ``LatentPreviewMethod`` (default ``NoPreviews``,
+  ``--preview-method``) and ``args.preview_size`` the largest preview side (default 512).
+  ``latent_preview.get_previewer(device, latent_format)`` returns ``None`` for ``NoPreviews``,
+  else (for ``auto``/``latent2rgb``, or ``taesd`` without a TAESD file) a ``Latent2RGBPreviewer``
+  of the format's ``latent_rgb_factors``; its ``decode_latent_to_preview_image(format, x0)``
+  maps frame 0 of ``x0`` (``[B, C, h, w]``, or ``[B, C, T, h, w]``) to RGB, ``(x + 1) / 2``
+  to 0..255, and returns ``("JPEG", PIL image, MAX_PREVIEW_RESOLUTION)`` (ComfyUI
+  ``latent_preview.py``). ``comfy.latent_formats.SD15`` carries SD latents' ``latent_rgb_factors``
+  (4x3; the fake's numbers are not ComfyUI's) and ``taesd_decoder_name``.
+* ``text_encoder_device()``/``text_encoder_offload_device()`` are where ComfyUI runs and parks
+  text encoders (the CPU here); ``text_encoder_dtype()`` is float16 unless a ``--*-text-enc``
+  flag says otherwise, on the CPU too (``comfy/model_management.py``). ``folder_paths``
+  predefines ``text_encoders`` as ``models/text_encoders`` and ``models/clip``.
 * ``folder_paths.add_model_folder_path`` registers (or extends) a model folder name;
   ``get_folder_paths`` raises ``KeyError`` for an unknown name.
 """
@@ -29,12 +42,14 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
+from PIL import Image
 
 
 class InterruptProcessingException(Exception):
@@ -58,10 +73,14 @@ class ComfyLog:
 
     loads: list[tuple[Any, bool]] = field(default_factory=list)
     """(patcher, force_full_load) per model passed to ``load_models_gpu``."""
+    memory_required: list[int] = field(default_factory=list)
+    """``memory_required`` of each ``load_models_gpu`` call."""
     freed: list[int] = field(default_factory=list)
     unload_all: int = 0
     progress: list[tuple[int, int, Any]] = field(default_factory=list)
     """(value, total, preview) per progress-bar update that reached the hook."""
+    previewed: list[torch.Tensor] = field(default_factory=list)
+    """The x0 tensors handed to a previewer."""
 
 
 class FakeModelPatcher:
@@ -102,6 +121,9 @@ class FakeComfy:
             "comfy.model_patcher": self._model_patcher(),
             "folder_paths": self._folder_paths(),
             "comfy.sd": self._sd(),
+            "comfy.cli_args": self._cli_args(),
+            "comfy.latent_formats": self._latent_formats(),
+            "latent_preview": self._latent_preview(),
         }
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> "FakeComfy":
@@ -141,12 +163,16 @@ class FakeComfy:
         mm.OOM_EXCEPTION = torch.cuda.OutOfMemoryError
         mm.get_torch_device = lambda: cpu
         mm.unet_offload_device = lambda: cpu
+        mm.text_encoder_device = lambda: cpu
+        mm.text_encoder_offload_device = lambda: cpu
+        mm.text_encoder_dtype = lambda device=None: torch.float16  # ComfyUI's default, on the CPU too
         mm.intermediate_device = lambda: cpu
         mm.intermediate_dtype = lambda: torch.float32
         mm.soft_empty_cache = lambda force=False: None
         mm.current_loaded_models = []
 
         def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None, force_full_load=False):
+            self.log.memory_required.append(memory_required)
             for patcher in models:
                 patcher.patch_model(patcher.load_device)
                 self.log.loads.append((patcher, force_full_load))
@@ -246,6 +272,61 @@ class FakeComfy:
         module.VAE = VAE
         return module
 
+    def _cli_args(self) -> ModuleType:
+        module = ModuleType("comfy.cli_args")
+
+        class LatentPreviewMethod(Enum):
+            NoPreviews = "none"
+            Auto = "auto"
+            Latent2RGB = "latent2rgb"
+            TAESD = "taesd"
+
+        module.LatentPreviewMethod = LatentPreviewMethod
+        module.args = SimpleNamespace(preview_method=LatentPreviewMethod.NoPreviews, preview_size=512)
+        return module
+
+    def _latent_formats(self) -> ModuleType:
+        module = ModuleType("comfy.latent_formats")
+
+        class SD15:
+            latent_channels = 4
+            latent_rgb_factors_bias = None
+            taesd_decoder_name = "taesd_decoder"
+
+            def __init__(self):
+                self.latent_rgb_factors = [[0.3, 0.2, 0.3], [0.3, 0.5, 0.2], [-0.3, 0.2, 0.3], [-0.2, -0.3, -0.7]]
+
+        module.SD15 = SD15
+        return module
+
+    def _latent_preview(self) -> ModuleType:
+        module = ModuleType("latent_preview")
+        fake = self
+
+        class Latent2RGBPreviewer:
+            def __init__(self, factors):
+                self.factors = torch.tensor(factors).transpose(0, 1)
+
+            def decode_latent_to_preview_image(self, preview_format, x0):
+                fake.log.previewed.append(x0)
+                frame = x0[0, :, 0] if x0.ndim == 5 else x0[0]
+                rgb = torch.nn.functional.linear(frame.movedim(0, -1).float(), self.factors)
+                pixels = ((rgb + 1.0) / 2.0).clamp(0, 1).mul(255).to(torch.uint8)
+                return ("JPEG", Image.fromarray(pixels.numpy()), fake.args.preview_size)
+
+        def get_previewer(device, latent_format):
+            if fake.args.preview_method.value == "none":
+                return None
+            return Latent2RGBPreviewer(latent_format.latent_rgb_factors)
+
+        module.get_previewer = get_previewer
+        return module
+
+    @property
+    def args(self) -> SimpleNamespace:
+        """``comfy.cli_args.args`` (set ``preview_method`` to turn previews on)."""
+        return self.modules["comfy.cli_args"].args
+
     def _model_patcher(self) -> ModuleType:
         module = ModuleType("comfy.model_patcher")
         module.ModelPatcher = FakeModelPatcher
@@ -255,7 +336,9 @@ class FakeComfy:
         fp = ModuleType("folder_paths")
         fp.base_path = str(self.root)
         fp.models_dir = str(self.root / "models")
-        fp.folder_names_and_paths = {}
+        fp.folder_names_and_paths = {
+            "text_encoders": ([str(self.root / "models" / "text_encoders"), str(self.root / "models" / "clip")], {".safetensors"}),
+        }
 
         def add_model_folder_path(folder_name, full_folder_path, is_default=False):
             paths, _ = fp.folder_names_and_paths.setdefault(folder_name, ([], set()))

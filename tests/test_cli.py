@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from PIL import Image
 
 from show1_core.cli import main
 
+REPO = Path(__file__).resolve().parent.parent
 SMALL = [
     "--keyframes-width", "32", "--keyframes-height", "16", "--keyframes-steps", "2",
     "--interpolation-steps", "2", "--first-frame-steps", "2", "--pixel-sr-steps", "1",
@@ -22,6 +25,12 @@ SMALL = [
 
 def _frames(path: Path) -> int:
     return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+
+
+def _show1(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The ``show1`` command of this checkout as a user runs it: a new process, its exit code and output."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "show1_core", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_generate_runs_all_stages_and_writes_every_output(tiny_root, tmp_path, capsys):
@@ -142,3 +151,76 @@ def test_a_missing_attention_kernel_or_a_lora_on_fp8_weights_is_refused_before_a
     assert "pip install xformers" in capsys.readouterr().err
     assert main(argv + ["--fp8", "--motion-lora", str(tmp_path / "pan.safetensors")]) == 2
     assert "motion LoRAs cannot adapt" in capsys.readouterr().err
+# --- issue 12: settings checked before the first step, values out of range, progress ------
+
+
+def test_out_of_range_settings_are_all_refused_before_anything_loads(tmp_path):
+    """Each bad value is named with its flag and range in one error; the empty models folder is never reached."""
+    bad = {
+        "--keyframes-guidance": "-1", "--interpolation-guidance": "nan", "--pixel-sr-guidance": "inf",
+        "--first-frame-noise-level": "-1", "--pixel-sr-noise-level": "5000", "--latent-sr-width": "0",
+        "--keyframes-height": "100000", "--latent-sr-steps": "50", "--latent-sr-strength": "0.01",
+    }  # fmt: skip
+    done = _show1("generate", "a cat", "--models-dir", str(tmp_path), "--offline", *[x for item in bad.items() for x in item], cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "8 settings cannot be used" in done.stderr
+    for message in [
+        "--keyframes-guidance must be a number from 0 to 100 (1 or less: no guidance), got -1.0",
+        "--interpolation-guidance must be a number from 0 to 100 (1 or less: no guidance), got nan",
+        "--pixel-sr-guidance must be a number from 0 to 100 (1 or less: no guidance), got inf",
+        "--first-frame-noise-level must be a whole number from 0 to 999",
+        "--pixel-sr-noise-level must be a whole number from 0 to 999 (a level of the noising scheduler), got 5000",
+        "--latent-sr-width must be a whole number from 1 to 4096, got 0",
+        "--keyframes-height must be a whole number from 1 to 4096, got 100000",
+        "--latent-sr-strength 0.01 with 50 steps leaves no step to run; use a strength of at least 0.02",
+    ]:
+        assert message in done.stderr
+    assert "show1 download" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_settings_a_later_stage_cannot_use_are_refused_before_the_first_stage(tiny_root, tmp_path):
+    """The stage-4 VAE's size step and the keyframe model's are read from the configs before stage 1 runs."""
+    done = _show1(
+        "generate", "a cat", "--models-dir", str(tiny_root), "--offline", "--device", "cpu", *SMALL,
+        "--latent-sr-width", "60", "--keyframes-width", "36", cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--latent-sr-width must be a multiple of 8 for the stage-4 VAE, got 60; the nearest is 64" in done.stderr
+    assert "--keyframes-width must be a multiple of 8 for the keyframes (stage 1) model" in done.stderr
+    assert "loading" not in done.stderr and "step" not in done.stderr, "refused before any model loads or any step"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sizes_beyond_the_devices_memory_are_refused_with_an_estimate(tiny_root, tmp_path):
+    """In range, but 4081 frames at 4096x4096 need terabytes: refused with the estimate, not an allocator error."""
+    done = _show1(
+        "generate", "a cat", "--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--stages", "3",
+        "--keyframes-width", "1024", "--keyframes-height", "1024", "--keyframes-num-frames", "256",
+        "--interpolation-frames-between", "15", cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    needed = re.search(r"the pixel super-resolution \(stage 3\) needs at least ([\d.]+) GiB at 4096x4096 with 4081 frames", done.stderr)
+    assert needed and float(needed.group(1)) > 500, done.stderr
+    assert "the cpu device has; use a smaller size" in done.stderr
+    assert "loading" not in done.stderr
+
+
+def test_generate_shows_each_phase_closes_each_bar_with_its_stage_and_sums_up_the_time(tiny_root, tmp_path):
+    done = _show1("generate", "a cat", "--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--stages", "2", *SMALL, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [line.strip() for line in re.split(r"[\r\n]", done.stderr) if line.strip()]
+    announced = [line for line in lines if line.endswith("…")]
+    assert announced == [
+        "encoding the prompt (T5-XXL, stages 1-3) …", "loading show-1-base …", "loading show-1-interpolation …", "writing the outputs …"
+    ]
+    # The keyframes bar is finished (2/2, then a line end) before the next model starts loading.
+    assert re.search(r"keyframes: 100%[^\r\n]*2/2[^\r\n]*\nloading show-1-interpolation …\n", done.stderr)
+    assert re.search(r"interpolation: 100%[^\r\n]*2/2[^\r\n]*\nwriting the outputs …\n", done.stderr)
+    summary = done.stderr[done.stderr.index("time per phase (total "):].splitlines()
+    phases = [re.fullmatch(r"  (.+?) +(\d+\.\d) s", line).group(1) for line in summary[1:]]
+    assert phases == [
+        "encoding the prompt (T5-XXL, stages 1-3)", "loading show-1-base", "keyframes (stage 1)", "loading show-1-interpolation",
+        "temporal interpolation (stage 2)", "writing the outputs",
+    ]
+    assert "wrote" in done.stdout and "time per phase" not in done.stdout

@@ -23,7 +23,7 @@ NODE_IDS = {
     "Show1KeyframeModelLoader", "Show1InterpolationModelLoader", "Show1PixelSRModelLoader", "Show1FirstFrameModelLoader",
     "Show1LatentSRModelLoader", "Show1T5Loader", "Show1CLIPLoader", "Show1TextEncode", "Show1Keyframes",
     "Show1Interpolation", "Show1PixelSR", "Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode",
-    "Show1KeyframeMotionLoRA", "Show1InterpolationMotionLoRA", "Show1SpeedSettings",
+    "Show1KeyframeMotionLoRA", "Show1InterpolationMotionLoRA", "Show1UpscaleVideo", "Show1SpeedSettings",
 }
 COMFY_TYPES = {"IMAGE", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "VAE", "VIDEO"}
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -137,10 +137,10 @@ def test_loaders_say_they_download_and_each_model_type_fits_one_stage_node():
     assert produced["SHOW1_INTERPOLATION_MODEL"] == ["Show1InterpolationModelLoader", "Show1InterpolationMotionLoRA"]
     assert consumed["SHOW1_KEYFRAME_MODEL"] == {"Show1Keyframes", "Show1KeyframeMotionLoRA"}
     assert consumed["SHOW1_INTERPOLATION_MODEL"] == {"Show1Interpolation", "Show1InterpolationMotionLoRA"}
-    assert consumed["SHOW1_PIXEL_SR_MODEL"] == consumed["SHOW1_FIRST_FRAME_MODEL"] == {"Show1PixelSR"}
-    assert consumed["SHOW1_LATENT_SR_MODEL"] == {"Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode"}
-    assert consumed["SHOW1_T5_EMBEDS"] == {"Show1Keyframes", "Show1Interpolation", "Show1PixelSR"}
-    assert consumed["SHOW1_CLIP_EMBEDS"] == {"Show1LatentSR", "Show1LatentRefine"}
+    assert consumed["SHOW1_PIXEL_SR_MODEL"] == consumed["SHOW1_FIRST_FRAME_MODEL"] == {"Show1PixelSR", "Show1UpscaleVideo"}
+    assert consumed["SHOW1_LATENT_SR_MODEL"] == {"Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode", "Show1UpscaleVideo"}
+    assert consumed["SHOW1_T5_EMBEDS"] == {"Show1Keyframes", "Show1Interpolation", "Show1PixelSR", "Show1UpscaleVideo"}
+    assert consumed["SHOW1_CLIP_EMBEDS"] == {"Show1LatentSR", "Show1LatentRefine", "Show1UpscaleVideo"}
 
 
 def _defaults(node_id: str) -> dict:
@@ -414,3 +414,22 @@ def test_a_stage_loader_applies_its_speed_settings_and_refuses_anything_else(mon
     assert loader.load("show-1-sr1", "fp32", "balanced")[0].model.speed == SpeedSettings()
     with pytest.raises(InputError, match="Show-1 Speed Settings"):
         loader.load("show-1-sr1", "fp32", "balanced", speed="fast")
+def test_importing_the_pack_imports_nothing_from_comfyui():
+    """As the README says: ComfyUI modules are looked up when a node runs or lists its models, never at import."""
+    code = f"""
+import importlib.abc, importlib.util, sys
+COMFY = {{"comfy", "comfy_api", "comfy_extras", "folder_paths", "latent_preview", "server", "execution"}}
+class Guard(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in COMFY:
+            raise AssertionError("imported " + name)
+sys.meta_path.insert(0, Guard())
+spec = importlib.util.spec_from_file_location("custom_nodes.show1", {str(PACK_ROOT / "__init__.py")!r}, submodule_search_locations=[{str(PACK_ROOT)!r}])
+module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
+spec.loader.exec_module(module)
+print(len(module.NODE_CLASS_MAPPINGS))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) == len(NODE_IDS)

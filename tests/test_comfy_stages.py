@@ -86,14 +86,44 @@ def test_keyframes_match_show1_core_and_go_through_comfyuis_model_management(fak
     assert fps == 2.0
     assert torch.equal(images, pack_module("image_video").video_to_image(expected))
 
-    (patcher, force_full_load), = fake.log.loads
+    (patcher, force_full_load), = [(p, full) for p, full in fake.log.loads if p.model.__class__.__name__ != "Show1T5Encoder"]
     assert force_full_load and patcher.load_device == torch.device("cpu")
     assert list(patcher.model.parts) == [keyframe_model.model.unet]
     assert type(patcher.model).__name__ == "Show1KeyframesModel"  # the name ComfyUI's log shows
     assert patcher.model.device == torch.device("cpu")  # ModelPatcher assigns it, on the container
     assert [(value, total) for value, total, _ in fake.log.progress] == [(0, STEPS), (1, STEPS), (2, STEPS)]
+    assert [preview for _, _, preview in fake.log.progress] == [None] * 3  # ComfyUI's default: --preview-method none
+    assert fake.log.previewed == []  # and nothing was computed for a preview
+
+
+def test_previews_go_through_comfyuis_previewer_and_show_the_clean_estimate(fake, models, monkeypatch):
+    """With --preview-method on, each step's preview is ComfyUI's previewer of frame 0 of x0 (not of the noisy sample)."""
+    fake.args.preview_method = fake.modules["comfy.cli_args"].LatentPreviewMethod.Latent2RGB
+    fake.args.preview_size = 256
+    events = []
+    stage_nodes = pack_module("stage_nodes")
+    real_callback = stage_nodes.progress_callback
+
+    def recording_callback(stage):
+        report = real_callback(stage)
+        return lambda event: (events.append(event), report(event))[1]
+
+    monkeypatch.setattr(stage_nodes, "progress_callback", recording_callback)
+    run_keyframes(models["keyframes"], models["t5_embeds"])
     kind, preview, max_size = fake.log.progress[-1][2]
-    assert kind == "JPEG" and isinstance(preview, Image.Image) and preview.size == (16, 8) and max_size is None
+    assert kind == "JPEG" and isinstance(preview, Image.Image) and preview.size == (16, 8) and max_size == 256
+    assert len(fake.log.previewed) == STEPS and fake.log.progress[0][2] is None
+    for shown, event in zip(fake.log.previewed, events[1:]):
+        assert torch.equal(shown, event.denoised[:1, :, 0]) and not torch.equal(shown, event.sample[:1, :, 0])
+
+
+def test_stage_4_previews_use_comfyuis_sd_latent_format(fake, models):
+    fake.args.preview_method = fake.modules["comfy.cli_args"].LatentPreviewMethod.Auto
+    stage3 = torch.rand(1, 3, 2, 16, 24, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    arguments = dict(width=64, height=32, steps=STEPS, strength=0.8, guidance=15.0, seed=SEED, fps=8.0)
+    nodes()["Show1LatentSR"]().upscale(models["latent_sr"], models["clip_embeds"], pack_module("image_video").video_to_image(stage3), **arguments)
+    assert [tuple(x0.shape) for x0 in fake.log.previewed] == [(1, 4, 4, 8)] * len(fake.log.previewed) != []
+    assert fake.log.progress[-1][2][1].size == (8, 4)  # latent-sized, as ComfyUI's Latent2RGB previews are
 
 
 def test_speed_settings_keep_the_keyframes_and_leave_streamed_blocks_out_of_comfyuis_model(fake, models):
@@ -228,13 +258,29 @@ def test_the_latent_nodes_encode_refine_and_decode_video_latents(models, monkeyp
     assert chunks == [5, 4, 2, 1, 1, 1, 1, 1] and torch.equal(retried, pack_module("image_video").video_to_image(one_frame, clamp=True))
 
 
-def test_text_encode_caches_and_asks_comfyui_for_room_only_to_load_the_encoder(fake, tiny):
-    (clip,) = nodes()["Show1CLIPLoader"]().load("showlab/show-1-sr2", "fp32", "balanced")
+def test_text_encoders_are_comfyui_managed_models_kept_between_prompts(fake, tiny):
+    """T5 loads once for two prompts, as a ModelPatcher on ComfyUI's text-encoder device."""
+    (t5,) = nodes()["Show1T5Loader"]().load("showlab/show-1-base", "fp32", "balanced")
     encode = nodes()["Show1TextEncode"]().encode
-    first = encode("a red car", "", "low resolution, blur", False, clip=clip)
-    again = encode("a red car", "", "low resolution, blur", False, clip=clip)
-    assert clip.encoder.loads == 1 and len(fake.log.freed) == 1 and fake.log.freed[0] > 0
-    assert first[0] is None and torch.equal(first[1].embeds.positive, again[1].embeds.positive)
+    first, _ = encode("a red car", "", "", False, t5=t5)
+    second, _ = encode("a blue boat", "", "", False, t5=t5)
+    again, _ = encode("a red car", "", "", False, t5=t5)
+    assert t5.encoder.loads == 1  # one load from disk for two prompts
+    patchers = [patcher for patcher, _ in fake.log.loads]
+    assert len(patchers) == 2 and patchers[0] is patchers[1]  # one load_models_gpu per encode; the cached prompt needs none
+    assert type(patchers[0].model).__name__ == "Show1T5Encoder" and patchers[0].load_device == fake.mm.text_encoder_device()
+    assert fake.log.unload_all == 0 and fake.log.freed == []  # ComfyUI decides what to offload, through load_models_gpu
+    assert torch.equal(first.embeds.positive, again.embeds.positive)
+    assert not torch.equal(first.embeds.positive, second.embeds.positive)
+
+
+def test_text_encoders_take_comfyuis_text_encoder_dtype_when_auto(fake, tiny):
+    (clip,) = nodes()["Show1CLIPLoader"]().load("showlab/show-1-sr2", "auto", "balanced")
+    _, embeds = nodes()["Show1TextEncode"]().encode("a red car", "", "low resolution, blur", False, clip=clip)
+    assert clip.encoder.spec.dtype == torch.float16 and embeds.embeds.positive.dtype == torch.float16
+    fake.mm.text_encoder_dtype = lambda device=None: torch.float8_e4m3fn  # --fp8_e4m3fn-text-enc
+    (clip,) = nodes()["Show1CLIPLoader"]().load("showlab/show-1-sr2", "auto", "balanced")
+    assert clip.encoder.spec.dtype == torch.float16  # fp8 storage computes in fp16
 
 
 def test_stage_nodes_refuse_the_wrong_model_or_embeddings(models):
@@ -386,3 +432,60 @@ def test_a_vae_core_comfyui_cannot_build_comes_out_as_an_explanation(fake):
     assert stage.model.vae is not None
     with pytest.raises(RuntimeError, match="not the Stable Diffusion VAE layout.*block_out_channels.*Show-1 VAE Decode"):
         vae.decode(torch.zeros(1, 4, 2, 4, 4))
+
+
+def test_the_t5_loader_takes_a_single_file_from_comfyuis_text_encoders_folder(fake, tiny):
+    """Flux/SD3 users' t5xxl file: listed, loaded (tokenizer and config from show-1-base), names kept inside the folder."""
+    from safetensors.torch import save_file
+    from show1_core.loading import load_text_encoder
+
+    weights = load_text_encoder(tiny / "show-1-base" / "text_encoder").state_dict()
+    folder = fake.root / "models" / "text_encoders"
+    folder.mkdir(parents=True)
+    save_file({k: v.half() for k, v in weights.items() if k != "encoder.embed_tokens.weight"}, str(folder / "t5xxl_fp16.safetensors"))
+    save_file({"text_model.encoder.layers.0.mlp.fc1.weight": torch.zeros(2, 2)}, str(folder / "clip_l.safetensors"))
+    loader = nodes()["Show1T5Loader"]
+    choices = loader.INPUT_TYPES()["required"]["model"][0]
+    assert "t5xxl_fp16.safetensors" in choices and "clip_l.safetensors" not in choices
+    assert loader.VALIDATE_INPUTS("t5xxl_fp16.safetensors") is True
+    assert "absolute paths and '..' are not allowed" in loader.VALIDATE_INPUTS("../t5xxl_fp16.safetensors")
+    assert "no text encoder file" in loader.VALIDATE_INPUTS("t5xxl_fp8_e4m3fn.safetensors")
+    (from_file,) = loader().load("t5xxl_fp16.safetensors", "fp32", "balanced")
+    (from_folder,) = loader().load("showlab/show-1-base", "fp32", "balanced")
+    encode = nodes()["Show1TextEncode"]().encode
+    file_embeds = encode("a red car", "", "", False, t5=from_file)[0].embeds.positive
+    folder_embeds = encode("a red car", "", "", False, t5=from_folder)[0].embeds.positive
+    assert 0 < (file_embeds - folder_embeds).abs().max() < 2e-3 * folder_embeds.abs().max()
+    with pytest.raises(WrongStageError, match="^models/text_encoders/clip_l.safetensors is a CLIP text encoder"):
+        encode("a red car", "", "", False, t5=loader().load("clip_l.safetensors", "fp32", "balanced")[0])
+
+
+def test_upscale_video_takes_and_returns_a_core_video_keeping_frame_rate_and_audio(models):
+    """Show-1 Upscale Video = scale to the stage-3 size, Pixel SR, Latent SR; VIDEO shaped as core's VideoFromComponents."""
+    from fractions import Fraction
+
+    video_node = pack_module("video_node")
+    audio = {"waveform": torch.zeros(1, 2, 100), "sample_rate": 44100}
+    source = frames(3, 30, 50)
+    video = video_node.ComponentsVideo(video_node.VideoComponents(source, Fraction(24000, 1001), audio))
+    arguments = dict(stage3_width=16, stage3_height=8, width=64, height=32, pixel_sr_steps=STEPS, latent_sr_steps=STEPS, strength=0.8, seed=SEED)
+    (result,) = nodes()["Show1UpscaleVideo"]().upscale(
+        video, models["pixel_sr"], models["t5_embeds"], models["latent_sr"], models["clip_embeds"], **arguments
+    )
+    parts = result.get_components()
+    assert parts.frame_rate == Fraction(24000, 1001) and parts.audio is audio and result.get_dimensions() == (64, 32)
+    small = video_node.scale_frames(source, 16, 8)
+    assert small.shape == (3, 8, 16, 3)
+    pixel, _ = nodes()["Show1PixelSR"]().upscale(models["pixel_sr"], models["t5_embeds"], small, STEPS, 7.0, 250, SEED, 1.0)
+    final, _ = nodes()["Show1LatentSR"]().upscale(models["latent_sr"], models["clip_embeds"], pixel, 64, 32, STEPS, 0.8, 15.0, SEED, 1.0)
+    assert torch.equal(parts.images, final)
+    with pytest.raises(InputError, match="video needs a VIDEO"):
+        nodes()["Show1UpscaleVideo"]().upscale(source, models["pixel_sr"], models["t5_embeds"], models["latent_sr"], models["clip_embeds"], **arguments)
+
+
+def test_scaling_frames_crops_the_centre_to_the_target_aspect():
+    video_node = pack_module("video_node")
+    wide = torch.zeros(1, 10, 40, 3)
+    wide[:, :, 10:30] = 1.0  # a bright centre as wide as the crop
+    scaled = video_node.scale_frames(wide, 8, 4)
+    assert scaled.shape == (1, 4, 8, 3) and torch.equal(scaled, torch.ones_like(scaled))

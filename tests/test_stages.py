@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from show1_core.errors import GenerationCancelled, InputError, NonFiniteOutputError, WrongStageError
+from show1_core.errors import GenerationCancelled, InputError, InvalidSettingsError, NonFiniteOutputError, WrongStageError
 from show1_core.loading import load_stage_model
 from show1_core.settings import (
     FirstFrameSettings,
@@ -407,8 +407,9 @@ def test_decoded_nan_is_reported(models, monkeypatch):
         return out
 
     monkeypatch.setattr(vae, "decode", overflowing)
-    with pytest.raises(NonFiniteOutputError, match="VAE"):
+    with pytest.raises(NonFiniteOutputError, match="VAE") as caught:
         decode_latents(vae, torch.zeros(1, 4, 1, 4, 4))
+    assert "fp16" not in str(caught.value), "an fp32 VAE is not told about fp16 overflow"
 
 
 def test_strength_bounds(models, clip):
@@ -533,3 +534,86 @@ def test_non_finite_output_is_reported_with_advice_for_the_precision(models, t5,
     monkeypatch.setattr(model.unet, "forward", broken)
     with pytest.raises(NonFiniteOutputError, match=advice):
         generate_keyframes(model, t5, KeyframeSettings(num_frames=2, height=16, width=16, steps=1))
+
+
+# --- values a stage must refuse (issue 12, defects 6 and 7) ---------------------------------
+
+
+def _keyframes(models, t5, **changes):
+    settings = replace(KeyframeSettings(num_frames=2, height=16, width=16, steps=1), **changes)
+    return generate_keyframes(models["show-1-base"], t5, settings)
+
+
+def _first_frame(models, t5, **changes):
+    return upscale_first_frame(models["IF-II-L-v1.0"], _video(1)[:, :, 0], t5, 64, 64, FirstFrameSettings(steps=1, **changes))
+
+
+def _pixel_sr(models, t5, **changes):
+    video = _video(2)
+    anchor = upscale_bilinear(video[:, :, 0], 64, 64)
+    return super_resolve_pixels(models["show-1-sr1"], video, t5, anchor, PixelSRSettings(steps=1, **changes))
+
+
+@pytest.mark.parametrize(
+    "run, message",
+    [
+        (lambda m, t5: _keyframes(m, t5, guidance=-1.0), r"keyframes.guidance must be a number from 0 to 100 \(1 or less: no guidance\), got -1.0"),
+        (lambda m, t5: _keyframes(m, t5, guidance=float("nan")), "keyframes.guidance must be .* got nan"),
+        (lambda m, t5: _keyframes(m, t5, width=100000), "keyframes.width must be a whole number from 1 to 4096, got 100000"),
+        (lambda m, t5: interpolate_frames(m["show-1-interpolation"], _video(2), t5, InterpolationSettings(guidance=float("inf"))), "guidance .* got inf"),
+        (lambda m, t5: _first_frame(m, t5, noise_level=-1), "first_frame.noise_level must be a whole number from 0 to 999"),
+        (lambda m, t5: _pixel_sr(m, t5, noise_level=5000), "pixel_sr.noise_level must be a whole number from 0 to 999 .* got 5000"),
+        (lambda m, t5: prepare_input(_video(2), 0, 32), "latent_sr.width must be a whole number from 1 to 4096, got 0"),
+    ],
+    ids=["negative-guidance", "nan-guidance", "huge-width", "inf-guidance", "negative-noise", "noise-5000", "width-0"],
+)
+def test_settings_out_of_range_are_refused_with_the_range(models, t5, run, message):
+    with pytest.raises(InvalidSettingsError, match=message):
+        run(models, t5)
+
+
+def test_a_noise_level_the_models_noising_scheduler_lacks_is_refused(tiny_models, t5):
+    model = load_stage_model(tiny_models["show-1-sr1"])
+    config = dict(model.noising_scheduler.config, num_train_timesteps=200)
+    model.noising_scheduler = type(model.noising_scheduler).from_config(config)
+    with pytest.raises(InputError, match=r"noise_level must be from 0 to 199 \(the levels of the pixel super-resolution"):
+        _pixel_sr({"show-1-sr1": model}, t5, noise_level=250)
+
+
+@pytest.mark.parametrize(
+    "frames, message",
+    [
+        (((_video(2) + 1) * 127.5).to(torch.uint8), "torch.uint8 tensor; stages take floating-point videos in \\[-1, 1\\]"),
+        ((_video(2) + 1) * 127.5, "holds values from .* to 25\\d.*; stages take videos in \\[-1, 1\\] \\(0..255 frames: divide by 127.5"),
+    ],
+    ids=["uint8", "float-0-255"],
+)
+def test_eight_bit_frames_are_refused_by_every_pixel_stage(models, t5, frames, message):
+    anchor = upscale_bilinear(frames[:, :, 0].float(), 64, 64)
+    with pytest.raises(InputError, match=message):
+        interpolate_frames(models["show-1-interpolation"], frames, t5, InterpolationSettings(steps=1))
+    with pytest.raises(InputError, match=message):
+        super_resolve_pixels(models["show-1-sr1"], frames, t5, anchor.clamp(-1, 1), PixelSRSettings(steps=1))
+    with pytest.raises(InputError, match=message):
+        upscale_first_frame(models["IF-II-L-v1.0"], frames[:, :, 0], t5, 64, 64, FirstFrameSettings(steps=1))
+    with pytest.raises(InputError, match=message):
+        prepare_input(frames, 32, 32)
+
+
+@pytest.mark.parametrize("which", ["prompt", "negative prompt"])
+def test_non_finite_embeddings_are_named_before_the_first_step(models, t5, which):
+    """In fp32: the error names the input, not fp16 overflow, and comes before any step runs."""
+    nan = torch.full_like(t5.positive, float("nan"))
+    embeds = PromptEmbeds(nan, t5.negative) if which == "prompt" else PromptEmbeds(t5.positive, nan)
+    steps = []
+    with pytest.raises(InputError, match=f"^the {which} embeddings given to the keyframes .* contain NaN or infinite values"):
+        generate_keyframes(models["show-1-base"], embeds, KeyframeSettings(num_frames=2, height=16, width=16, steps=1), callback=steps.append)
+    assert steps == []
+
+
+def test_a_non_finite_first_frame_is_named(models, t5):
+    video = _video(2)
+    anchor = upscale_bilinear(video[:, :, 0], 64, 64)
+    anchor[0, 0, 0, 0] = float("inf")
+    with pytest.raises(InputError, match="the upscaled first frame contains NaN or infinite values"):
+        super_resolve_pixels(models["show-1-sr1"], video, t5, anchor, PixelSRSettings(steps=1))

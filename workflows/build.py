@@ -243,9 +243,11 @@ def to_ui(graph: Graph, classes: dict[str, type], names: dict[str, str]) -> dict
     }
 
 
-def _encoders(g: Graph, prompt: str, clip: bool = True, title: str | None = None) -> Node:
-    t5 = g.add("Show1T5Loader")
-    inputs = {"t5": t5[0], "prompt": prompt}
+def _encoders(g: Graph, prompt: str, clip: bool = True, title: str | None = None, t5: bool = True) -> Node:
+    """Show-1 Text Encode with only the encoders the graph uses connected (an unconnected one never loads)."""
+    inputs: dict = {"prompt": prompt}
+    if t5:
+        inputs["t5"] = g.add("Show1T5Loader")[0]
     if clip:
         inputs["clip"] = g.add("Show1CLIPLoader")[0]
     return g.add("Show1TextEncode", title, **inputs)
@@ -302,24 +304,20 @@ def keyframes_preview() -> Graph:
 
 
 def upscale_any_video() -> Graph:
-    """A loaded video through pixel SR and expert latent SR."""
+    """A loaded video through pixel SR and expert latent SR, VIDEO in and VIDEO out."""
     g = Graph(
         "show1_upscale_any_video",
-        "Upscale any video with Show-1's stages 3 and 4: the loaded video is scaled to 64x40, upscaled x4 in pixel "
-        "space (bilinear first frame, no gated download) and then to 576x320 by the expert latent SR model. Describe "
-        "the video in the prompt.",
+        "Upscale any video with Show-1's stages 3 and 4: Load Video -> Show-1 Upscale Video -> Save Video. The frames "
+        "are scaled to 64x40, upscaled x4 in pixel space (bilinear first frame, no gated download) and then to 576x320 "
+        "by the expert latent SR model; frame rate and audio pass through. Describe the video in the prompt.",
     )
-    components, small = _loaded_video(g, "show1_input.mp4", 64, 40, "Scale to the stage-3 input size")
     text = _encoders(g, "a cat running through a garden", title="Describe the input video")
-    pixel_sr = g.add(
-        "Show1PixelSR", "Stage 3: pixel super-resolution", model=g.add("Show1PixelSRModelLoader")[0], t5_embeds=text[0],
-        images=small[0], fps=components[2],
+    upscaled = g.add(
+        "Show1UpscaleVideo", "Stages 3-4: upscale the video", video=g.add("LoadVideo", file="show1_input.mp4")[0],
+        pixel_sr_model=g.add("Show1PixelSRModelLoader")[0], t5_embeds=text[0],
+        latent_sr_model=g.add("Show1LatentSRModelLoader")[0], clip_embeds=text[1],
     )
-    latent_sr = g.add(
-        "Show1LatentSR", "Stage 4: expert latent super-resolution", model=g.add("Show1LatentSRModelLoader")[0],
-        clip_embeds=text[1], images=pixel_sr[0], fps=pixel_sr[1],
-    )
-    _save(g, latent_sr[0], latent_sr[1], "video/show1_upscaled")
+    g.add("SaveVideo", video=upscaled[0], filename_prefix="video/show1_upscaled")
     return g
 
 
@@ -332,7 +330,7 @@ def stage4_on_other_frames() -> Graph:
         "UNet and decoded. The LATENT sockets accept other latent video nodes.",
     )
     components, sized = _loaded_video(g, "other_model_output.mp4", 576, 320, "Scale to 576x320")
-    text = _encoders(g, "a cat running through a garden", title="Describe the input video")
+    text = _encoders(g, "a cat running through a garden", title="Describe the input video", t5=False)
     model = g.add("Show1LatentSRModelLoader")
     latent = g.add("Show1VAEEncode", model=model[0], images=sized[0])
     refined = g.add("Show1LatentRefine", "Stage 4: latent refine", model=model[0], clip_embeds=text[1], latent=latent[0])

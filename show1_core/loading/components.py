@@ -62,18 +62,23 @@ def read_json(path: Path) -> dict[str, Any]:
 
 @contextmanager
 def _quiet_libraries() -> Iterator[None]:
-    """Silence the libraries' own load reports: every problem they would log is raised here instead."""
+    """Silence the libraries' own load reports and progress bars: every problem they would log is raised
+    here instead, and show1's callers report loading as they choose (the command line as a phase)."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
-    levels = diffusers_logging.get_verbosity(), transformers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_error()
-    transformers_logging.set_verbosity_error()
+    libraries = (diffusers_logging, transformers_logging)
+    saved = [(library.get_verbosity(), library.is_progress_bar_enabled()) for library in libraries]
+    for library in libraries:
+        library.set_verbosity_error()
+        library.disable_progress_bar()
     try:
         yield
     finally:
-        diffusers_logging.set_verbosity(levels[0])
-        transformers_logging.set_verbosity(levels[1])
+        for library, (level, bars) in zip(libraries, saved):
+            library.set_verbosity(level)
+            if bars:
+                library.enable_progress_bar()
 
 
 def _mismatch_error(folder: Path, missing: list[str], unexpected: list[str], mis_shaped: list[str], shapes: dict) -> StateDictMismatchError:

@@ -247,3 +247,26 @@ def resolve_checkpoint(
     if still:
         raise MissingFilesError(f"after downloading {repo_id}, {target} still lacks {', '.join(still)}")
     return target
+
+
+T5_CONFIG_PATTERNS = ["tokenizer/*", "text_encoder/config.json"]
+"""What a single-file T5 needs from show-1-base: its tokenizer and the encoder's config (about 1 MB)."""
+
+
+def resolve_t5_tokenizer(models_dir: Path | str | None = None, allow_download: bool = True) -> Path:
+    """The show-1-base folder holding the T5 tokenizer and ``text_encoder/config.json``, fetching only those.
+
+    A single-file T5-XXL (:mod:`.t5_file`) brings the weights; Show-1's tokenisation and the
+    architecture come from here.
+    """
+    checkpoint = known_checkpoint("showlab/show-1-base")
+    target = Path(models_dir or default_models_dir()).expanduser() / checkpoint.name
+    if _component_ready(target / "tokenizer", "tokenizer") and (target / "text_encoder" / "config.json").is_file():
+        return target
+    if not allow_download:
+        raise MissingFilesError(
+            f"{target} lacks the T5 tokenizer and text_encoder/config.json of {checkpoint.repo_id}, which a single-file T5 "
+            f"uses. Download them (about 1 MB) with `{_manual_download_hint(checkpoint.repo_id, target, T5_CONFIG_PATTERNS)}`"
+        )
+    download(checkpoint.repo_id, target, T5_CONFIG_PATTERNS, checkpoint)
+    return target

@@ -49,7 +49,7 @@ class StageModel:
         return [m for m in (unet, self.vae) if m is not None]
 
 
-def _pipeline_root(path: Path) -> tuple[Path, Path]:
+def pipeline_folders(path: Path) -> tuple[Path, Path]:
     """Split a reference into (pipeline folder, unet folder); accepts either one."""
     if (path / "unet").is_dir():
         return path, path / "unet"
@@ -92,7 +92,7 @@ def load_stage_model(path: Path | str, stage: Stage | str | None = None, dtype: 
     """
     if stage is not None and not isinstance(stage, Stage):
         stage = _stage_named(stage)
-    root, unet_folder = _pipeline_root(Path(path).expanduser())
+    root, unet_folder = pipeline_folders(Path(path).expanduser())
     found = stage_of_unet_config(read_json(unet_folder / "config.json"))
     if found is None:
         raise WrongStageError(f"{unet_folder} does not hold a Show-1 or IF-II-L UNet")

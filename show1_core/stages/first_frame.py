@@ -15,7 +15,9 @@ from ..loading.stage_model import StageModel
 from ..settings import FirstFrameSettings
 from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
-from .validation import check_positive, check_spatial_size
+from ..errors import InputError
+from ..setting_ranges import first_frame_problems, raise_problems
+from .validation import check_image, check_spatial_size
 
 
 def upscale_bilinear(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -23,8 +25,18 @@ def upscale_bilinear(images: torch.Tensor, height: int, width: int) -> torch.Ten
     return F.interpolate(images, (height, width), mode="bilinear", align_corners=True)
 
 
+def check_noise_level(model: StageModel, noise_level: int) -> None:
+    """``noise_level`` must be one of the levels of the stage's noising scheduler."""
+    levels = model.noising_scheduler.config.num_train_timesteps
+    if not 0 <= noise_level < levels:
+        raise InputError(
+            f"noise_level must be from 0 to {levels - 1} (the levels of the {model.stage.title} noising scheduler), got {noise_level}"
+        )
+
+
 def noised_condition(model: StageModel, low_res: torch.Tensor, noise: torch.Tensor, noise_level: int) -> torch.Tensor:
     """Add noise to an upscaled condition at ``noise_level`` with the stage's noising scheduler."""
+    check_noise_level(model, noise_level)
     levels = torch.full((low_res.shape[0],), noise_level, device=low_res.device, dtype=torch.long)
     return model.noising_scheduler.add_noise(low_res, noise, levels)
 
@@ -48,7 +60,8 @@ def upscale_first_frame(
     """
     model.require(Stage.FIRST_FRAME)
     unet = model.unet
-    check_positive(steps=settings.steps)
+    raise_problems(first_frame_problems(settings))
+    check_image(image, "the frame to upscale")
     check_spatial_size(unet, height, width, Stage.FIRST_FRAME)
     batch = image.shape[0]
     embeds = embeddings_for(unet, embeds, Stage.FIRST_FRAME.title, batch)

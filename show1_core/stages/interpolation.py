@@ -18,7 +18,8 @@ from ..loading.stage_model import StageModel
 from ..settings import InterpolationSettings
 from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
-from .validation import check_positive, check_spatial_size, check_video
+from ..setting_ranges import interpolation_problems, raise_problems
+from .validation import check_spatial_size, check_video
 
 
 def interpolated_length(num_frames: int, frames_between: int) -> int:
@@ -68,8 +69,8 @@ def interpolate_frames(
     """
     model.require(Stage.INTERPOLATION)
     unet = model.unet
-    check_video(frames, "the video to interpolate", min_frames=2)
-    check_positive(frames_between=settings.frames_between, steps=settings.steps)
+    raise_problems(interpolation_problems(settings))
+    check_video(frames, "the video to interpolate", min_frames=2, pixels=True)
     batch, _, num_frames, height, width = frames.shape
     check_spatial_size(unet, height, width, Stage.INTERPOLATION)
     embeds = embeddings_for(unet, embeds, Stage.INTERPOLATION.title, batch)
@@ -77,7 +78,6 @@ def interpolate_frames(
     window = settings.frames_between + 2
     windows = num_frames - 1
     chunk = settings.window_batch or windows
-    check_positive(window_batch=chunk)
 
     conditions = window_conditions(frames.to(device, dtype), window)
     noise = noise_like((batch, 3, window, height, width), seeded_generator(seed), device, dtype)

@@ -9,6 +9,7 @@ from ..loading.stage_model import StageModel
 from ..settings import KeyframeSettings
 from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
+from ..setting_ranges import keyframe_problems, raise_problems
 from .validation import check_positive, check_spatial_size
 
 
@@ -28,7 +29,8 @@ def generate_keyframes(
     """
     model.require(Stage.KEYFRAMES)
     unet = model.unet
-    check_positive(num_frames=settings.num_frames, steps=settings.steps, batch=batch)
+    raise_problems(keyframe_problems(settings))
+    check_positive(batch=batch)
     check_spatial_size(unet, settings.height, settings.width, Stage.KEYFRAMES)
     embeds = embeddings_for(unet, embeds, Stage.KEYFRAMES.title, batch)
     device, dtype = unet.device, unet.dtype

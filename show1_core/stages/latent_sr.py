@@ -36,6 +36,7 @@ from .sampling import (
     noise_like,
     seeded_generator,
 )
+from ..setting_ranges import frame_size_problems, latent_sr_problems, raise_problems
 from .validation import check_positive, check_video
 
 
@@ -65,6 +66,8 @@ def uint8_frames_to_video(frames: np.ndarray) -> torch.Tensor:
 
 def prepare_input(video: torch.Tensor, width: int, height: int) -> tuple[np.ndarray, torch.Tensor]:
     """The stage-4 input from a stage-3 video: (uint8 frames at the target size, float video in [-1, 1])."""
+    raise_problems(frame_size_problems("latent_sr", width, height))
+    check_video(video, "the video to super-resolve", pixels=True)
     frames = resize_uint8_frames(to_uint8_frames(video), width, height)
     return frames, uint8_frames_to_video(frames)
 
@@ -82,7 +85,7 @@ def encode_video(vae: AutoencoderKL, video: torch.Tensor, generator: torch.Gener
     then one posterior sample is drawn for all of them, so the chunk size never shifts the
     random draws.
     """
-    check_video(video, "the video to encode")
+    check_video(video, "the video to encode", pixels=True)
     scale = vae_scale(vae)
     if video.shape[-1] % scale or video.shape[-2] % scale:
         raise InputError(f"the VAE needs frame sizes that are multiples of {scale}, got {video.shape[-1]}x{video.shape[-2]}")
@@ -114,7 +117,8 @@ def decode_latents(
 
     images = retry_smaller_on_oom(decode, frames_per_batch, vae.device, "VAE decoding")
     if not torch.isfinite(images).all():
-        raise NonFiniteOutputError("the VAE decoded NaN or infinite values (fp16 overflow); decode in bf16 or fp32")
+        advice = "fp16 overflow: decode in bf16 or fp32" if images.dtype == torch.float16 else "the latents drive the VAE out of range"
+        raise NonFiniteOutputError(f"the VAE decoded NaN or infinite values ({advice})")
     return batch_to_frames(images, latents.shape[0]).to(dtype)
 
 
@@ -133,15 +137,8 @@ def refine_latents(
         raise InputError("the expert latent super-resolution model was loaded without its VAE (its scaling_factor is needed)")
     scaling = model.vae.config.scaling_factor
     unet = model.unet
+    raise_problems(latent_sr_problems(settings))
     check_video(latents, "the latents to refine", channels=unet.config.in_channels)
-    check_positive(steps=settings.steps)
-    if settings.frame_window < 0 or (settings.frame_window and not 0 <= settings.frame_overlap < settings.frame_window):
-        raise InputError(
-            f"frame_window must be 0 (all frames) or positive, and frame_overlap at least 0 and smaller than it; got "
-            f"{settings.frame_window} and {settings.frame_overlap}"
-        )
-    if not 0 < settings.strength <= 1:
-        raise InputError(f"strength must be in (0, 1], got {settings.strength}")
     batch = latents.shape[0]
     embeds = embeddings_for(unet, embeds, Stage.LATENT_SR.title, batch)
     device, dtype = unet.device, unet.dtype
@@ -151,8 +148,6 @@ def refine_latents(
     kept = min(int(settings.steps * settings.strength), settings.steps)
     start = max(settings.steps - kept, 0) * scheduler.order
     timesteps = scheduler.timesteps[start:]
-    if not len(timesteps):
-        raise InputError(f"strength {settings.strength} with {settings.steps} steps leaves no step to run")
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(start)
     clean = frames_to_batch(latents.to(device, dtype) * scaling)
@@ -191,6 +186,7 @@ def super_resolve_latent(
     model.require(Stage.LATENT_SR)
     if model.vae is None:
         raise InputError("the expert latent super-resolution model was loaded without its VAE")
+    raise_problems(latent_sr_problems(settings))
     vae = model.vae
     generator = seeded_generator(seed)
     latents = encode_video(vae, video, generator, settings.vae_batch)

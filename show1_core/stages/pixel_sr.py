@@ -30,7 +30,8 @@ from .sampling import (
     noise_like,
     seeded_generator,
 )
-from .validation import check_positive, check_spatial_size, check_video
+from ..setting_ranges import pixel_sr_problems, raise_problems
+from .validation import check_image, check_positive, check_spatial_size, check_video
 
 
 def window_starts(num_frames: int, window: int, stride: int) -> list[tuple[int, int]]:
@@ -72,12 +73,13 @@ def super_resolve_pixels(
     """
     model.require(Stage.PIXEL_SR)
     unet = model.unet
-    check_video(video, "the video to upscale")
-    check_positive(scale=settings.scale, steps=settings.steps)
+    raise_problems(pixel_sr_problems(settings))
+    check_video(video, "the video to upscale", pixels=True)
     batch, _, num_frames, low_h, low_w = video.shape
     height, width = low_h * settings.scale, low_w * settings.scale
     check_spatial_size(unet, height, width, Stage.PIXEL_SR)
     embeds = embeddings_for(unet, embeds, Stage.PIXEL_SR.title, batch)
+    check_image(first_frame, "the upscaled first frame")
     if tuple(first_frame.shape) != (batch, 3, height, width):
         raise InputError(
             f"the upscaled first frame must be {(batch, 3, height, width)} to match the video, got {tuple(first_frame.shape)}"

@@ -62,6 +62,12 @@ def embeddings_for(unet: nn.Module, embeds: PromptEmbeds, stage: str, batch: int
             f"the {stage} model takes {encoder} text embeddings of width {expected}, but got width {embeds.width}; "
             "encode the prompt with that stage's text encoder"
         )
+    for which, tensor in (("prompt", embeds.positive), ("negative prompt", embeds.negative)):
+        if not torch.isfinite(tensor).all():
+            raise InputError(
+                f"the {which} embeddings given to the {stage} contain NaN or infinite values; encode the prompt again "
+                "(in bf16 or fp32 if the text encoder ran in fp16)"
+            )
     if embeds.positive.shape[0] not in (1, batch):
         raise InputError(f"{embeds.positive.shape[0]} prompts given for a batch of {batch} videos")
     return embeds.to(unet.device, unet.dtype).repeat(batch // embeds.positive.shape[0])

@@ -38,8 +38,16 @@ def check_spatial_size(unet: nn.Module, height: int, width: int, stage: Stage) -
         )
 
 
-def check_video(video: torch.Tensor, name: str, min_frames: int = 1, channels: int = 3) -> None:
-    """A video tensor must be ``(batch, channels, frames, height, width)``, finite, with enough frames."""
+PIXEL_LIMIT = 2.0
+"""Largest magnitude accepted in a pixel video: [-1, 1], with room for the overshoot of a stage's last step."""
+
+
+def check_video(video: torch.Tensor, name: str, min_frames: int = 1, channels: int = 3, pixels: bool = False) -> None:
+    """A video tensor must be ``(batch, channels, frames, height, width)``, finite, with enough frames.
+
+    With ``pixels``, it must also be floating point in [-1, 1] (up to :data:`PIXEL_LIMIT`): 8-bit or
+    0..255 frames are refused instead of giving a finite but wrong result.
+    """
     if not isinstance(video, torch.Tensor) or video.ndim != 5:
         shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
         raise InputError(f"{name} must be a (batch, channels, frames, height, width) tensor, got {shape}")
@@ -47,5 +55,23 @@ def check_video(video: torch.Tensor, name: str, min_frames: int = 1, channels: i
         raise InputError(f"{name} must have {channels} channels, got {video.shape[1]}")
     if video.shape[2] < min_frames:
         raise InputError(f"{name} needs at least {min_frames} frames, got {video.shape[2]}")
+    if pixels and not video.is_floating_point():
+        raise InputError(
+            f"{name} is a {video.dtype} tensor; stages take floating-point videos in [-1, 1] "
+            "(convert 0..255 frames with video.float() / 127.5 - 1)"
+        )
     if not torch.isfinite(video).all():
         raise InputError(f"{name} contains NaN or infinite values")
+    if pixels and video.numel() and video.abs().max() > PIXEL_LIMIT:
+        raise InputError(
+            f"{name} holds values from {video.min().item():.4g} to {video.max().item():.4g}; stages take videos in [-1, 1] "
+            "(0..255 frames: divide by 127.5 and subtract 1; 0..1 frames: multiply by 2 and subtract 1)"
+        )
+
+
+def check_image(image: torch.Tensor, name: str) -> None:
+    """An image batch must be a floating-point ``(batch, 3, height, width)`` tensor in [-1, 1], finite."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 4:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise InputError(f"{name} must be a (batch, channels, height, width) tensor, got {shape}")
+    check_video(image.unsqueeze(2), name, pixels=True)

@@ -1,0 +1,57 @@
+"""Single model files picked by name from a list of folders (LoRAs, single-file text encoders).
+
+A name is a path relative to one of the folders, as ComfyUI's own loaders name files. Names
+come from workflow JSON, so they resolve only inside the folders: absolute paths, drive
+letters, ``..`` and links leading out of a folder are refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Callable
+
+from show1_core import InputError, MissingFilesError
+
+
+def files_in(roots: list[Path], accept: Callable[[Path], bool]) -> list[str]:
+    """Names of the ``.safetensors`` files under ``roots`` that ``accept`` takes, sorted, the first folder winning a name."""
+    names: dict[str, None] = {}
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for folder, _, files in os.walk(root, followlinks=True):
+            for file in files:
+                path = Path(folder) / file
+                if path.suffix == ".safetensors" and accept(path):
+                    names.setdefault(path.relative_to(root).as_posix(), None)
+    return sorted(names)
+
+
+def _checked_name(name: str, roots: list[Path], what: str) -> PurePosixPath:
+    text = str(name).strip().replace("\\", "/")
+    relative = PurePosixPath(text)
+    if not text or relative.is_absolute() or PureWindowsPath(text).drive or ".." in relative.parts:
+        raise InputError(
+            f"{what} {name!r} must be a file name inside {', '.join(map(str, roots))}; absolute paths and '..' are not allowed"
+        )
+    return relative
+
+
+def resolve_file(name: str, roots: list[Path], what: str, hint: str) -> Path:
+    """The file ``name`` inside the first of ``roots`` that has it; refuses names and links that lead outside.
+
+    ``what`` names the kind of file in messages ("LoRA"); ``hint`` says where such files come from.
+    """
+    relative = _checked_name(name, roots, what)
+    for root in roots:
+        candidate = root.joinpath(*relative.parts)
+        if not candidate.is_file():
+            continue
+        if not candidate.resolve().is_relative_to(root.resolve()):
+            raise InputError(
+                f"{candidate} links outside its {what} folder {root}; put the file itself in the folder, or add its "
+                "folder to ComfyUI's extra_model_paths.yaml"
+            )
+        return candidate
+    raise MissingFilesError(f"no {what} file {name!r} in {', '.join(map(str, roots))}. {hint}")

@@ -1,0 +1,152 @@
+"""Show-1 Upscale Video: a core ``VIDEO`` in, the same video through stages 3 and 4 out, frame rate and audio kept.
+
+Core ComfyUI's ``VIDEO`` is a ``VideoInput`` whose ``get_components()`` gives
+``VideoComponents(images, frame_rate, audio)``; a new one is made with
+``comfy_api.latest.InputImpl.VideoFromComponents`` (``comfy_api/latest/_input_impl/video_types.py``).
+Without ComfyUI the node returns :class:`ComponentsVideo`, shaped the same way.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from show1_core import PAPER_SETTINGS, InputError, PlacedStage, latent_sr_problems
+
+from .stage_nodes import LatentSR, PixelSR
+from .types import CLIP_EMBEDS, FIRST_FRAME_MODEL, LATENT_SR_MODEL, PIXEL_SR_MODEL, T5_EMBEDS
+from .widget_checks import verdict, widget_problems
+from .widgets import seed_input, size_input, socket, steps_input, strength_input
+
+PIXEL_SR_FACTOR = 4
+LATENT_SR, PIXEL = PAPER_SETTINGS.latent_sr, PAPER_SETTINGS.pixel_sr
+STAGE3_WIDTH, STAGE3_HEIGHT = PAPER_SETTINGS.keyframes.width, PAPER_SETTINGS.keyframes.height
+
+
+@dataclass
+class VideoComponents:
+    """The parts of a video, as core's ``comfy_api`` ``VideoComponents``: frames ``[T, H, W, 3]`` in 0..1."""
+
+    images: torch.Tensor
+    frame_rate: Fraction
+    audio: Any | None = None
+    metadata: dict | None = None
+
+
+class ComponentsVideo:
+    """A ``VIDEO`` value made from components, as core's ``VideoFromComponents`` (used outside ComfyUI)."""
+
+    def __init__(self, components: VideoComponents):
+        self._components = components
+
+    def get_components(self) -> VideoComponents:
+        """Frames, frame rate and audio."""
+        return VideoComponents(self._components.images, self._components.frame_rate, self._components.audio)
+
+    def get_dimensions(self) -> tuple[int, int]:
+        """(width, height) of the frames."""
+        return self._components.images.shape[2], self._components.images.shape[1]
+
+
+def make_video(images: torch.Tensor, frame_rate: Fraction, audio: Any | None) -> Any:
+    """A ``VIDEO``: core's ``VideoFromComponents`` inside ComfyUI, else :class:`ComponentsVideo`."""
+    try:
+        latest = importlib.import_module("comfy_api.latest")
+    except ImportError:
+        return ComponentsVideo(VideoComponents(images, frame_rate, audio))
+    return latest.InputImpl.VideoFromComponents(latest.Types.VideoComponents(images=images, audio=audio, frame_rate=frame_rate))
+
+
+def components_of(video: Any) -> Any:
+    """The components of a ``VIDEO`` input, or a clear error for anything else."""
+    if not callable(getattr(video, "get_components", None)):
+        raise InputError(f"video needs a VIDEO (from Load Video or any video node), got {type(video).__name__}")
+    return video.get_components()
+
+
+def scale_frames(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Frames ``[T, H, W, 3]`` centre-cropped to the aspect of ``width`` x ``height`` and resized (area) to it."""
+    frames = images.movedim(-1, 1).float()
+    _, _, source_height, source_width = frames.shape
+    if source_width * height > source_height * width:
+        crop = round(source_height * width / height)
+        offset = (source_width - crop) // 2
+        frames = frames[..., offset:offset + crop]
+    else:
+        crop = round(source_width * height / width)
+        offset = (source_height - crop) // 2
+        frames = frames[..., offset:offset + crop, :]
+    return F.interpolate(frames, size=(height, width), mode="area").movedim(1, -1)
+
+
+class UpscaleVideo:
+    """Upscales any video with Show-1's stages 3 and 4: VIDEO in, VIDEO out, frame rate and audio kept.
+
+    The frames are centre-cropped and scaled to a quarter of the output's stage-3 size (64x40 in the paper), upscaled x4
+    in pixel space (IF-II-L first frame when its model is connected, else bilinear) and refined to width x height by the
+    expert latent SR model. Describe the video in the prompt of Show-1 Text Encode.
+    """
+
+    FUNCTION = "upscale"
+    CATEGORY = "Show-1"
+    RETURN_TYPES = ("VIDEO",)
+    RETURN_NAMES = ("video",)
+    OUTPUT_TOOLTIPS = ("The upscaled video, with the input's frame rate and audio; wire it into Save Video.",)
+    DESCRIPTION = (
+        "Show-1 stages 3 and 4 on any video: Load Video -> Show-1 Upscale Video -> Save Video. The frames are scaled to "
+        "64x40 (the paper's), upscaled x4 in pixel space and refined to 576x320 by the expert latent SR model; frame "
+        "rate and audio pass through."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        """The video, both stage models and their embeddings, the sizes and the sampling settings."""
+        return {
+            "required": {
+                "video": socket("VIDEO", "The video to upscale (Load Video, or any node that outputs VIDEO)."),
+                "pixel_sr_model": socket(PIXEL_SR_MODEL, "The pixel super-resolution model (Show-1 stage 3 loader)."),
+                "t5_embeds": socket(T5_EMBEDS, "T5 embeddings of a prompt describing the video (Show-1 Text Encode)."),
+                "latent_sr_model": socket(LATENT_SR_MODEL, "The expert latent SR model (Show-1 stage 4 loader)."),
+                "clip_embeds": socket(CLIP_EMBEDS, "CLIP embeddings of the same prompt (Show-1 Text Encode)."),
+                "stage3_width": size_input(STAGE3_WIDTH, "Width the frames are scaled to before the x4 pixel SR", multiple=4),
+                "stage3_height": size_input(STAGE3_HEIGHT, "Height the frames are scaled to before the x4 pixel SR", multiple=4),
+                "width": size_input(LATENT_SR.width, "Output width"),
+                "height": size_input(LATENT_SR.height, "Output height"),
+                "pixel_sr_steps": steps_input(PIXEL.steps),
+                "latent_sr_steps": steps_input(LATENT_SR.steps),
+                "strength": strength_input(),
+                "seed": seed_input(),
+            },
+            "optional": {
+                "first_frame_model": socket(
+                    FIRST_FRAME_MODEL, "IF-II-L (gated) for frame 0, as in the paper; unconnected: a bilinear first frame."
+                ),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, latent_sr_steps: int | None = None, strength: float | None = None) -> bool | str:
+        """Stage-4 steps and a strength that leave a step to run, checked before stage 3 spends its time."""
+        return verdict(widget_problems(latent_sr_problems, LATENT_SR, steps=latent_sr_steps, strength=strength))
+
+    def upscale(
+        self, video: Any, pixel_sr_model: PlacedStage, t5_embeds: object, latent_sr_model: PlacedStage, clip_embeds: object,
+        stage3_width: int, stage3_height: int, width: int, height: int, pixel_sr_steps: int, latent_sr_steps: int,
+        strength: float, seed: int, first_frame_model: PlacedStage | None = None,
+    ) -> tuple[Any]:
+        """VIDEO -> VIDEO at width x height, through Show-1 Pixel SR and Expert Latent SR."""
+        components = components_of(video)
+        fps = float(components.frame_rate)
+        small = scale_frames(components.images, stage3_width, stage3_height)
+        upscaled, _ = PixelSR().upscale(
+            pixel_sr_model, t5_embeds, small, pixel_sr_steps, PIXEL.guidance, PIXEL.noise_level, seed, fps, first_frame_model
+        )
+        final, _ = LatentSR().upscale(
+            latent_sr_model, clip_embeds, upscaled, width, height, latent_sr_steps, strength, LATENT_SR.guidance, seed, fps
+        )
+        return (make_video(final, components.frame_rate, components.audio),)

@@ -1,0 +1,193 @@
+"""The range of every stage setting, checked without any model (issue 12, defects 5 and 6).
+
+Each ``*_problems`` function returns every problem of one stage's settings as a
+:class:`Problem` (empty: the settings are usable as far as can be told without the model),
+so the command line, the Python cascade, the stage functions and the ComfyUI nodes' own
+validation refuse the same values with the same words. What needs the model (size steps,
+noise levels of a given noising scheduler, memory) is checked in :mod:`show1_core.validation`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from .errors import InvalidSettingsError
+from .settings import (
+    CascadeSettings,
+    FirstFrameSettings,
+    InterpolationSettings,
+    KeyframeSettings,
+    LatentSRSettings,
+    PixelSRSettings,
+)
+
+MAX_SIZE = 4096
+"""Largest width or height of any stage's frames, in pixels (the paper's largest is 576)."""
+MAX_FRAMES = 256
+"""Most keyframes, and the longest pixel SR window."""
+MAX_FRAMES_BETWEEN = 15
+MAX_STEPS = 1000
+"""The released schedulers' training timesteps: more steps repeat timesteps."""
+MAX_GUIDANCE = 100.0
+MAX_NOISE_LEVEL = 999
+"""Highest condition noise level: the released noising schedulers have 1000 levels, 0 to 999."""
+MAX_FPS = 240.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One setting that cannot be used: which (``pixel_sr.noise_level``; ``None`` for a whole stage) and why."""
+
+    setting: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return self.message if self.setting is None else f"{self.setting} {self.message}"
+
+
+def raise_problems(problems: Sequence[Problem]) -> None:
+    """Raise one :class:`InvalidSettingsError` naming every problem, if there are any."""
+    if problems:
+        raise InvalidSettingsError([(p.setting, p.message) for p in problems])
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
+
+
+def whole(setting: str, value: object, low: int, high: int | None = None, why: str = "") -> list[Problem]:
+    """``value`` must be a whole number from ``low`` to ``high`` (no upper end: ``None``)."""
+    if _is_whole(value) and low <= value and (high is None or value <= high):
+        return []
+    bounds = f"of at least {low}" if high is None else f"from {low} to {high}"
+    return [Problem(setting, f"must be a whole number {bounds}{why}, got {value!r}")]
+
+
+def number(setting: str, value: object, low: float, high: float, low_open: bool = False, why: str = "") -> list[Problem]:
+    """``value`` must be a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if (low < value if low_open else low <= value) and value <= high:
+            return []
+    bounds = f"more than {low:g} and at most {high:g}" if low_open else f"from {low:g} to {high:g}"
+    return [Problem(setting, f"must be a number {bounds}{why}, got {value!r}")]
+
+
+def _steps(stage: str, steps: object) -> list[Problem]:
+    return whole(f"{stage}.steps", steps, 1, MAX_STEPS)
+
+
+def _guidance(stage: str, guidance: object) -> list[Problem]:
+    return number(f"{stage}.guidance", guidance, 0.0, MAX_GUIDANCE, why=" (1 or less: no guidance)")
+
+
+def _noise_level(stage: str, level: object) -> list[Problem]:
+    return whole(f"{stage}.noise_level", level, 0, MAX_NOISE_LEVEL, why=" (a level of the noising scheduler)")
+
+
+def frame_size_problems(stage: str, width: object, height: object) -> list[Problem]:
+    """A frame size: whole numbers of pixels from 1 to :data:`MAX_SIZE`."""
+    return whole(f"{stage}.width", width, 1, MAX_SIZE) + whole(f"{stage}.height", height, 1, MAX_SIZE)
+
+
+def keyframe_problems(settings: KeyframeSettings) -> list[Problem]:
+    """Stage 1: frame count, size, steps, guidance and frame rate."""
+    return [
+        *whole("keyframes.num_frames", settings.num_frames, 1, MAX_FRAMES),
+        *frame_size_problems("keyframes", settings.width, settings.height),
+        *_steps("keyframes", settings.steps),
+        *_guidance("keyframes", settings.guidance),
+        *number("keyframes.fps", settings.fps, 0.0, MAX_FPS, low_open=True),
+    ]
+
+
+def interpolation_problems(settings: InterpolationSettings) -> list[Problem]:
+    """Stage 2: frames between each pair, steps, guidance and windows per batch."""
+    problems = [
+        *whole("interpolation.frames_between", settings.frames_between, 1, MAX_FRAMES_BETWEEN),
+        *_steps("interpolation", settings.steps),
+        *_guidance("interpolation", settings.guidance),
+    ]
+    if settings.window_batch is not None:
+        problems += whole("interpolation.window_batch", settings.window_batch, 1, why=" (or None: all windows)")
+    return problems
+
+
+def first_frame_problems(settings: FirstFrameSettings) -> list[Problem]:
+    """Stage 3's IF-II-L frame: steps, guidance and condition noise level."""
+    return [
+        *_steps("first_frame", settings.steps),
+        *_guidance("first_frame", settings.guidance),
+        *_noise_level("first_frame", settings.noise_level),
+    ]
+
+
+def pixel_sr_problems(settings: PixelSRSettings) -> list[Problem]:
+    """Stage 3: scale, steps, guidance, noise level, and windows that share a frame."""
+    window = whole("pixel_sr.window", settings.window, 2, MAX_FRAMES)
+    problems = [
+        *whole("pixel_sr.scale", settings.scale, 1),
+        *_steps("pixel_sr", settings.steps),
+        *_guidance("pixel_sr", settings.guidance),
+        *_noise_level("pixel_sr", settings.noise_level),
+        *window,
+    ]
+    if not window:
+        problems += whole(
+            "pixel_sr.stride", settings.stride, 1, settings.window - 1,
+            why=f" (smaller than the window of {settings.window}, so neighbouring windows share a frame)",
+        )
+    return problems
+
+
+def latent_sr_problems(settings: LatentSRSettings) -> list[Problem]:
+    """Stage 4: size, steps, strength (and that it leaves a step to run), guidance, eta and frame windows."""
+    problems = [
+        *frame_size_problems("latent_sr", settings.width, settings.height),
+        *_steps("latent_sr", settings.steps),
+        *number("latent_sr.strength", settings.strength, 0.0, 1.0, low_open=True),
+        *_guidance("latent_sr", settings.guidance),
+        *number("latent_sr.eta", settings.eta, 0.0, 1.0),
+        *whole("latent_sr.vae_batch", settings.vae_batch, 1),
+        *whole("latent_sr.frame_window", settings.frame_window, 0, why=" (0: all frames at once)"),
+    ]
+    names = {p.setting for p in problems}
+    if settings.frame_window and not names & {"latent_sr.frame_window"}:
+        problems += whole(
+            "latent_sr.frame_overlap", settings.frame_overlap, 0, settings.frame_window - 1,
+            why=f" (smaller than frame_window {settings.frame_window})",
+        )
+    if not names & {"latent_sr.steps", "latent_sr.strength"} and int(settings.steps * settings.strength) < 1:
+        problems.append(
+            Problem(
+                "latent_sr.strength",
+                f"{settings.strength} with {settings.steps} steps leaves no step to run; use a strength of at least "
+                f"{math.ceil(100 / settings.steps) / 100:g} or more steps",
+            )
+        )
+    return problems
+
+
+def settings_problems(settings: CascadeSettings, stages: int = 4, first_frame_model: bool = True) -> list[Problem]:
+    """Every problem of the stages that will run (the first ``stages``), including what one stage asks of the next."""
+    kf = settings.keyframes
+    problems = keyframe_problems(kf)
+    if stages >= 2:
+        problems += interpolation_problems(settings.interpolation)
+        if kf.num_frames == 1:
+            why = "must be at least 2 when interpolation runs (it fills the frames between keyframes), got 1"
+            problems.append(Problem("keyframes.num_frames", why))
+    if stages >= 3:
+        problems += first_frame_problems(settings.first_frame) if first_frame_model else []
+        problems += pixel_sr_problems(settings.pixel_sr)
+        scale = settings.pixel_sr.scale
+        for side in ("width", "height"):
+            value = getattr(kf, side)
+            if _is_whole(value) and _is_whole(scale) and value <= MAX_SIZE < value * scale:
+                problems.append(
+                    Problem(f"keyframes.{side}", f"{value} upscaled {scale}x by pixel SR is {value * scale}, more than {MAX_SIZE} pixels")
+                )
+    if stages >= 4:
+        problems += latent_sr_problems(settings.latent_sr)
+    return problems

@@ -1,0 +1,226 @@
+"""Every stage's settings checked against every model before the first step (issue 12, defect 5).
+
+A run of the cascade used to find a bad stage-4 size or stage-3 noise level only when that
+stage started, minutes of accelerator time later. :func:`validate_cascade` checks all of it
+up front: the ranges of :mod:`show1_core.setting_ranges`, then what each model allows (read
+from its configs, so nothing is loaded: size steps, noise levels, the VAE's scale), then a
+lower bound of each stage's memory (:mod:`show1_core.footprint`) against the device's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from .footprint import device_memory_bytes, gib, unet_activation_bytes, video_bytes
+from .loading.components import read_json
+from .loading.registry import Stage
+from .loading.stage_model import StageModel, pipeline_folders
+from .settings import CascadeSettings
+from .setting_ranges import Problem, raise_problems, settings_problems
+from .stages.interpolation import interpolated_length
+
+
+def _scale(config: Mapping[str, Any]) -> int:
+    return 2 ** (len(config["block_out_channels"]) - 1)
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """What one stage model allows, from its configs."""
+
+    stage: Stage
+    size_multiple: int
+    """Frame sizes must be multiples of this (the UNet's down/up path)."""
+    features: int
+    """Channels of the UNet's first level."""
+    layers: int
+    """ResNet layers of the UNet's first level."""
+    noise_levels: int | None = None
+    """Levels of the condition's noising scheduler (stage 3)."""
+    vae_scale: int | None = None
+    """Pixels per latent along a side (stage 4)."""
+
+    @classmethod
+    def of_configs(
+        cls, stage: Stage, unet: Mapping[str, Any], noising: Mapping[str, Any] | None = None, vae: Mapping[str, Any] | None = None
+    ) -> "ModelLimits":
+        """Limits from the UNet config and, where the stage has them, the noising scheduler's and the VAE's."""
+        layers = unet["layers_per_block"]
+        return cls(
+            stage=stage,
+            size_multiple=_scale(unet),
+            features=unet["block_out_channels"][0],
+            layers=layers[0] if isinstance(layers, (list, tuple)) else layers,
+            noise_levels=None if noising is None else noising["num_train_timesteps"],
+            vae_scale=None if vae is None else _scale(vae),
+        )
+
+    @classmethod
+    def of_model(cls, model: StageModel) -> "ModelLimits":
+        """Limits of a loaded stage model."""
+        noising = None if model.noising_scheduler is None else model.noising_scheduler.config
+        return cls.of_configs(model.stage, model.unet.config, noising, None if model.vae is None else model.vae.config)
+
+    @classmethod
+    def of_folder(cls, folder: Path | str, stage: Stage) -> "ModelLimits":
+        """Limits of a checkpoint folder, reading only its config files."""
+        root, unet_folder = pipeline_folders(Path(folder).expanduser())
+        noising = root / "image_noising_scheduler" / "scheduler_config.json"
+        vae = root / "vae" / "config.json"
+        return cls.of_configs(
+            stage,
+            read_json(unet_folder / "config.json"),
+            read_json(noising) if stage in (Stage.FIRST_FRAME, Stage.PIXEL_SR) else None,
+            read_json(vae) if stage == Stage.LATENT_SR else None,
+        )
+
+
+def _multiple(setting: str, value: int, steps: Mapping[str, int]) -> list[Problem]:
+    """``value`` must be a multiple of every model's step in ``steps`` (model description -> step)."""
+    failing = [who for who, step in steps.items() if value % step]
+    if not failing:
+        return []
+    multiple = math.lcm(*steps.values())
+    nearest = max(multiple, (value + multiple // 2) // multiple * multiple)
+    return [Problem(setting, f"must be a multiple of {multiple} for {' and '.join(failing)}, got {value}; the nearest is {nearest}")]
+
+
+def model_problems(settings: CascadeSettings, limits: Mapping[Stage, ModelLimits]) -> list[Problem]:
+    """What the models in ``limits`` cannot take: frame sizes off their size step, noise levels they lack."""
+    kf, sr = settings.keyframes, settings.pixel_sr
+    steps = {f"the {s.title} model": limits[s].size_multiple for s in (Stage.KEYFRAMES, Stage.INTERPOLATION) if s in limits}
+    for stage in (Stage.FIRST_FRAME, Stage.PIXEL_SR):
+        if stage in limits:
+            multiple = limits[stage].size_multiple
+            who = f"the {stage.title} model ({sr.scale}x the size must be a multiple of {multiple})"
+            steps[who] = multiple // math.gcd(multiple, sr.scale)
+    problems = [p for side in ("width", "height") for p in _multiple(f"keyframes.{side}", getattr(kf, side), steps)]
+    for stage, noise_level in ((Stage.FIRST_FRAME, settings.first_frame.noise_level), (Stage.PIXEL_SR, sr.noise_level)):
+        levels = limits[stage].noise_levels if stage in limits else None
+        if levels is not None and noise_level >= levels:
+            problems.append(
+                Problem(
+                    f"{stage.value}.noise_level",
+                    f"must be below {levels}, the levels of the {stage.title} noising scheduler, got {noise_level}",
+                )
+            )
+    vae_scale = limits[Stage.LATENT_SR].vae_scale if Stage.LATENT_SR in limits else None
+    if vae_scale is not None:
+        for side in ("width", "height"):
+            problems += _multiple(f"latent_sr.{side}", getattr(settings.latent_sr, side), {"the stage-4 VAE": vae_scale})
+    return problems
+
+
+@dataclass(frozen=True)
+class _Work:
+    """The largest UNet call of a stage and its output video, in frames and pixels."""
+
+    frames: int
+    height: int
+    width: int
+    output_frames: int
+    output_height: int
+    output_width: int
+    guided: bool
+    advice: str
+
+
+def _work(settings: CascadeSettings, limits: Mapping[Stage, ModelLimits], stage: Stage, frames: int) -> _Work:
+    kf, sr, lsr = settings.keyframes, settings.pixel_sr, settings.latent_sr
+    big_h, big_w = kf.height * sr.scale, kf.width * sr.scale
+    if stage == Stage.KEYFRAMES:
+        return _Work(kf.num_frames, kf.height, kf.width, kf.num_frames, kf.height, kf.width, kf.guidance > 1, "fewer keyframes")
+    if stage == Stage.INTERPOLATION:
+        it = settings.interpolation
+        return _Work(it.frames_between + 2, kf.height, kf.width, frames, kf.height, kf.width, it.guidance > 1, "fewer frames")
+    if stage == Stage.FIRST_FRAME:
+        return _Work(1, big_h, big_w, 1, big_h, big_w, settings.first_frame.guidance > 1, "smaller keyframes")
+    if stage == Stage.PIXEL_SR:
+        window = min(sr.window, frames)
+        return _Work(window, big_h, big_w, frames, big_h, big_w, sr.guidance > 1, "a smaller pixel_sr.window or fewer frames")
+    scale = limits[stage].vae_scale or 1
+    window = min(lsr.frame_window or frames, frames)
+    return _Work(
+        window, -(-lsr.height // scale), -(-lsr.width // scale), frames, lsr.height, lsr.width, lsr.guidance > 1,
+        "latent_sr.frame_window (frames per UNet call) or fewer frames",
+    )
+
+
+def _frames(settings: CascadeSettings, limits: Mapping[Stage, ModelLimits]) -> int:
+    """Frames of the video stages 2-4 work on."""
+    kf = settings.keyframes
+    return interpolated_length(kf.num_frames, settings.interpolation.frames_between) if Stage.INTERPOLATION in limits else kf.num_frames
+
+
+def stage_memory_bytes(
+    settings: CascadeSettings,
+    limits: Mapping[Stage, ModelLimits],
+    stage: Stage,
+    dtype: torch.dtype,
+    batch: int = 1,
+    split_guidance: bool = False,
+) -> int:
+    """A lower bound of the memory ``stage`` needs on its device: its output video and one UNet call's
+    full-resolution activations (:mod:`show1_core.footprint`); with ``split_guidance`` a guided call
+    holds one video instead of two."""
+    work = _work(settings, limits, stage, _frames(settings, limits))
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    videos = batch * (2 if work.guided and not split_guidance else 1)
+    model = limits[stage]
+    activations = unet_activation_bytes(model.features, model.layers, videos, work.frames, work.height, work.width, itemsize)
+    return activations + video_bytes(batch, work.output_frames, work.output_height, work.output_width, itemsize)
+
+
+def memory_problems(
+    settings: CascadeSettings,
+    limits: Mapping[Stage, ModelLimits],
+    device: torch.device,
+    dtype: torch.dtype,
+    batch: int = 1,
+    split_guidance: bool = False,
+) -> list[Problem]:
+    """Stages whose memory lower bound exceeds what ``device`` has (nothing when that cannot be read)."""
+    available = device_memory_bytes(device)
+    if available is None:
+        return []
+    problems = []
+    for stage in limits:
+        need = stage_memory_bytes(settings, limits, stage, dtype, batch, split_guidance)
+        if need > available:
+            work = _work(settings, limits, stage, _frames(settings, limits))
+            problems.append(
+                Problem(
+                    None,
+                    f"the {stage.title} needs at least {gib(need)} at {work.output_width}x{work.output_height} with "
+                    f"{work.output_frames} frames (its output and the activations of one UNet call of {work.frames} frames), "
+                    f"more than the {gib(available)} the {device} device has; use a smaller size, {work.advice}",
+                )
+            )
+    return problems
+
+
+def validate_cascade(
+    settings: CascadeSettings,
+    limits: Mapping[Stage, ModelLimits],
+    stages: int = 4,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    split_guidance: bool = False,
+) -> None:
+    """Refuse, with every problem at once, settings the first ``stages`` stages cannot run with.
+
+    ``limits`` holds the models that will run (the IF-II-L first frame only when it is used);
+    with ``device``, each stage's memory lower bound is compared with the device's memory
+    (guided calls counted as one video with ``split_guidance``).
+    Raises :class:`~show1_core.errors.InvalidSettingsError`.
+    """
+    raise_problems(settings_problems(settings, stages, first_frame_model=Stage.FIRST_FRAME in limits))
+    problems = model_problems(settings, limits)
+    if device is not None and not problems:
+        problems = memory_problems(settings, limits, torch.device(device), dtype, split_guidance=split_guidance)
+    raise_problems(problems)
