@@ -11,12 +11,18 @@ stage-wide progress: every Show-1 stage now reports progress ``0 of N`` when it 
 any step has a preview to show, and the harness wants as many previews as progress messages.
 Its per-node summary is given the websocket messages without those ``value == 0`` progress
 messages, so it checks one preview per denoising step, which is what it means to check.
+
+A second, because the harness reads the workflows from ``<pack>/workflows/`` while the pack ships
+them where ComfyUI's Templates browser looks, ``example_workflows/``: the harness is given a view
+of the pack (a folder of the same name whose ``workflows`` and ``nodes`` lead to the pack's
+``example_workflows`` and ``nodes``) as its ``--pack-dir``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -45,14 +51,28 @@ def steps_only(summarize: Callable[[list, str], dict]) -> Callable[[list, str], 
     return summarize_steps
 
 
+def harness_view(pack_dir: Path, parent: Path) -> Path:
+    """A folder named like ``pack_dir`` whose ``nodes`` and ``workflows`` are the pack's ``nodes`` and ``example_workflows``."""
+    view = parent / pack_dir.name
+    view.mkdir()
+    (view / "nodes").symlink_to(pack_dir.resolve() / "nodes", target_is_directory=True)
+    (view / "workflows").symlink_to(pack_dir.resolve() / "example_workflows", target_is_directory=True)
+    return view
+
+
 def main() -> int:
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     harness_dir = Path(sys.argv[1])
     harness = load_harness(harness_dir)
     harness.summarize_ws = steps_only(harness.summarize_ws)
-    sys.argv = [str(harness_dir / "check_server.py"), *sys.argv[2:]]
-    return harness.main()
+    arguments = sys.argv[2:]
+    with tempfile.TemporaryDirectory() as scratch:
+        if "--pack-dir" in arguments:
+            where = arguments.index("--pack-dir") + 1
+            arguments[where] = str(harness_view(Path(arguments[where]), Path(scratch)))
+        sys.argv = [str(harness_dir / "check_server.py"), *arguments]
+        return harness.main()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Starts ComfyUI on 127.0.0.1 with this checkout in ``custom_nodes`` and the tiny 
 * runs the checks of the real-ComfyUI harness (``$SHOW1_REAL_COMFY_DIR``, default
   ``../shared/real_comfy`` beside the checkout): the pack's import, ``/object_info``, every API
   workflow, Cancel, broken prompts; its ``SUMMARY`` line must report every check passed;
-* fetches every node's help page from the path ComfyUI's frontend requests.
+* fetches every node's help page from the path ComfyUI's frontend requests;
+* lists the templates as the Templates browser does, fetches each one and its thumbnail, and
+  finds no hint in the (debug-level) log to rename the templates folder.
 
 This does what the harness's ``run_checks.sh`` does (link the pack, start the server, run
 ``check_server.py``, stop the server by its PID), with the server shared by both tests and
@@ -123,7 +125,10 @@ def server(tmp_path_factory) -> Iterator[Server]:
     url, log = f"http://127.0.0.1:{_free_port()}", work / "server.log"
     env = {**os.environ, "SHOW1_MODELS_DIR": str(work / "tiny")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(engine_path), os.environ.get("PYTHONPATH")]))
-    command = [str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--disable-auto-launch"]
+    command = [
+        str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--disable-auto-launch",
+        "--verbose", "DEBUG",  # ComfyUI logs its hint to rename a templates folder at debug level
+    ]
     with log.open("w") as log_file:
         process = subprocess.Popen(command, cwd=comfy_dir, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
@@ -174,3 +179,15 @@ def test_every_help_page_is_served_where_the_frontend_asks(server):
         status, body = _get(f"{server.url}/extensions/{folder}/docs/{node_id}.md")
         assert status == 200, f"{node_id}: HTTP {status}"
         assert body.decode() == (HELP_PAGES / f"{node_id}.md").read_text(), node_id
+
+
+def test_the_templates_browser_lists_every_template_with_its_thumbnail(server):
+    templates = REPO / "example_workflows"
+    status, body = _get(f"{server.url}/workflow_templates")
+    assert status == 200
+    assert sorted(json.loads(body)[server.pack_dir.name]) == sorted(p.stem for p in templates.glob("*.json"))
+    for workflow in templates.glob("*.json"):
+        for path in (workflow, workflow.with_suffix(".jpg")):
+            status, body = _get(f"{server.url}/api/workflow_templates/{urllib.parse.quote(server.pack_dir.name)}/{path.name}")
+            assert status == 200 and body == path.read_bytes(), f"{path.name}: HTTP {status}"
+    assert "consider renaming it to 'example_workflows'" not in server.log.read_text(errors="replace")
