@@ -81,3 +81,13 @@ def test_the_memory_bound_is_below_what_a_stage_really_uses(tiny_models):
     used = _status_bytes("VmHWM") - before
     assert bound > 50 * 2**20, "the case is large enough for the activations to dominate"
     assert bound <= used, f"bound {bound} exceeds the {used} bytes the run added"
+
+
+def test_split_guidance_counts_one_video_per_guided_call_in_the_memory_bound(tiny_models):
+    """Two passes of one video hold half the activations of one batch of two, so the bound must drop."""
+    limits = {Stage.PIXEL_SR: ModelLimits.of_folder(tiny_models["show-1-sr1"], Stage.PIXEL_SR)}
+    batched = stage_memory_bytes(SMALL, limits, Stage.PIXEL_SR, torch.float32)
+    split = stage_memory_bytes(SMALL, limits, Stage.PIXEL_SR, torch.float32, split_guidance=True)
+    unguided = replace(SMALL, pixel_sr=replace(SMALL.pixel_sr, guidance=1.0))
+    assert split < batched
+    assert stage_memory_bytes(unguided, limits, Stage.PIXEL_SR, torch.float32) == split
