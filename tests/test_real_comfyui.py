@@ -8,6 +8,8 @@ Starts ComfyUI on 127.0.0.1 with this checkout in ``custom_nodes`` and the tiny 
 * fetches every node's help page from the path ComfyUI's frontend requests;
 * runs the templates that load a video on an uploaded video with a sound track, and finds the
   sound track in the saved video;
+* runs the keyframes template through a *Show-1 Motion LoRA* node with a LoRA file in ComfyUI's
+  ``models/loras``: strength 0 saves the plain model's video, strength 1 another;
 * lists the templates as the Templates browser does, fetches each one and its thumbnail, and
   finds no hint in the (debug-level) log to rename the templates folder.
 
@@ -54,6 +56,7 @@ class Server:
     harness: Path
     log: Path
     out: Path
+    models: Path
 
 
 def _prepared() -> tuple[Path, Path, Path]:
@@ -136,7 +139,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
         process = subprocess.Popen(command, cwd=comfy_dir, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         _wait_until_ready(process, url, log)
-        yield Server(url, comfy_dir, pack_dir, python, harness, log, work / "out")
+        yield Server(url, comfy_dir, pack_dir, python, harness, log, work / "out", work / "tiny")
     finally:
         process.terminate()
         try:
@@ -245,3 +248,50 @@ def test_the_audio_of_an_uploaded_video_reaches_the_saved_video(server, template
     (saved,) = [item for output in entry["outputs"].values() for item in output.get("images", [])]
     video = server.comfy_dir / "output" / saved["subfolder"] / saved["filename"]
     assert "Audio:" in _streams(ffmpeg, video), f"{video} has no sound track"
+
+
+def _saved_frames(server: Server, entry: dict) -> bytes:
+    """The decoded frames of the video a prompt saved (the file also holds the prompt, which differs)."""
+    import imageio_ffmpeg
+
+    (saved,) = [item for output in entry["outputs"].values() for item in output.get("images", [])]
+    reader = imageio_ffmpeg.read_frames(str(server.comfy_dir / "output" / saved["subfolder"] / saved["filename"]))
+    next(reader)  # the metadata
+    return b"".join(reader)
+
+
+def test_a_motion_lora_from_comfyuis_lora_folder_runs_in_the_keyframes_template(server):
+    from lora_support import write_lora
+    from show1_core.loading import Stage, load_stage_model
+    from workflow_shrink import shrink
+
+    folder = server.comfy_dir / "models" / "loras" / "show1_real_check"
+    write_lora(folder / "pan.safetensors", load_stage_model(server.models / "show-1-base", Stage.KEYFRAMES), seed=1)
+    try:
+        status, body = _get(f"{server.url}/object_info/Show1KeyframeMotionLoRA")
+        assert status == 200
+        choices = json.loads(body)["Show1KeyframeMotionLoRA"]["input"]["required"]["lora_name"][0]
+        assert "show1_real_check/pan.safetensors" in choices
+        plain = shrink(json.loads((REPO / "example_workflows" / "api" / "show1_keyframes_preview.json").read_text()))
+        loader = next(node_id for node_id, node in plain.items() if node["class_type"] == "Show1KeyframeModelLoader")
+        keyframes = next(node for node in plain.values() if node["class_type"] == "Show1Keyframes")
+        keyframes["inputs"]["steps"] = 2
+        videos = {}
+        for strength in (None, 0.0, 1.0):
+            prompt = json.loads(json.dumps(plain))
+            if strength is not None:
+                prompt["lora"] = {
+                    "class_type": "Show1KeyframeMotionLoRA",
+                    "inputs": {"model": [loader, 0], "lora_name": "show1_real_check/pan.safetensors", "strength": strength},
+                }
+                next(n for n in prompt.values() if n["class_type"] == "Show1Keyframes")["inputs"]["model"] = ["lora", 0]
+            next(n for n in prompt.values() if n["class_type"] == "SaveVideo")["inputs"]["filename_prefix"] = f"show1_lora_check/{strength}"
+            entry = _run_prompt(server, prompt)
+            assert entry["status"]["status_str"] == "success", entry["status"]
+            videos[strength] = _saved_frames(server, entry)
+        assert videos[0.0] == videos[None], "strength 0 must give the plain model's video"
+        assert videos[1.0] != videos[None], "the LoRA changed nothing"
+    finally:
+        for file in folder.glob("*"):
+            file.unlink()
+        folder.rmdir()
