@@ -1,88 +1,202 @@
-"""Benchmark the Show-1 cascade: time and peak accelerator memory per stage.
+"""Benchmark the Show-1 cascade: seconds, peak accelerator memory and peak host memory per stage, for
+every memory policy and speed option worth comparing, each against the original's strategy measured
+in the same invocation.
 
-    python bench/run_bench.py --mode released [--policies all-resident,balanced,low-vram] [--steps-scale 1.0]
-    python bench/run_bench.py --mode tiny
+    python bench/run_bench.py --mode tiny                  # the tiny model set on the CPU, reduced size (CI)
+    python bench/run_bench.py --mode released              # a GPU: released sizes, random weights, paper settings
+    python bench/run_bench.py --mode released --dry-run    # the released mode's code on the CPU, toy width, reduced size
+    [--configs original,balanced,...] [--precision bf16] [--steps-scale 1.0]
 
-``released`` builds every model at the released size with random weights (no download;
-needs a GPU and ~40 GB of host RAM) and runs the paper's full cascade (29 frames,
-576x320) once per memory policy. Memory is reported as a ratio to the ``all-resident``
-run of the same invocation; interpolation is also timed with its windows batched against
-one window at a time (the original's loop). ``tiny`` runs the tiny random model set on
-the CPU at the demo size, on any machine.
+``original`` executes the way the original ``run_inference.py`` does: each model moved to the
+accelerator whole for its stage and back to the CPU afterwards (diffusers' model offload), the
+T5 encoder whole on the accelerator for the encode, the interpolation windows one after another
+and the VAE decoding one frame at a time. Every other configuration is reported as a ratio to it.
 
-Random weights make noise; the figures measure the computation, not the pictures. The
-benchmark runs in bf16 by default (fp16 can overflow with random weights).
+``released`` builds every model at its released size with random weights for each configuration
+(the same seed, so the same weights; no download; about 23 GiB of host RAM in bf16, T5-XXL
+included). Random weights make noise; the figures measure the computation, not the pictures.
+bf16 by default (random weights can overflow fp16, which has the same footprint and speed as
+the product's fp16). ``tiny`` and ``--dry-run`` run at :data:`REDUCED` (8 keyframes at 16x8 ->
+29 frames -> 64x32, one denoising step per stage) so they finish in seconds; ``tiny`` loads the
+tiny model set from disk through the cascade's own loaders, ``--dry-run`` builds the released
+structures at toy width. On the CPU the benchmark runs on one thread (several threads stall on
+each other whenever the machine is busy) and compiles with the ``eager`` backend.
+
+Per step it reports seconds, the peak accelerator memory (``torch.cuda.max_memory_allocated``)
+and the peak host memory (the process's VmHWM, reset per step, minus its resident memory before
+the configuration's models were built or loaded). Reports land in bench/results/.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
-import resource
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from show1_core.cascade import CascadeCheckpoints, Show1Cascade
-from show1_core.cli import demo_settings
 from show1_core.loading import KNOWN_CHECKPOINTS, Stage, StageModel
 from show1_core.loading.components import SCHEDULERS
 from show1_core.loading.registry import T5_CHECKPOINT
 from show1_core.loading.weights import parse_dtype
-from show1_core.memory import MemoryPolicy, peak_memory_bytes, reset_peak_memory
-from show1_core.settings import PAPER_SETTINGS
-from show1_core.stages import PromptEmbeds, interpolate_frames
+from show1_core.errors import InputError
+from show1_core.memory import MemoryPolicy, ModelPlacer, PolicySettings, empty_cache, peak_memory_bytes, reset_peak_memory
+from show1_core.settings import (
+    PAPER_SETTINGS,
+    FirstFrameSettings,
+    InterpolationSettings,
+    KeyframeSettings,
+    LatentSRSettings,
+    PixelSRSettings,
+    SpeedSettings,
+)
+from show1_core.speed import apply_speed, check_attention_backend, store_in_fp8
 from show1_core.text import EmbeddingCache, EncoderKind, load_tokenizer
-from show1_core.tiny import write_tiny_models
+from show1_core.tiny import tiny_clip_config, tiny_t5_config, tiny_unet_config, tiny_vae_config, write_tiny_models
 
 PROMPT = "a panda playing guitar on the beach at sunset"
 RESULTS = Path(__file__).resolve().parent / "results"
+GIB = 2**30
+REDUCED = dataclasses.replace(
+    PAPER_SETTINGS,
+    keyframes=KeyframeSettings(width=16, height=8, steps=1),
+    interpolation=InterpolationSettings(steps=1),
+    first_frame=FirstFrameSettings(steps=1),
+    pixel_sr=PixelSRSettings(steps=1),
+    latent_sr=LatentSRSettings(width=64, height=32, steps=2, strength=0.5),
+)
+"""The cascade's shape (8 keyframes, 3 frames between, x4 pixel SR, latent SR) at a size the CPU runs in seconds."""
+ORIGINAL_STRATEGY = PolicySettings(
+    one_model_at_a_time=True, release_after_stage=True, free_after_stage=False, stream_text_encoder=False,
+    vae_frames_per_batch=1, vae_tiling=False,
+)
+"""How the original places models: whole-model offload around each stage, T5 whole, the VAE one frame at a time."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One way of running the cascade."""
+
+    name: str
+    what: str
+    policy: MemoryPolicy = MemoryPolicy.BALANCED
+    speed: SpeedSettings = SpeedSettings()
+    policy_settings: PolicySettings | None = None
+    one_window_at_a_time: bool = False
+    videos: int = 1
+    """Videos generated in a row with the same models (compiled configurations: the second reuses the compiled blocks)."""
+
+
+def configs(device: torch.device) -> list[Config]:
+    """Every configuration worth comparing on ``device``, the original's strategy first.
+
+    Compiled configurations use inductor on a GPU and the ``eager`` backend on the CPU (tracing
+    and graph reuse without code generation, which takes minutes per model on a CPU).
+    """
+    backend = "inductor" if device.type == "cuda" else "eager"
+    compiled = SpeedSettings(compile=True, compile_backend=backend)
+    found = [
+        Config("original", "the original run_inference.py's strategy", MemoryPolicy.LOW_VRAM, policy_settings=ORIGINAL_STRATEGY,
+               one_window_at_a_time=True),
+        Config("balanced", "show1's default"),
+        Config("low-vram", "models leave the accelerator after their stage; VAE one frame, tiled", MemoryPolicy.LOW_VRAM),
+        Config("all-resident", "every model stays on the accelerator", MemoryPolicy.ALL_RESIDENT),
+        Config("compile", f"balanced + regional torch.compile ({backend})", speed=compiled, videos=2),
+        Config("fp8", "balanced + fp8 weights (UNets and T5)", speed=SpeedSettings(fp8_weights=True)),
+        Config("split-guidance", "balanced + guidance as two passes of 1", speed=SpeedSettings(split_guidance=True)),
+        Config("stream-blocks", "balanced + UNet blocks streamed from the CPU", speed=SpeedSettings(stream_blocks=True)),
+        Config("leanest", "low-vram + stream-blocks + fp8 + split-guidance", MemoryPolicy.LOW_VRAM,
+               SpeedSettings(fp8_weights=True, stream_blocks=True, split_guidance=True)),
+        Config("fastest", f"all-resident + compile ({backend})", MemoryPolicy.ALL_RESIDENT, compiled, videos=2),
+    ]
+    for backend_name in ("native", "flash", "sage", "xformers"):
+        try:
+            check_attention_backend(backend_name, device)
+        except InputError:
+            continue  # not installed here, or not for this device
+        found.append(Config(f"attention-{backend_name}", f"balanced + {backend_name} attention", speed=SpeedSettings(attention=backend_name)))
+    return found
+
+
+def _proc_status_gib(field: str) -> float | None:
+    try:
+        return int(re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) / 2**20
+    except (OSError, AttributeError):
+        return None
+
+
+def reset_host_peak() -> None:
+    """Start a new peak-resident-memory measurement of this process (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def host_peak_gib() -> float | None:
+    """Peak resident memory of this process since :func:`reset_host_peak`, in GiB (``None`` where /proc is missing)."""
+    return _proc_status_gib("VmHWM")
+
+
+def host_now_gib() -> float | None:
+    """Resident memory of this process now, in GiB (``None`` where /proc is missing)."""
+    return _proc_status_gib("VmRSS")
 
 
 class StageClock:
-    """Wall time and peak accelerator memory of each step the cascade announces."""
+    """Wall time, peak accelerator memory and peak host memory (above ``host_baseline`` GiB) of each step the cascade announces."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, host_baseline: float | None):
         self.device = device
+        self.host_baseline = host_baseline
         self.rows: list[dict] = []
         self._name: str | None = None
         self._start = 0.0
 
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def start(self, name: str) -> None:
         """Close the running step and start ``name``."""
         self.stop()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        self._sync()
         reset_peak_memory(self.device)
+        reset_host_peak()
         self._name, self._start = name, time.perf_counter()
 
     def stop(self) -> None:
         """Record the running step, if any."""
         if self._name is None:
             return
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        peak = peak_memory_bytes(self.device)
-        self.rows.append({"step": self._name, "seconds": time.perf_counter() - self._start, "peak_gib": None if peak is None else peak / 2**30})
+        self._sync()
+        peak, host = peak_memory_bytes(self.device), host_peak_gib()
+        self.rows.append({
+            "step": self._name, "seconds": time.perf_counter() - self._start, "peak_gib": None if peak is None else peak / GIB,
+            "host_peak_gib": None if host is None or self.host_baseline is None else host - self.host_baseline,
+        })
         self._name = None
 
 
-def _random_model(cls, config: dict, dtype: torch.dtype) -> torch.nn.Module:
+def _random_model(build: Callable[[], torch.nn.Module], dtype: torch.dtype) -> torch.nn.Module:
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        model = cls.from_config(config) if hasattr(cls, "from_config") else cls(config)
+        return build().eval().requires_grad_(False)
     finally:
         torch.set_default_dtype(previous)
-    return model.eval().requires_grad_(False)
 
 
-def released_models(dtype: torch.dtype) -> dict[Stage, StageModel]:
-    """Every stage model at its released size, randomly initialised on the CPU."""
+def released_models(dtype: torch.dtype, toy: bool = False) -> dict[Stage, StageModel]:
+    """Every stage model at its released size (``toy``: released structure at toy width), randomly initialised on the CPU."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from show1_core.models import Show1UNet
@@ -90,6 +204,7 @@ def released_models(dtype: torch.dtype) -> dict[Stage, StageModel]:
     models = {}
     for checkpoint in KNOWN_CHECKPOINTS.values():
         config = checkpoint.expected_config("unet")
+        config = tiny_unet_config(config) if toy else config
         unet_cls = UNet2DConditionModel if config["down_block_types"][0].endswith("2D") else Show1UNet
         schedulers = {
             name: SCHEDULERS[cfg["_class_name"]].from_config(cfg)
@@ -97,28 +212,44 @@ def released_models(dtype: torch.dtype) -> dict[Stage, StageModel]:
             if name.endswith("scheduler")
             for cfg in [checkpoint.expected_config(name)]
         }
-        model = StageModel(checkpoint.stage, _random_model(unet_cls, config, dtype), schedulers["scheduler"])
+        model = StageModel(checkpoint.stage, _random_model(lambda: unet_cls.from_config(config), dtype), schedulers["scheduler"])
         model.noising_scheduler = schedulers.get("image_noising_scheduler")
         if checkpoint.stage == Stage.LATENT_SR:
-            model.vae = _random_model(AutoencoderKL, checkpoint.expected_config("vae"), dtype)
+            vae_config = tiny_vae_config() if toy else checkpoint.expected_config("vae")
+            model.vae = _random_model(lambda: AutoencoderKL.from_config(vae_config), dtype)
         models[checkpoint.stage] = model
     return models
 
 
-def released_text_loaders(dtype: torch.dtype, tokenizers: Path) -> dict:
-    """Random T5-XXL and CLIP text encoders at the released sizes, with the tiny set's tokenizers."""
+def released_text_encoders(dtype: torch.dtype, toy: bool = False) -> dict[EncoderKind, torch.nn.Module]:
+    """Random T5-XXL and CLIP text encoders at the released sizes (``toy``: at toy width)."""
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    t5 = _random_model(T5EncoderModel, T5Config.from_dict(T5_CHECKPOINT.expected_config("text_encoder")), dtype)
-    clip = _random_model(CLIPTextModel, CLIPTextConfig.from_dict(KNOWN_CHECKPOINTS["show-1-sr2"].expected_config("text_encoder")), dtype)
-    return {
-        EncoderKind.T5: lambda: (load_tokenizer(tokenizers / "show-1-base" / "tokenizer", EncoderKind.T5), t5),
-        EncoderKind.CLIP: lambda: (load_tokenizer(tokenizers / "show-1-sr2" / "tokenizer", EncoderKind.CLIP), clip),
-    }
+    t5 = tiny_t5_config() if toy else T5Config.from_dict(T5_CHECKPOINT.expected_config("text_encoder"))
+    clip = tiny_clip_config(49408) if toy else CLIPTextConfig.from_dict(KNOWN_CHECKPOINTS["show-1-sr2"].expected_config("text_encoder"))
+    return {EncoderKind.T5: _random_model(lambda: T5EncoderModel(t5), dtype), EncoderKind.CLIP: _random_model(lambda: CLIPTextModel(clip), dtype)}
+
+
+def weight_storage(dtype: torch.dtype) -> list[dict]:
+    """GiB of every released model's weights in ``dtype`` and with fp8 storage, counted on the meta device."""
+    from accelerate import init_empty_weights
+
+    def gib(module: torch.nn.Module) -> float:
+        return sum(p.numel() * p.element_size() for p in module.parameters()) / GIB
+
+    with init_empty_weights():
+        models = {stage.value: m.unet for stage, m in released_models(dtype).items()}
+        models.update({f"text_{kind.value}": m for kind, m in released_text_encoders(dtype).items()})
+    rows = []
+    for name, module in models.items():
+        before = gib(module)
+        store_in_fp8(module, compute_dtype=dtype)
+        rows.append({"model": name, "gib": before, "fp8_gib": gib(module)})
+    return rows
 
 
 def scaled_steps(settings, scale: float):
-    """The paper settings with every step count multiplied by ``scale`` (at least 1)."""
+    """``settings`` with every step count multiplied by ``scale`` (at least 1)."""
     def scale_stage(stage):
         return dataclasses.replace(stage, steps=max(1, round(stage.steps * scale)))
 
@@ -127,101 +258,155 @@ def scaled_steps(settings, scale: float):
     )
 
 
-def run_policy(policy: str, device: torch.device, dtype: torch.dtype, settings, models, text_loaders, checkpoints) -> list[dict]:
-    """One full cascade under ``policy``; returns the per-step rows."""
-    clock = StageClock(device)
-    cascade = Show1Cascade(checkpoints, device, dtype, policy, EmbeddingCache(), models=models, text_loaders=text_loaders)
-    cascade.run(PROMPT, settings, on_start=clock.start, on_stage=lambda *a: clock.stop())
-    clock.stop()
-    for model in models.values():
-        for module in model.modules():
-            module.to("cpu")
-    return clock.rows
+@dataclasses.dataclass
+class Bench:
+    """What every configuration shares: device, precision, settings, and where the models come from."""
+
+    device: torch.device
+    dtype: torch.dtype
+    settings: object
+    checkpoints: CascadeCheckpoints
+    random_models: bool = False
+    """Build random models at the released size (``toy``: at toy width) instead of loading the tiny set from ``checkpoints``."""
+    toy: bool = False
+
+    def cascade(self, config: Config) -> Show1Cascade:
+        """A cascade running ``config``, its models built or loaded and sped up before any clock starts."""
+        models, loaders = None, None
+        if self.random_models:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)  # every configuration gets the same weights
+                built = released_models(self.dtype, self.toy)
+                encoders = released_text_encoders(self.dtype, self.toy)
+            models = {stage: apply_speed(model, config.speed, self.device) for stage, model in built.items()}
+            loaders = {kind: self._loader(kind, encoder) for kind, encoder in encoders.items()}
+        cascade = Show1Cascade(
+            self.checkpoints, self.device, self.dtype, config.policy, EmbeddingCache(), models=models, text_loaders=loaders, speed=config.speed,
+        )
+        cascade.placer = ModelPlacer(self.device, config.policy, config.policy_settings)
+        for stage in Stage:
+            cascade.model(stage)
+        return cascade
+
+    def _loader(self, kind: EncoderKind, encoder: torch.nn.Module):
+        """The encoder with the tiny set's tokenizer (random weights only need valid token ids)."""
+        folder = self.checkpoints.t5 if kind == EncoderKind.T5 else self.checkpoints.latent_sr
+        return lambda: (load_tokenizer(folder / "tokenizer", kind), encoder)
+
+    def run(self, config: Config) -> dict:
+        """The configuration's cascade, timed step by step (``videos`` times in a row).
+
+        Host memory is counted from before the configuration's models are built or loaded.
+        """
+        settings = self.settings
+        if config.one_window_at_a_time:
+            settings = dataclasses.replace(settings, interpolation=dataclasses.replace(settings.interpolation, window_batch=1))
+        gc.collect()
+        baseline = host_now_gib()
+        cascade = self.cascade(config)
+        runs = []
+        for _ in range(config.videos):
+            clock = StageClock(self.device, baseline)
+            cascade.run(PROMPT, settings, on_start=clock.start, on_stage=lambda *a: clock.stop())
+            clock.stop()
+            runs.append(clock.rows)
+        del cascade
+        empty_cache(self.device)
+        return {"what": config.what, "policy": config.policy.value, "speed": dataclasses.asdict(config.speed), "runs": runs}
 
 
-def interpolation_batching(model: StageModel, device: torch.device, dtype: torch.dtype, settings, width: int) -> dict:
-    """Seconds for stage 2 with all windows batched vs one window at a time (the original's loop)."""
-    kf = settings.keyframes
-    frames = torch.rand(1, 3, kf.num_frames, kf.height, kf.width, device=device, dtype=dtype) * 2 - 1
-    embeds = PromptEmbeds(torch.randn(1, 77, width, dtype=dtype), torch.randn(1, 77, width, dtype=dtype))
-    model.unet.to(device)
-    timings = {}
-    for label, batch in (("one_window_at_a_time", 1), ("batched", None)):
-        run = dataclasses.replace(settings.interpolation, window_batch=batch)
-        interpolate_frames(model, frames, embeds, dataclasses.replace(run, steps=1))  # warm-up
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        interpolate_frames(model, frames, embeds, run)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        timings[label] = time.perf_counter() - start
-    model.unet.to("cpu")
-    timings["speedup"] = timings["one_window_at_a_time"] / timings["batched"]
-    return timings
+def _peak(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r[key] is not None]
+    return max(values) if values else None
+
+
+def _summary(rows: list[dict]) -> dict:
+    return {"seconds": sum(r["seconds"] for r in rows), "peak_gib": _peak(rows, "peak_gib"), "host_peak_gib": _peak(rows, "host_peak_gib")}
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    return "-" if value is None or not base else f"{value / base:.2f}x"
 
 
 def _gib(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _table(results: dict) -> str:
-    lines = []
-    baseline = results["policies"].get(MemoryPolicy.ALL_RESIDENT.value)
-    base_peak = max((r["peak_gib"] or 0) for r in baseline) if baseline else None
-    for policy, rows in results["policies"].items():
-        peaks = [r["peak_gib"] for r in rows if r["peak_gib"] is not None]
-        total = sum(r["seconds"] for r in rows)
-        memory = f", peak {max(peaks):.2f} GiB" if peaks else ""
-        ratio = f" ({max(peaks) / base_peak:.2f}x all-resident)" if peaks and base_peak else ""
-        lines.append(f"\n### {policy}: {total:.1f} s total{memory}{ratio}\n")
-        lines.append("| step | seconds | peak GiB |\n|---|---|---|")
-        lines += [f"| {r['step']} | {r['seconds']:.2f} | {_gib(r['peak_gib'])} |" for r in rows]
-    b = results["interpolation_batching"]
-    lines.append(
-        f"\nInterpolation windows batched: {b['batched']:.2f} s vs one at a time {b['one_window_at_a_time']:.2f} s "
-        f"({b['speedup']:.2f}x)."
-    )
+def table(results: dict) -> str:
+    """The Markdown report: every configuration against the original's strategy, then each one's steps."""
+    reports = results["configs"]
+    base = _summary(reports["original"]["runs"][0]) if "original" in reports else {}
+    lines = [
+        "| configuration | video | seconds | speed-up vs original | peak accelerator GiB | vs original | peak host GiB | vs original |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, report in reports.items():
+        for index, rows in enumerate(report["runs"], 1):
+            s = _summary(rows)
+            speedup = "-" if not base else f"{base['seconds'] / s['seconds']:.2f}x"
+            lines.append(
+                f"| {name} | {index} | {s['seconds']:.2f} | {speedup} | {_gib(s['peak_gib'])} | {_ratio(s['peak_gib'], base.get('peak_gib'))} "
+                f"| {_gib(s['host_peak_gib'])} | {_ratio(s['host_peak_gib'], base.get('host_peak_gib'))} |"
+            )
+    lines.append("\nSeconds per step (first video):\n")
+    steps = list(dict.fromkeys(r["step"] for report in reports.values() for r in report["runs"][0]))
+    lines.append("| configuration | " + " | ".join(steps) + " |")
+    lines.append("|---" * (len(steps) + 1) + "|")
+    for name, report in reports.items():
+        seconds = {r["step"]: r["seconds"] for r in report["runs"][0]}
+        lines.append(f"| {name} | " + " | ".join(f"{seconds[s]:.2f}" if s in seconds else "-" for s in steps) + " |")
+    lines.append("\nWeight storage at the released size (counted on the meta device):\n")
+    lines.append(f"| model | {results['weights_precision']} GiB | fp8 GiB |\n|---|---|---|")
+    lines += [f"| {r['model']} | {r['gib']:.2f} | {r['fp8_gib']:.2f} |" for r in results["weights"]]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and write JSON and Markdown reports to bench/results/."""
+    """Run the benchmark, print the report and write it (JSON and Markdown) to bench/results/."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=["released", "tiny"], default="tiny")
-    parser.add_argument("--policies", default=",".join(p.value for p in MemoryPolicy))
-    parser.add_argument("--precision", default="bf16", choices=["fp16", "bf16", "fp32"])
+    parser.add_argument("--dry-run", action="store_true", help="released mode on the CPU at toy width and the reduced size")
+    parser.add_argument("--configs", default=None, help="comma-separated configurations (default: all; 'original' is always run)")
+    parser.add_argument("--precision", default="bf16", choices=["fp16", "bf16", "fp32"], help="released mode on a GPU")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's step count (quick checks)")
     args = parser.parse_args(argv)
 
-    device = torch.device("cuda" if args.mode == "released" else "cpu")
-    if args.mode == "released" and not torch.cuda.is_available():
-        parser.error("--mode released needs a CUDA GPU")
-    dtype = parse_dtype(args.precision) if args.mode == "released" else torch.float32
-    policies = [MemoryPolicy(p.strip()).value for p in args.policies.split(",")] if args.mode == "released" else ["balanced"]
-    results: dict = {"mode": args.mode, "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu", "policies": {}}
+    real = args.mode == "released" and not args.dry_run
+    if real and not torch.cuda.is_available():
+        parser.error("--mode released needs a CUDA GPU (or --dry-run to check it on the CPU)")
+    device = torch.device("cuda" if real else "cpu")
+    dtype = parse_dtype(args.precision) if real else torch.float32
+    chosen = configs(device)
+    if args.configs:
+        names = {n.strip() for n in args.configs.split(",")} | {"original"}
+        unknown = names - {c.name for c in chosen}
+        if unknown:
+            parser.error(f"unknown configuration(s) {', '.join(sorted(unknown))}; choose from {', '.join(c.name for c in chosen)}")
+        chosen = [c for c in chosen if c.name in names]
+    settings = scaled_steps(PAPER_SETTINGS if real else REDUCED, args.steps_scale)
+    results: dict = {
+        "mode": args.mode + (" (dry run)" if args.dry_run else ""), "device": torch.cuda.get_device_name(0) if real else "cpu",
+        "precision": str(dtype).removeprefix("torch."), "settings": "paper" if real else "reduced", "configs": {},
+    }
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # a barrier of several threads stalls whenever the machine is busy; one thread does not
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
-        tiny = write_tiny_models(Path(tmp))
+        write_tiny_models(Path(tmp))
         checkpoints = CascadeCheckpoints.resolve(Path(tmp), allow_download=False)
-        if args.mode == "released":
-            settings = scaled_steps(PAPER_SETTINGS, args.steps_scale)
-            models, loaders, width = released_models(dtype), released_text_loaders(dtype, Path(tmp)), 4096
-        else:
-            settings = demo_settings()
-            models, loaders, width = None, None, 32
-        for policy in policies:
-            results["policies"][policy] = run_policy(policy, device, dtype, settings, models or {}, loaders, checkpoints)
-        interp = (models or {}).get(Stage.INTERPOLATION)
-        if interp is None:
-            from show1_core.loading import load_stage_model
-
-            interp = load_stage_model(tiny["show-1-interpolation"], Stage.INTERPOLATION)
-        results["interpolation_batching"] = interpolation_batching(interp, device, dtype, settings, width)
-    results["host_peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        bench = Bench(device, dtype, settings, checkpoints, random_models=args.mode == "released", toy=args.dry_run)
+        bench.run(dataclasses.replace(chosen[0], name="warm-up"))  # first-use costs (kernels, allocator) out of the way
+        for config in chosen:
+            started = time.perf_counter()
+            results["configs"][config.name] = bench.run(config)
+            print(f"{config.name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    torch.set_num_threads(threads)
+    weights_dtype = torch.bfloat16 if dtype == torch.float32 else dtype
+    results["weights_precision"], results["weights"] = str(weights_dtype).removeprefix("torch."), weight_storage(weights_dtype)
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = RESULTS / f"{args.mode}{'-dry-run' if args.dry_run else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    report = f"## {args.mode} on {results['device']}\n" + _table(results)
+    report = f"## {results['mode']} on {results['device']}, {results['precision']}, {results['settings']} settings\n\n" + table(results)
     stem.with_suffix(".md").write_text(report + "\n")
     print(report)
     return 0

@@ -16,6 +16,7 @@ from .loaders import (
     T5Loader,
 )
 from .motion_lora import InterpolationMotionLora, KeyframeMotionLora
+from .speed import SpeedSettingsNode
 from .stage_nodes import Interpolation, Keyframes, LatentSR, PixelSR
 from .text_nodes import TextEncode
 from .video_node import UpscaleVideo
@@ -39,6 +40,7 @@ NODES = {
     "Show1UpscaleVideo": (UpscaleVideo, "Show-1 Upscale Video (stages 3-4)"),
     "Show1KeyframeMotionLoRA": (KeyframeMotionLora, "Show-1 Motion LoRA (stage 1 keyframes)"),
     "Show1InterpolationMotionLoRA": (InterpolationMotionLora, "Show-1 Motion LoRA (stage 2 interpolation)"),
+    "Show1SpeedSettings": (SpeedSettingsNode, "Show-1 Speed Settings"),
 }
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, (cls, _) in NODES.items()}

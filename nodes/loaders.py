@@ -17,10 +17,12 @@ from show1_core import (
     MissingFilesError,
     PlacedStage,
     Show1Error,
+    SpeedSettings,
     Stage,
     TextEncoder,
     TextEncoderSpec,
     WrongStageError,
+    apply_speed,
     default_dtype,
     embeddings_cache_dir,
     known_checkpoint,
@@ -45,8 +47,9 @@ from .model_folders import (
     stage_choices,
 )
 from .placement import placed_stage
+from .speed import speed_socket
 from .text_encoders import encoder_dtype, encoder_placement, is_file_choice, resolve_t5_file, t5_file_choices
-from .types import ENCODER_TITLE, ENCODER_TYPE, MODEL_TYPE, EncoderHandle
+from .types import ENCODER_TITLE, ENCODER_TYPE, MODEL_TYPE, EncoderHandle, expect_speed
 from .widgets import combo_input, memory_input, precision_input
 
 LOADER_CATEGORY = "Show-1/loaders"
@@ -139,14 +142,21 @@ class StageModelLoader(ModelLoader):
         """The released repo id and the local folders holding this stage's UNet."""
         return stage_choices(cls.STAGE)
 
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        """The checkpoint, its precision and memory policy, and optional speed settings."""
+        return {**super().INPUT_TYPES(), "optional": {"speed": speed_socket()}}
+
     @client_safe
-    def load(self, model: str, precision: str, memory: str) -> tuple[PlacedStage]:
-        """Resolve (or download) the folder and load the stage's UNet, schedulers and VAE."""
+    def load(self, model: str, precision: str, memory: str, speed: SpeedSettings | None = None) -> tuple[PlacedStage]:
+        """Resolve (or download) the folder and load the stage's UNet, schedulers and VAE, run as ``speed`` says."""
+        speed = SpeedSettings() if speed is None else expect_speed(speed, "speed")
         try:
             folder = resolve_model(model)
         except GatedRepoAccessError as err:
             raise GatedRepoAccessError(f"{err}{GATED_HINT}") from err
         stage_model = load_stage_model(folder, self.STAGE, dtype=resolve_precision(precision))
+        apply_speed(stage_model, speed, torch_device())
         return (placed_stage(stage_model, MemoryPolicy(memory)),)
 
 
@@ -192,9 +202,9 @@ class LatentSRModelLoader(StageModelLoader):
         ),
     )
 
-    def load(self, model: str, precision: str, memory: str) -> tuple[PlacedStage, object]:
+    def load(self, model: str, precision: str, memory: str, speed: SpeedSettings | None = None) -> tuple[PlacedStage, object]:
         """The stage-4 model and its VAE as a core ComfyUI VAE."""
-        (stage,) = super().load(model, precision, memory)
+        (stage,) = super().load(model, precision, memory, speed)
         return (stage, core_vae(stage.model))
 
 

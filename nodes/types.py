@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from show1_core import EncoderKind, InputError, PlacedStage, PromptEmbeds, Stage, TextEncoder
+from show1_core import EncoderKind, InputError, PlacedStage, PromptEmbeds, SpeedSettings, Stage, TextEncoder
 
 KEYFRAME_MODEL = "SHOW1_KEYFRAME_MODEL"
 INTERPOLATION_MODEL = "SHOW1_INTERPOLATION_MODEL"
@@ -22,6 +22,8 @@ T5_ENCODER = "SHOW1_T5"
 CLIP_ENCODER = "SHOW1_CLIP"
 T5_EMBEDS = "SHOW1_T5_EMBEDS"
 CLIP_EMBEDS = "SHOW1_CLIP_EMBEDS"
+SPEED = "SHOW1_SPEED"
+"""Speed settings for the stage-model loaders (a :class:`~show1_core.SpeedSettings`)."""
 
 MODEL_TYPE = {
     Stage.KEYFRAMES: KEYFRAME_MODEL,
@@ -85,3 +87,10 @@ def expect_embeddings(value: object, kind: EncoderKind, input_name: str) -> Prom
         got = f"{ENCODER_TITLE[value.kind]} embeddings" if isinstance(value, Embeddings) else type(value).__name__
         raise InputError(f"the {input_name!r} input needs {ENCODER_TITLE[kind]} embeddings, got {got}")
     return value.embeds
+
+
+def expect_speed(value: object, input_name: str) -> SpeedSettings:
+    """The speed settings on ``input_name``; a clear error for anything else."""
+    if not isinstance(value, SpeedSettings):
+        raise InputError(f"the {input_name!r} input needs {SPEED} from Show-1 Speed Settings, got {type(value).__name__}")
+    return value

@@ -39,9 +39,10 @@ _PUBLIC = {
         "keyframe_problems", "latent_sr_problems", "pixel_sr_problems", "settings_problems",
     ),
     "settings": (
-        "PAPER_SETTINGS", "CascadeSettings", "FirstFrameSettings", "InterpolationSettings", "KeyframeSettings", "LatentSRSettings",
-        "PixelSRSettings",
+        "ATTENTION_BACKENDS", "COMPILE_BACKENDS", "PAPER_SETTINGS", "CascadeSettings", "FirstFrameSettings", "InterpolationSettings",
+        "KeyframeSettings", "LatentSRSettings", "PixelSRSettings", "SpeedSettings",
     ),
+    "speed": ("apply_speed", "check_attention_backend"),
     "stages": ("PromptEmbeds", "StepCallback", "StepEvent", "interpolated_fps", "window_starts"),
     "text": (
         "EmbeddingCache", "EncoderKind", "EncoderPlacement", "PlacerEncoderPlacement", "TextEncoder", "TextEncoderSpec",

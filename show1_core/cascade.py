@@ -15,7 +15,8 @@ from .loading.stage_model import StageModel, load_stage_model
 from .memory import MemoryPolicy, ModelPlacer, default_dtype, resolve_device
 from .motion_lora import MotionLora, with_motion_loras
 from .runner import PlacedStage, place, run_interpolation, run_keyframes, run_latent_sr, run_pixel_sr
-from .settings import PAPER_SETTINGS, CascadeSettings
+from .settings import PAPER_SETTINGS, CascadeSettings, SpeedSettings
+from .speed import apply_speed
 from .stages import PromptEmbeds, StepCallback, interpolated_fps
 from .text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec
 from .validation import ModelLimits, validate_cascade
@@ -113,10 +114,12 @@ class Show1Cascade:
         models: dict[Stage, StageModel] | None = None,
         text_loaders: dict[EncoderKind, Callable[[], tuple[object, torch.nn.Module]]] | None = None,
         motion_loras: Sequence[MotionLora] = (),
+        speed: SpeedSettings = SpeedSettings(),
     ):
         """``models`` and ``text_loaders`` supply models built elsewhere (e.g. random weights for
-        benchmarks) instead of loading them from ``checkpoints``. ``motion_loras`` are applied to
-        the stage each was trained for while that stage runs."""
+        benchmarks) instead of loading them from ``checkpoints``; they run as given. ``motion_loras``
+        are applied to the stage each was trained for while that stage runs. ``speed`` applies to
+        every stage model the cascade loads, and its ``fp8_weights`` to the T5 encoder too."""
         self.checkpoints = checkpoints
         self.device = resolve_device(device)
         self.dtype = dtype or default_dtype(self.device)
@@ -125,6 +128,7 @@ class Show1Cascade:
         self._models: dict[Stage, StageModel] = dict(models or {})
         self._text_loaders = dict(text_loaders or {})
         self.motion_loras = list(motion_loras)
+        self.speed = speed
 
     def _folder(self, stage: Stage) -> Path:
         folder = getattr(self.checkpoints, stage.value)
@@ -135,7 +139,7 @@ class Show1Cascade:
     def model(self, stage: Stage) -> StageModel:
         """The stage's models, loaded on first use (kept on the CPU between uses unless freed)."""
         if stage not in self._models:
-            self._models[stage] = load_stage_model(self._folder(stage), stage, dtype=self.dtype)
+            self._models[stage] = apply_speed(load_stage_model(self._folder(stage), stage, dtype=self.dtype), self.speed, self.device)
         return self._models[stage]
 
     def uses_first_frame_model(self) -> bool:
@@ -162,7 +166,7 @@ class Show1Cascade:
     def encode(self, kind: EncoderKind, prompt: str, negative: str, clean_caption: bool = False) -> PromptEmbeds:
         """Prompt embeddings from the T5 (stages 1-3) or CLIP (stage 4) encoder, cached."""
         folder = self.checkpoints.t5 if kind == EncoderKind.T5 else self.checkpoints.latent_sr
-        spec = TextEncoderSpec(folder, kind, dtype=self.dtype)
+        spec = TextEncoderSpec(folder, kind, dtype=self.dtype, fp8_weights=self.speed.fp8_weights and kind == EncoderKind.T5)
         encoder = TextEncoder(spec, self.placer, self.cache, loader=self._text_loaders.get(kind))
         return encoder.encode(prompt, negative, clean_caption)
 
@@ -187,7 +191,7 @@ class Show1Cascade:
         """
         if not 1 <= stages <= STAGE_COUNT:
             raise InputError(f"stages must be between 1 and {STAGE_COUNT}, got {stages}")
-        validate_cascade(settings, self.limits(stages), stages, self.device, self.dtype)
+        validate_cascade(settings, self.limits(stages), stages, self.device, self.dtype, self.speed.split_guidance)
         started = on_start or (lambda name: None)
         phase = on_phase or (lambda phase: None)
         negative = settings.negative_prompt if negative_prompt is None else negative_prompt

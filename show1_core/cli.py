@@ -19,6 +19,22 @@ STAGE_FIELDS = ("keyframes", "interpolation", "first_frame", "pixel_sr", "latent
 SKIPPED_FIELDS = {"fps", "window_batch", "vae_batch"}
 
 
+def _speed_flags(parser: argparse.ArgumentParser) -> None:
+    """How the stage models run; the defaults are today's numbers (docs/PERFORMANCE.md)."""
+    from .settings import ATTENTION_BACKENDS, COMPILE_BACKENDS
+
+    group = parser.add_argument_group("speed options (every stage model; only --fp8 changes the results)")
+    group.add_argument(
+        "--attention", default="sdpa", choices=ATTENTION_BACKENDS,
+        help="attention kernel: sdpa (PyTorch, default), or through diffusers' dispatcher: native (PyTorch), flash, sage, xformers",
+    )
+    group.add_argument("--compile", action="store_true", help="torch.compile each repeated UNet block (slower first step, faster after)")
+    group.add_argument("--compile-backend", default="inductor", choices=COMPILE_BACKENDS, help="torch.compile backend (default inductor)")
+    group.add_argument("--fp8", action="store_true", help="store UNet and T5 weights in fp8 e4m3fn, computing in --precision (less memory)")
+    group.add_argument("--stream-blocks", action="store_true", help="keep UNets on the CPU, streaming one block at a time to the GPU")
+    group.add_argument("--split-guidance", action="store_true", help="guidance as two passes of one video instead of a batch of two")
+
+
 def _stage_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per stage setting, e.g. ``--keyframes-steps``, defaulting to the paper's value."""
     from .settings import PAPER_SETTINGS
@@ -82,18 +98,20 @@ def _write_outputs(result, args: argparse.Namespace) -> list[Path]:
     return written
 
 
-def _run_cascade(checkpoints, args, settings, prompt: str, motion_loras=()) -> list[Path]:
+def _run_cascade(checkpoints, args, settings, prompt: str, motion_loras=(), speed=None) -> list[Path]:
     import torch
 
     from .cascade import Phase, Show1Cascade
     from .console import RunDisplay
     from .loading.weights import parse_dtype
+    from .settings import SpeedSettings
     from .text import EmbeddingCache, embeddings_cache_dir
 
     cache_dir = embeddings_cache_dir(Path(args.models_dir or _default_models_dir()))
     dtype = parse_dtype(args.precision) if args.precision else None
     cascade = Show1Cascade(
-        checkpoints, device=args.device, dtype=dtype, policy=args.memory, cache=EmbeddingCache(cache_dir), motion_loras=motion_loras
+        checkpoints, device=args.device, dtype=dtype, policy=args.memory, cache=EmbeddingCache(cache_dir), motion_loras=motion_loras,
+        speed=speed or SpeedSettings(),
     )
     display = RunDisplay()
     try:
@@ -130,16 +148,32 @@ def _check_outputs(args: argparse.Namespace) -> None:
     check_destinations([path for _, path in _output_plan(args, list(VIDEO_NAMES[: args.stages]))], args.overwrite)
 
 
+def _speed_from(args: argparse.Namespace):
+    """The ``SpeedSettings`` the speed flags ask for."""
+    from .settings import SpeedSettings
+
+    return SpeedSettings(
+        attention=args.attention, compile=args.compile, compile_backend=args.compile_backend, fp8_weights=args.fp8,
+        stream_blocks=args.stream_blocks, split_guidance=args.split_guidance,
+    )
+
+
 def _check_before_running(args: argparse.Namespace) -> None:
-    """Refuse bad output names and locations, formats, seeds, devices and stage settings before any model
-    loads or downloads (the models' own limits are checked when the cascade starts)."""
+    """Refuse bad output names and locations, formats, seeds, devices, speed options and stage settings before
+    any model loads or downloads (the models' own limits are checked when the cascade starts)."""
     from .memory import resolve_device
+    from .motion_lora import check_speed_allows_loras
     from .setting_ranges import raise_problems, settings_problems
+    from .speed import check_attention_backend
     from .stages.sampling import seeded_generator
 
     _check_outputs(args)
     seeded_generator(args.seed)
-    resolve_device(args.device)
+    device = resolve_device(args.device)
+    speed = _speed_from(args)
+    check_attention_backend(speed.attention, device)
+    if args.motion_lora:
+        check_speed_allows_loras(speed, "stage-1 or stage-2")
     raise_problems(settings_problems(_settings_from(args), args.stages, first_frame_model=not args.no_first_frame_model))
 
 
@@ -163,7 +197,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     checkpoints = CascadeCheckpoints.resolve(
         args.models_dir, args.stages, use_first_frame_model=not args.no_first_frame_model, allow_download=not args.offline
     )
-    for path in _run_cascade(checkpoints, args, settings, args.prompt, motion_loras):
+    for path in _run_cascade(checkpoints, args, settings, args.prompt, motion_loras, _speed_from(args)):
         print(f"wrote {path}")
     return 0
 
@@ -298,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--motion-lora", action="append", default=[], metavar="FILE[:SCALE]",
         help="a motion LoRA from `show1 train-motion` for stage 1 or 2 (its file says which), at SCALE (default 1); repeat to stack",
     )
+    _speed_flags(gen)
     _stage_flags(gen)
     gen.set_defaults(func=cmd_generate)
 

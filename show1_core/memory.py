@@ -95,7 +95,9 @@ def default_dtype(device: torch.device) -> torch.dtype:
 
 
 def empty_cache(device: torch.device) -> None:
-    """Return freed blocks to the device (no-op on the CPU)."""
+    """Return freed blocks to the device (no-op on the CPU, where a full garbage collection would free nothing but cost time)."""
+    if device.type == "cpu":
+        return
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -106,10 +108,11 @@ def empty_cache(device: torch.device) -> None:
 class ModelPlacer:
     """Moves models between the accelerator and the CPU according to a policy."""
 
-    def __init__(self, device: torch.device | str, policy: MemoryPolicy | str = MemoryPolicy.BALANCED):
+    def __init__(self, device: torch.device | str, policy: MemoryPolicy | str = MemoryPolicy.BALANCED, settings: PolicySettings | None = None):
+        """``settings`` replaces what the policy means (e.g. to reproduce another program's strategy in a benchmark)."""
         self.device = torch.device(device)
         self.policy = MemoryPolicy(policy)
-        self.settings = POLICY_SETTINGS[self.policy]
+        self.settings = settings or POLICY_SETTINGS[self.policy]
         self._resident: list[nn.Module] = []
 
     def _evict(self, keep: list[nn.Module]) -> None:

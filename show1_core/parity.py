@@ -11,6 +11,10 @@ errors do not compound. By default it computes every tensor the case lists in ``
 ``--dtype float64`` runs every model, input and stage in float64 (noise drawn as float64, as
 the original does for that dtype), for the float64 fixtures: there rounding is ~1e-16, so
 what remains of a difference is the algorithm.
+
+``run_parity(..., speed=SpeedSettings(...))`` runs every model with speed options applied
+(attention backend, compilation, fp8 weights, block streaming, split guidance), which is how
+the tests show which options leave the numbers unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from safetensors.torch import save_file
 
 from .loading import Stage, StageModel, load_stage_model
 from .loading.registry import CHECKPOINT_FOR_STAGE
-from .settings import FirstFrameSettings, InterpolationSettings, KeyframeSettings, LatentSRSettings, PixelSRSettings
+from .settings import FirstFrameSettings, InterpolationSettings, KeyframeSettings, LatentSRSettings, PixelSRSettings, SpeedSettings
+from .speed import apply_speed
 from .stages import (
     PromptEmbeds,
     decode_latents,
@@ -51,10 +56,11 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 class ParityCase:
     """A case folder: its parameters and lazy access to its input tensors only."""
 
-    def __init__(self, case_dir: Path, models_dir: Path, dtype: torch.dtype = torch.float32):
+    def __init__(self, case_dir: Path, models_dir: Path, dtype: torch.dtype = torch.float32, speed: SpeedSettings = SpeedSettings()):
         self.case_dir = Path(case_dir)
         self.models_dir = Path(models_dir)
         self.dtype = dtype
+        self.speed = speed
         self.params = json.loads((self.case_dir / "case.json").read_text())
         self._models: dict[Stage, StageModel] = {}
         self._computed: dict[str, torch.Tensor] = {}
@@ -80,9 +86,10 @@ class ParityCase:
         return PromptEmbeds(self.tensor("t5_pos"), self.tensor("t5_neg"))
 
     def model(self, stage: Stage) -> StageModel:
-        """The case's tiny model of ``stage``, loaded once with the project's loader."""
+        """The case's tiny model of ``stage``, loaded once with the project's loader, with the case's speed settings."""
         if stage not in self._models:
-            self._models[stage] = load_stage_model(self._model_dir(stage), stage, dtype=self.dtype)
+            model = load_stage_model(self._model_dir(stage), stage, dtype=self.dtype)
+            self._models[stage] = apply_speed(model, self.speed, "cpu")
         return self._models[stage]
 
     def _model_dir(self, stage: Stage) -> Path:
@@ -225,13 +232,15 @@ PIECES: dict[str, Piece] = {
 
 
 def run_parity(
-    case_dir: Path, models_dir: Path, only: list[str] | None = None, dtype: torch.dtype = torch.float32
+    case_dir: Path, models_dir: Path, only: list[str] | None = None, dtype: torch.dtype = torch.float32,
+    speed: SpeedSettings = SpeedSettings(),
 ) -> dict[str, torch.Tensor]:
-    """Compute the requested pieces (every piece the case lists by default) in ``dtype``; return them by name."""
+    """Compute the requested pieces (every piece the case lists by default) in ``dtype`` with the models
+    running as ``speed`` says; return them by name."""
     unknown = [n for n in only or () if n not in PIECES]
     if unknown:
         raise ValueError(f"unknown piece(s) {', '.join(unknown)}; choose from {', '.join(PIECES)}")
-    case = ParityCase(case_dir, models_dir, dtype)
+    case = ParityCase(case_dir, models_dir, dtype, speed)
     names = only or [name for name in PIECES if name in case.listed()]
     return {name: PIECES[name].compute(case).contiguous() for name in names}
 

@@ -60,11 +60,13 @@ class PlacedStage:
     model: StageModel
     placement: Placement
     policy: MemoryPolicy = MemoryPolicy.BALANCED
+    policy_settings: PolicySettings | None = None
+    """What the policy means, when not the standard meaning (:data:`~show1_core.memory.POLICY_SETTINGS`)."""
 
     @property
     def memory(self) -> PolicySettings:
         """What the policy means for this stage."""
-        return POLICY_SETTINGS[self.policy]
+        return self.policy_settings or POLICY_SETTINGS[self.policy]
 
 
 class PlacerPlacement:
@@ -81,8 +83,8 @@ class PlacerPlacement:
 
 
 def place(model: StageModel, placer: ModelPlacer) -> PlacedStage:
-    """A stage model placed by ``placer`` under the placer's policy."""
-    return PlacedStage(model, PlacerPlacement(placer, model), placer.policy)
+    """A stage model placed by ``placer`` under the placer's policy (and its meaning of it)."""
+    return PlacedStage(model, PlacerPlacement(placer, model), placer.policy, placer.settings)
 
 
 def _vae(stage: PlacedStage):

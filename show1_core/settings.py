@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class KeyframeSettings:
@@ -85,3 +87,39 @@ class CascadeSettings:
 
 
 PAPER_SETTINGS = CascadeSettings()
+
+
+ATTENTION_BACKENDS = ("sdpa", "native", "flash", "sage", "xformers")
+"""``sdpa``: show1's own attention processors (PyTorch scaled-dot-product attention, today's numbers).
+The others run through diffusers' attention dispatcher: ``native`` (PyTorch SDPA there), ``flash``
+(flash-attn), ``sage`` (SageAttention) and ``xformers``; the last three need their package and a CUDA GPU."""
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
+"""``torch.compile`` backends: ``inductor`` generates kernels (the speed-up); ``aot_eager`` and ``eager``
+only trace, for checking that compilation works."""
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """How a stage model runs. The defaults are today's behaviour; only ``fp8_weights`` changes the numbers.
+
+    docs/PERFORMANCE.md lists what each option guarantees and what it was measured to do.
+    """
+
+    attention: str = "sdpa"
+    """Attention implementation, one of :data:`ATTENTION_BACKENDS`."""
+    compile: bool = False
+    """``torch.compile`` each repeated block of the UNet (regional compilation), reused across steps and windows."""
+    compile_backend: str = "inductor"
+    """The ``torch.compile`` backend, one of :data:`COMPILE_BACKENDS`."""
+    fp8_weights: bool = False
+    """Store UNet (and T5) weights as float8 e4m3fn, computing in the model's precision: half the weight memory."""
+    stream_blocks: bool = False
+    """Keep the UNet on the CPU and stream its blocks to the accelerator one at a time (least memory)."""
+    split_guidance: bool = False
+    """Classifier-free guidance as two passes of one video instead of one batch of two (less activation memory)."""
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTION_BACKENDS:
+            raise InputError(f"unknown attention backend {self.attention!r}; choose one of {', '.join(ATTENTION_BACKENDS)}")
+        if self.compile_backend not in COMPILE_BACKENDS:
+            raise InputError(f"unknown compile backend {self.compile_backend!r}; choose one of {', '.join(COMPILE_BACKENDS)}")

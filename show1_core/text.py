@@ -33,6 +33,7 @@ from .errors import MissingFilesError
 from .loading.components import load_text_encoder
 from .loading.t5_file import load_t5_file
 from .memory import ModelPlacer
+from .speed import store_in_fp8
 from .stages.sampling import PromptEmbeds
 
 MAX_TOKENS = 77
@@ -148,14 +149,17 @@ class TextEncoderSpec:
     kind: EncoderKind
     dtype: torch.dtype = torch.float32
     weights_file: Path | None = None
+    fp8_weights: bool = False
+    """Store the encoder's weights in fp8 (computing in ``dtype``): half the memory, slightly different embeddings."""
 
     @property
     def key(self) -> str:
-        """Identity of the encoder for the cache: kind, precision and the digest of its files (never its path)."""
+        """Identity of the encoder for the cache: kind, precision (fp8 storage included) and the digest of its files (never its path)."""
         identity = encoder_identity(Path(self.folder))
         if self.weights_file is not None:
             identity += ":" + _file_identity(Path(self.weights_file))
-        return f"{self.kind.value}:{identity}:{self.dtype}"
+        storage = ":fp8" if self.fp8_weights else ""
+        return f"{self.kind.value}:{identity}:{self.dtype}{storage}"
 
 
 class EncoderPlacement(Protocol):
@@ -242,6 +246,12 @@ class TextEncoder:
         """How many times the encoder model was loaded (0 when every prompt came from the cache)."""
 
     def _load(self) -> tuple[object, nn.Module]:
+        tokenizer, model = self._load_as_stored()
+        if self.spec.fp8_weights:
+            store_in_fp8(model, compute_dtype=self.spec.dtype)
+        return tokenizer, model
+
+    def _load_as_stored(self) -> tuple[object, nn.Module]:
         if self._loader is not None:
             self.loads += 1
             return self._loader()

@@ -41,9 +41,8 @@ _VOCABULARY = (
 ).split()
 
 
-def tiny_unet_config(name: str) -> dict[str, Any]:
-    """The UNet config of the tiny ``name`` checkpoint: the released structure (block types, depth) at toy width."""
-    config = KNOWN_CHECKPOINTS[name].expected_config("unet")
+def tiny_unet_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A released UNet config (block types, depth) at toy width."""
     blocks = len(config["down_block_types"])
     tiny = dict(config)
     tiny.update(
@@ -145,35 +144,53 @@ def _clip_tokenizer(folder: Path) -> int:
     return len(vocab)
 
 
-def _write_t5(root: Path, fmt: str) -> None:
-    from transformers import T5Config, T5EncoderModel
+def tiny_t5_config():
+    """The T5 encoder's config (gated-GELU, as T5-XXL) at toy width, for the tiny T5 tokenizer's 96 tokens."""
+    from transformers import T5Config
 
-    _t5_tokenizer(root / "tokenizer")
-    config = T5Config(
+    return T5Config(
         d_model=TEXT_WIDTH, d_ff=64, d_kv=8, num_heads=4, num_layers=2, vocab_size=96, feed_forward_proj="gated-gelu",
         is_encoder_decoder=False, use_cache=False, tie_word_embeddings=False,
     )
+
+
+def tiny_clip_config(vocab_size: int):
+    """The stage-4 CLIP text model's config at toy width, for a vocabulary of ``vocab_size`` tokens."""
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        hidden_size=TEXT_WIDTH, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2, vocab_size=vocab_size,
+        max_position_embeddings=77, projection_dim=TEXT_WIDTH, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+    )
+
+
+def tiny_vae_config() -> dict[str, Any]:
+    """The show-1-sr2 VAE config (same depth and scale) at toy width."""
+    return dict(KNOWN_CHECKPOINTS["show-1-sr2"].expected_config("vae"), block_out_channels=[8, 8, 8, 8], layers_per_block=1, norm_num_groups=4)
+
+
+def _write_t5(root: Path, fmt: str) -> None:
+    from transformers import T5EncoderModel
+
+    _t5_tokenizer(root / "tokenizer")
+    config = tiny_t5_config()
     model = T5EncoderModel(config)
     _write_json(root / "text_encoder" / "config.json", {**config.to_dict(), "architectures": ["T5EncoderModel"]})
     _save_weights(model, root / "text_encoder", "pytorch_model" if fmt == "bin" else "model", fmt, sharded=True)
 
 
 def _write_clip(root: Path, fmt: str) -> None:
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextModel
 
-    vocab_size = _clip_tokenizer(root / "tokenizer")
-    config = CLIPTextConfig(
-        hidden_size=TEXT_WIDTH, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2, vocab_size=vocab_size,
-        max_position_embeddings=77, projection_dim=TEXT_WIDTH, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1,
-        pad_token_id=vocab_size - 1,
-    )
+    config = tiny_clip_config(_clip_tokenizer(root / "tokenizer"))
     model = CLIPTextModel(config)
     _write_json(root / "text_encoder" / "config.json", {**config.to_dict(), "architectures": ["CLIPTextModel"]})
     _save_weights(model, root / "text_encoder", "pytorch_model" if fmt == "bin" else "model", fmt)
 
 
 def _write_unet(root: Path, name: str, fmt: str) -> None:
-    config = tiny_unet_config(name)
+    config = tiny_unet_config(KNOWN_CHECKPOINTS[name].expected_config("unet"))
     cls = UNet2DConditionModel if config["down_block_types"][0].endswith("2D") else Show1UNet
     model = cls.from_config(config)
     with torch.no_grad():  # as in the parity fixtures: a quiet output layer keeps random nets stable
@@ -184,8 +201,7 @@ def _write_unet(root: Path, name: str, fmt: str) -> None:
 
 
 def _write_vae(root: Path, fmt: str) -> None:
-    config = dict(KNOWN_CHECKPOINTS["show-1-sr2"].expected_config("vae"), block_out_channels=[8, 8, 8, 8], layers_per_block=1, norm_num_groups=4)
-    model = AutoencoderKL.from_config(config)
+    model = AutoencoderKL.from_config(tiny_vae_config())
     _write_json(root / "vae" / "config.json", dict(model.config))
     _save_weights(model, root / "vae", DIFFUSERS_WEIGHTS, fmt)
 

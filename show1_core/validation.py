@@ -158,20 +158,31 @@ def _frames(settings: CascadeSettings, limits: Mapping[Stage, ModelLimits]) -> i
 
 
 def stage_memory_bytes(
-    settings: CascadeSettings, limits: Mapping[Stage, ModelLimits], stage: Stage, dtype: torch.dtype, batch: int = 1
+    settings: CascadeSettings,
+    limits: Mapping[Stage, ModelLimits],
+    stage: Stage,
+    dtype: torch.dtype,
+    batch: int = 1,
+    split_guidance: bool = False,
 ) -> int:
     """A lower bound of the memory ``stage`` needs on its device: its output video and one UNet call's
-    full-resolution activations (:mod:`show1_core.footprint`)."""
+    full-resolution activations (:mod:`show1_core.footprint`); with ``split_guidance`` a guided call
+    holds one video instead of two."""
     work = _work(settings, limits, stage, _frames(settings, limits))
     itemsize = torch.empty((), dtype=dtype).element_size()
-    videos = batch * (2 if work.guided else 1)
+    videos = batch * (2 if work.guided and not split_guidance else 1)
     model = limits[stage]
     activations = unet_activation_bytes(model.features, model.layers, videos, work.frames, work.height, work.width, itemsize)
     return activations + video_bytes(batch, work.output_frames, work.output_height, work.output_width, itemsize)
 
 
 def memory_problems(
-    settings: CascadeSettings, limits: Mapping[Stage, ModelLimits], device: torch.device, dtype: torch.dtype, batch: int = 1
+    settings: CascadeSettings,
+    limits: Mapping[Stage, ModelLimits],
+    device: torch.device,
+    dtype: torch.dtype,
+    batch: int = 1,
+    split_guidance: bool = False,
 ) -> list[Problem]:
     """Stages whose memory lower bound exceeds what ``device`` has (nothing when that cannot be read)."""
     available = device_memory_bytes(device)
@@ -179,7 +190,7 @@ def memory_problems(
         return []
     problems = []
     for stage in limits:
-        need = stage_memory_bytes(settings, limits, stage, dtype, batch)
+        need = stage_memory_bytes(settings, limits, stage, dtype, batch, split_guidance)
         if need > available:
             work = _work(settings, limits, stage, _frames(settings, limits))
             problems.append(
@@ -199,15 +210,17 @@ def validate_cascade(
     stages: int = 4,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    split_guidance: bool = False,
 ) -> None:
     """Refuse, with every problem at once, settings the first ``stages`` stages cannot run with.
 
     ``limits`` holds the models that will run (the IF-II-L first frame only when it is used);
-    with ``device``, each stage's memory lower bound is compared with the device's memory.
+    with ``device``, each stage's memory lower bound is compared with the device's memory
+    (guided calls counted as one video with ``split_guidance``).
     Raises :class:`~show1_core.errors.InvalidSettingsError`.
     """
     raise_problems(settings_problems(settings, stages, first_frame_model=Stage.FIRST_FRAME in limits))
     problems = model_problems(settings, limits)
     if device is not None and not problems:
-        problems = memory_problems(settings, limits, torch.device(device), dtype)
+        problems = memory_problems(settings, limits, torch.device(device), dtype, split_guidance=split_guidance)
     raise_problems(problems)

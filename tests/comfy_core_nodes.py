@@ -1,4 +1,4 @@
-"""ComfyUI core nodes for the test executor: the interfaces of ``workflows/core_nodes.py`` with simple implementations.
+"""ComfyUI core nodes for the test executor: the interfaces of ``workflow_source/core_nodes.py`` with simple implementations.
 
 They do what ComfyUI's documented behaviour says, simply: video files are read and written
 with the ffmpeg binary that imageio-ffmpeg ships (ComfyUI uses PyAV), ``ImageScale``
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-CORE_NODES_FILE = Path(__file__).resolve().parent.parent / "workflows" / "core_nodes.py"
+CORE_NODES_FILE = Path(__file__).resolve().parent.parent / "workflow_source" / "core_nodes.py"
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov", ".gif")
 
 

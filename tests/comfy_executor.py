@@ -375,8 +375,24 @@ def validate_ui_workflow(workflow: dict, classes: dict[str, type]) -> list[str]:
     return errors
 
 
+FRONTEND_ONLY_NODES = ("Note", "MarkdownNote")
+"""Nodes the frontend registers itself (``isVirtualNode``): one text widget, no sockets, never in a queued prompt."""
+
+
+def _validate_frontend_node(node: dict, where: str) -> list[str]:
+    errors = []
+    if node.get("inputs") or node.get("outputs"):
+        errors.append(f"{where}: a note has no sockets")
+    values = node.get("widgets_values", [])
+    if len(values) != 1 or not isinstance(values[0], str):
+        errors.append(f"{where}: a note holds one text widget value, not {values!r}")
+    return errors
+
+
 def _validate_ui_node(node: dict, classes: dict[str, type], links: dict) -> list[str]:
     where = f"node {node['id']} ({node['type']})"
+    if node["type"] in FRONTEND_ONLY_NODES:
+        return _validate_frontend_node(node, where)
     if node["type"] not in classes:
         return [f"{where}: unknown node type"]
     cls = classes[node["type"]]
@@ -421,6 +437,8 @@ def ui_to_api(workflow: dict, classes: dict[str, type]) -> dict:
     links = {link[0]: link for link in workflow["links"]}
     prompt = {}
     for node in workflow["nodes"]:
+        if node["type"] in FRONTEND_ONLY_NODES:
+            continue
         cls = classes[node["type"]]
         named = [(name, value) for (name, _, _), value in zip(_widget_layout(cls), node["widgets_values"]) if name is not None]
         values = dict(named)

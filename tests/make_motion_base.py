@@ -59,7 +59,7 @@ def fit(steps: int, seed: int) -> tuple[Show1UNet, torch.Tensor, torch.Tensor]:
     """The fitted UNet (moving average of its weights) and the prompt and empty-prompt embeddings it was fitted on."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    unet = Show1UNet.from_config(tiny_unet_config("show-1-base")).train()
+    unet = Show1UNet.from_config(tiny_unet_config(KNOWN_CHECKPOINTS["show-1-base"].expected_config("unet"))).train()
     average = copy.deepcopy(unet).eval().requires_grad_(False)
     schedule = NoiseSchedule(KNOWN_CHECKPOINTS["show-1-base"].expected_config("scheduler"))
     positive, negative = torch.randn(1, PROMPT_TOKENS, TEXT_WIDTH, generator=generator), torch.zeros(1, PROMPT_TOKENS, TEXT_WIDTH)

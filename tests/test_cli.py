@@ -131,6 +131,26 @@ def test_bad_requests_fail_before_any_model_loads(tmp_path, capsys, extra, messa
     assert message in capsys.readouterr().err
 
 
+def test_speed_flags_become_the_cascades_speed_settings():
+    from show1_core.cli import _speed_from, build_parser
+    from show1_core.settings import SpeedSettings
+
+    flags = ["--attention", "native", "--compile", "--compile-backend", "eager", "--fp8", "--stream-blocks", "--split-guidance"]
+    assert _speed_from(build_parser().parse_args(["generate", "a cat", *flags])) == SpeedSettings(
+        attention="native", compile=True, compile_backend="eager", fp8_weights=True, stream_blocks=True, split_guidance=True
+    )
+    assert _speed_from(build_parser().parse_args(["generate", "a cat"])) == SpeedSettings()
+
+
+def test_a_missing_attention_kernel_or_a_lora_on_fp8_weights_is_refused_before_anything_loads(tmp_path, capsys, monkeypatch):
+    import show1_core.speed.attention as attention
+
+    monkeypatch.setattr(attention.importlib.util, "find_spec", lambda name: None)
+    argv = ["generate", "a cat", "-o", str(tmp_path / "cat.mp4"), "--models-dir", str(tmp_path), "--offline", "--device", "cpu"]
+    assert main(argv + ["--attention", "xformers"]) == 2
+    assert "pip install xformers" in capsys.readouterr().err
+    assert main(argv + ["--fp8", "--motion-lora", str(tmp_path / "pan.safetensors")]) == 2
+    assert "motion LoRAs cannot adapt" in capsys.readouterr().err
 # --- issue 12: settings checked before the first step, values out of range, progress ------
 
 

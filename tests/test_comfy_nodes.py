@@ -16,14 +16,14 @@ import torch
 
 from comfy_support import PACK_ROOT, comfy, load_pack, pack_module, tiny_models
 from show1_core.errors import GatedRepoAccessError, InputError, MissingFilesError, WrongStageError
-from show1_core.settings import PAPER_SETTINGS
+from show1_core.settings import PAPER_SETTINGS, SpeedSettings
 from show1_core.stages.latent_sr import to_uint8_frames
 
 NODE_IDS = {
     "Show1KeyframeModelLoader", "Show1InterpolationModelLoader", "Show1PixelSRModelLoader", "Show1FirstFrameModelLoader",
     "Show1LatentSRModelLoader", "Show1T5Loader", "Show1CLIPLoader", "Show1TextEncode", "Show1Keyframes",
     "Show1Interpolation", "Show1PixelSR", "Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode",
-    "Show1KeyframeMotionLoRA", "Show1InterpolationMotionLoRA", "Show1UpscaleVideo",
+    "Show1KeyframeMotionLoRA", "Show1InterpolationMotionLoRA", "Show1UpscaleVideo", "Show1SpeedSettings",
 }
 COMFY_TYPES = {"IMAGE", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "VAE", "VIDEO"}
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -380,6 +380,40 @@ def test_frame_latents_of_an_image_vae_are_one_video():
     assert video.shape == (1, 4, 5, 6, 8) and torch.equal(video[0, :, 2], frames[2])
 
 
+STAGE_LOADERS = ["Show1KeyframeModelLoader", "Show1InterpolationModelLoader", "Show1PixelSRModelLoader", "Show1FirstFrameModelLoader", "Show1LatentSRModelLoader"]
+
+
+def test_speed_settings_come_from_one_node_into_every_stage_loader():
+    pack = load_pack().NODE_CLASS_MAPPINGS
+    node = pack["Show1SpeedSettings"]()
+    assert node.settings("sdpa", "off", False, False, False) == (SpeedSettings(),)
+    assert node.settings("native", "aot_eager", True, True, True) == (
+        SpeedSettings(attention="native", compile=True, compile_backend="aot_eager", fp8_weights=True, stream_blocks=True, split_guidance=True),
+    )
+    for loader in STAGE_LOADERS:
+        assert pack[loader].INPUT_TYPES()["optional"]["speed"][0] == "SHOW1_SPEED"
+    for loader in ("Show1T5Loader", "Show1CLIPLoader"):
+        assert "optional" not in pack[loader].INPUT_TYPES()
+
+
+def test_an_attention_kernel_that_is_not_installed_is_refused_before_the_run_with_its_pip_command(monkeypatch):
+    import show1_core.speed.attention as attention
+
+    monkeypatch.setattr(attention.importlib.util, "find_spec", lambda name: None)
+    validate = load_pack().NODE_CLASS_MAPPINGS["Show1SpeedSettings"].VALIDATE_INPUTS
+    assert "pip install sageattention" in validate("sage")
+    assert validate("sdpa") is True and validate(None) is True
+
+
+def test_a_stage_loader_applies_its_speed_settings_and_refuses_anything_else(monkeypatch, tiny):
+    monkeypatch.setenv("SHOW1_MODELS_DIR", str(tiny))
+    loader = load_pack().NODE_CLASS_MAPPINGS["Show1PixelSRModelLoader"]()
+    speed = SpeedSettings(attention="native", split_guidance=True)
+    (handle,) = loader.load("show-1-sr1", "fp32", "balanced", speed=speed)
+    assert handle.model.speed == speed
+    assert loader.load("show-1-sr1", "fp32", "balanced")[0].model.speed == SpeedSettings()
+    with pytest.raises(InputError, match="Show-1 Speed Settings"):
+        loader.load("show-1-sr1", "fp32", "balanced", speed="fast")
 def test_importing_the_pack_imports_nothing_from_comfyui():
     """As the README says: ComfyUI modules are looked up when a node runs or lists its models, never at import."""
     code = f"""

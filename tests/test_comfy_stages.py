@@ -126,6 +126,16 @@ def test_stage_4_previews_use_comfyuis_sd_latent_format(fake, models):
     assert fake.log.progress[-1][2][1].size == (8, 4)  # latent-sized, as ComfyUI's Latent2RGB previews are
 
 
+def test_speed_settings_keep_the_keyframes_and_leave_streamed_blocks_out_of_comfyuis_model(fake, models):
+    (speed,) = nodes()["Show1SpeedSettings"]().settings("native", "off", False, True, False)
+    (handle,) = nodes()["Show1KeyframeModelLoader"]().load("show-1-base", "fp32", "balanced", speed=speed)
+    images, _ = run_keyframes(handle, models["t5_embeds"])
+    expected, _ = run_keyframes(models["keyframes"], models["t5_embeds"])
+    assert torch.equal(images, expected)
+    patcher = handle.placement.patcher
+    assert list(patcher.model.parts) == [] and any(p.device.type == "cpu" for p in handle.model.unet.parameters())
+
+
 def test_results_are_returned_on_comfyuis_intermediate_device(fake, models):
     fake.mm.intermediate_device = lambda: torch.device("meta")
     images, _ = run_keyframes(models["keyframes"], models["t5_embeds"])

@@ -4,44 +4,27 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import itertools
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from comfy_core_nodes import read_video, write_video
 from comfy_executor import Executor, PromptError, ui_to_api, validate_ui_workflow
 from comfy_fakes import InterruptProcessingException
 from comfy_support import PACK_ROOT, all_classes, comfy, tiny_models
+from workflow_shrink import shrink
 
-WORKFLOWS = PACK_ROOT / "workflows"
+WORKFLOWS = PACK_ROOT / "example_workflows"
+SOURCE = PACK_ROOT / "workflow_source"
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 INPUT_VIDEOS = {"show1_input.mp4": (5, 48, 80), "other_model_output.mp4": (4, 40, 72)}
 """Videos the workflows' Load Video nodes name: (frames, height, width) of the stand-ins written for the tests."""
-TINY_SIZES = {(64, 40): (16, 8), (576, 320): (64, 32)}
-"""The paper's keyframe and stage-4 sizes, and the sizes the tiny models run at in these tests."""
-TINY_STEPS, TINY_KEYFRAMES = 2, 3
-
-
-def shrink(prompt: dict) -> dict:
-    """The prompt at tiny-model cost: sizes, step counts and the keyframe count lowered; graph, models, prompts and seeds as shipped."""
-    prompt = copy.deepcopy(prompt)
-    for node in prompt.values():
-        inputs = node["inputs"]
-        for width, height in (("width", "height"), ("stage3_width", "stage3_height")):
-            size = (inputs.get(width), inputs.get(height))
-            if size in TINY_SIZES:
-                inputs[width], inputs[height] = TINY_SIZES[size]
-        for name in ("steps", "first_frame_steps", "pixel_sr_steps", "latent_sr_steps"):
-            if name in inputs:
-                inputs[name] = TINY_STEPS
-        if node["class_type"] == "Show1Keyframes":
-            inputs["frames"] = TINY_KEYFRAMES
-    return prompt
-
-
 def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
@@ -61,21 +44,86 @@ def fake(tmp_path, monkeypatch, tiny):
     return installation
 
 
-def test_the_committed_workflows_are_what_build_py_generates():
-    spec = importlib.util.spec_from_file_location("show1_workflows_build", WORKFLOWS / "build.py")
+def _builder():
+    """``workflow_source/build.py`` as a module."""
+    spec = importlib.util.spec_from_file_location("show1_workflows_build", SOURCE / "build.py")
     build = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = build
     spec.loader.exec_module(build)
-    generated = build.build_all()
+    return build
+
+
+def test_the_committed_workflows_are_what_build_py_generates():
+    generated = _builder().build_all()
     committed = {p.relative_to(WORKFLOWS): p.read_text() for p in WORKFLOWS.rglob("*.json")}
     assert set(committed) == set(generated)
     for path, text in generated.items():
-        assert committed[path] == text, f"workflows/{path} is stale: run python workflows/build.py"
+        assert committed[path] == text, f"example_workflows/{path} is stale: run python workflow_source/build.py"
 
 
-def test_every_workflow_ships_in_both_formats():
+def test_every_template_has_a_current_thumbnail_that_is_a_diagram_not_noise():
+    """ComfyUI's Templates browser shows ``<name>.jpg`` beside ``<name>.json``; its JPEG comment names the
+    workflow it was drawn for, and it is drawn in a few flat colours (noise or a photo would not be)."""
+    build = _builder()
+    keys = build.thumbnail_keys(build.build_all())
+    assert sorted(WORKFLOWS.glob("*.jpg")) == sorted(WORKFLOWS / path for path in keys)
+    for path, key in keys.items():
+        with Image.open(WORKFLOWS / path) as image:
+            assert image.format == "JPEG" and image.size[0] == image.size[1] >= 256
+            assert image.info.get("comment") == key.encode(), f"example_workflows/{path} is stale: run python workflow_source/build.py"
+            pixels = torch.from_numpy(np.array(image.convert("RGB"))).reshape(-1, 3).int() // 16
+        _, counts = torch.unique(pixels, dim=0, return_counts=True)
+        assert counts.sort(descending=True).values[:6].sum() > 0.9 * len(pixels), f"{path} is not a flat-coloured diagram"
+
+
+def _note(workflow: dict) -> str:
+    (note,) = [node for node in workflow["nodes"] if node["type"] == "Note"]
+    return note["widgets_values"][0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_template_opens_with_a_note_naming_its_models_and_where_they_go(name):
+    workflow = _load(WORKFLOWS / f"{name}.json")
+    note = _note(workflow)
+    assert "ComfyUI/models/show1/" in note
+    repos = {
+        "Show1KeyframeModelLoader": "show-1-base", "Show1T5Loader": "show-1-base", "Show1InterpolationModelLoader": "show-1-interpolation",
+        "Show1PixelSRModelLoader": "show-1-sr1", "Show1FirstFrameModelLoader": "IF-II-L-v1.0", "Show1LatentSRModelLoader": "show-1-sr2",
+        "Show1CLIPLoader": "show-1-sr2",
+    }  # fmt: skip
+    types = {node["type"] for node in workflow["nodes"]}
+    for loader, repo in repos.items():
+        assert (repo in note) == any(repos[t] == repo for t in types if t in repos), f"{repo} in the note of {name}"
+    assert ("Upload a video first" in note) == ("LoadVideo" in types)
+    if "Show1T5Loader" in types:
+        assert "models/text_encoders" in note
+    if "Show1FirstFrameModelLoader" in types:
+        assert "Gated" in note and "hf auth login" in note
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_layout_fits_the_frontend(name):
+    """No two nodes overlap (Load Video keeps room for its preview), and every title fits its node."""
+    sys.path.insert(0, str(SOURCE))
+    try:
+        from workflow_graph import PREVIEW_HEIGHTS, title_width
+    finally:
+        sys.path.remove(str(SOURCE))
+    names = {**_builder().node_classes()[1], "Note": "Note"}
+    nodes = _load(WORKFLOWS / f"{name}.json")["nodes"]
+    for node in nodes:
+        assert node["size"][0] >= title_width(node.get("title") or names[node["type"]]), f"{node['type']}'s title is cut"
+        assert node["size"][1] >= PREVIEW_HEIGHTS.get(node["type"], 0)
+    for first, second in itertools.combinations(nodes, 2):
+        (x1, y1), (w1, h1), (x2, y2), (w2, h2) = first["pos"], first["size"], second["pos"], second["size"]
+        assert x1 + w1 <= x2 or x2 + w2 <= x1 or y1 + h1 <= y2 or y2 + h2 <= y1, f"{first['type']} overlaps {second['type']}"
+
+
+def test_every_workflow_ships_in_both_formats_where_comfyui_looks_for_templates():
+    """ComfyUI serves the first of these folders it finds and logs a rename hint for all but ``example_workflows``."""
     assert NAMES == sorted(p.stem for p in (WORKFLOWS / "api").glob("*.json"))
     assert len(NAMES) == 4
+    assert [name for name in ("example", "examples", "workflow", "workflows") if (PACK_ROOT / name).exists()] == []
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -136,7 +184,18 @@ def _check_shapes(prompt: dict, outputs: dict) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_api_workflow_runs_on_the_tiny_models(name, fake):
+def test_api_workflow_runs_on_the_tiny_models(name, fake, monkeypatch):
+    """Every workflow runs; the video it saves has the frames its last stage made and, for a loaded video, its audio."""
+    import comfy_core_nodes
+
+    audio = {"waveform": torch.zeros(1, 2, 4410), "sample_rate": 44100}
+    read_plain = comfy_core_nodes.read_video
+
+    def read_with_audio(path: Path):
+        video = read_plain(path)
+        return comfy_core_nodes.Video(video.images, video.frame_rate, audio)
+
+    monkeypatch.setattr(comfy_core_nodes, "read_video", read_with_audio)
     prompt = shrink(_load(WORKFLOWS / "api" / f"{name}.json"))
     execution = Executor(all_classes()).run(prompt)
     _check_shapes(prompt, execution.outputs)
@@ -150,6 +209,9 @@ def test_api_workflow_runs_on_the_tiny_models(name, fake):
     else:  # a node that outputs VIDEO itself (Show-1 Upscale Video)
         frames = execution.outputs[source][index].get_components().images
     assert video.images.shape == frames.shape
+    saved_audio = execution.outputs[source][index].get_components().audio
+    loads_video = any(node["class_type"] == "LoadVideo" for node in prompt.values())
+    assert (saved_audio is audio) == loads_video, "the loaded video's audio must reach Save Video"
     assert fake.log.progress, "no progress reached ComfyUI's hook"
 
 

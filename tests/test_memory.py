@@ -6,7 +6,6 @@ import contextlib
 
 import pytest
 import torch
-from torch import nn
 
 from devices import ACCELERATOR, RoundTrip, where
 from show1_core.errors import OutOfMemoryError

@@ -89,12 +89,13 @@ def _tracked_files() -> list[str]:
 
 def test_comfyignore_leaves_tests_fixtures_bench_and_docs_images_out_of_the_pack():
     ignored = _ignored_prefixes()
-    assert {"tests/", "bench/", "docs/images/"} <= set(ignored)
+    assert {"tests/", "bench/", "docs/images/", "workflow_source/"} <= set(ignored)
     packed = [f for f in _tracked_files() if not f.startswith(tuple(ignored))]
-    assert not [f for f in packed if "fixtures" in f or f.endswith((".png", ".svg", ".gif"))]
+    assert not [f for f in packed if "fixtures" in f or f.endswith((".png", ".svg", ".gif")) or f.startswith("workflow_source/")]
     for needed in ("__init__.py", "nodes/__init__.py", "show1_core/__init__.py", "pyproject.toml", "requirements.txt", "LICENSE"):
         assert needed in packed, needed
-    assert any(f.startswith("workflows/") for f in packed)
+    templates = [f for f in packed if f.startswith("example_workflows/")]
+    assert {f.rsplit(".", 1)[-1] for f in templates} == {"json", "jpg"}, "the templates, their API copies and thumbnails"
     size = sum((REPO / f).stat().st_size for f in packed if (REPO / f).is_file())
     assert size < PACK_SIZE_LIMIT, f"the pack would hold {size} bytes"
 

@@ -5,7 +5,13 @@ Starts ComfyUI on 127.0.0.1 with this checkout in ``custom_nodes`` and the tiny 
 * runs the checks of the real-ComfyUI harness (``$SHOW1_REAL_COMFY_DIR``, default
   ``../shared/real_comfy`` beside the checkout): the pack's import, ``/object_info``, every API
   workflow, Cancel, broken prompts; its ``SUMMARY`` line must report every check passed;
-* fetches every node's help page from the path ComfyUI's frontend requests.
+* fetches every node's help page from the path ComfyUI's frontend requests;
+* runs the templates that load a video on an uploaded video with a sound track, and finds the
+  sound track in the saved video;
+* runs the keyframes template through a *Show-1 Motion LoRA* node with a LoRA file in ComfyUI's
+  ``models/loras``: strength 0 saves the plain model's video, strength 1 another;
+* lists the templates as the Templates browser does, fetches each one and its thumbnail, and
+  finds no hint in the (debug-level) log to rename the templates folder.
 
 This does what the harness's ``run_checks.sh`` does (link the pack, start the server, run
 ``check_server.py``, stop the server by its PID), with the server shared by both tests and
@@ -50,6 +56,7 @@ class Server:
     harness: Path
     log: Path
     out: Path
+    models: Path
 
 
 def _prepared() -> tuple[Path, Path, Path]:
@@ -123,12 +130,16 @@ def server(tmp_path_factory) -> Iterator[Server]:
     url, log = f"http://127.0.0.1:{_free_port()}", work / "server.log"
     env = {**os.environ, "SHOW1_MODELS_DIR": str(work / "tiny")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(engine_path), os.environ.get("PYTHONPATH")]))
-    command = [str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--disable-auto-launch"]
+    command = [
+        str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--disable-auto-launch",
+        "--verbose", "DEBUG",  # ComfyUI logs its hint to rename a templates folder at debug level
+        "--preview-method", "latent2rgb",  # the harness checks one preview per denoising step
+    ]
     with log.open("w") as log_file:
         process = subprocess.Popen(command, cwd=comfy_dir, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         _wait_until_ready(process, url, log)
-        yield Server(url, comfy_dir, pack_dir, python, harness, log, work / "out")
+        yield Server(url, comfy_dir, pack_dir, python, harness, log, work / "out", work / "tiny")
     finally:
         process.terminate()
         try:
@@ -174,3 +185,113 @@ def test_every_help_page_is_served_where_the_frontend_asks(server):
         status, body = _get(f"{server.url}/extensions/{folder}/docs/{node_id}.md")
         assert status == 200, f"{node_id}: HTTP {status}"
         assert body.decode() == (HELP_PAGES / f"{node_id}.md").read_text(), node_id
+
+
+def test_the_templates_browser_lists_every_template_with_its_thumbnail(server):
+    templates = REPO / "example_workflows"
+    status, body = _get(f"{server.url}/workflow_templates")
+    assert status == 200
+    assert sorted(json.loads(body)[server.pack_dir.name]) == sorted(p.stem for p in templates.glob("*.json"))
+    for workflow in templates.glob("*.json"):
+        for path in (workflow, workflow.with_suffix(".jpg")):
+            status, body = _get(f"{server.url}/api/workflow_templates/{urllib.parse.quote(server.pack_dir.name)}/{path.name}")
+            assert status == 200 and body == path.read_bytes(), f"{path.name}: HTTP {status}"
+    assert "consider renaming it to 'example_workflows'" not in server.log.read_text(errors="replace")
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def _run_prompt(server: Server, prompt: dict, timeout_s: float = 900) -> dict:
+    """Queue ``prompt`` and wait for its history entry (its outputs and status)."""
+    prompt_id = _post(f"{server.url}/prompt", {"prompt": prompt})["prompt_id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status, body = _get(f"{server.url}/history/{prompt_id}")
+        entry = json.loads(body).get(prompt_id) if status == 200 else None
+        if entry and entry.get("status", {}).get("completed") is not None:
+            return entry
+        time.sleep(2)
+    pytest.fail(f"prompt {prompt_id} did not finish in {timeout_s} s")
+
+
+def _streams(ffmpeg: str, path: Path) -> str:
+    """ffmpeg's description of a file's streams."""
+    return subprocess.run([ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+
+
+@pytest.mark.parametrize("template", ["show1_upscale_any_video", "show1_mixed_stage4_on_other_frames"])
+def test_the_audio_of_an_uploaded_video_reaches_the_saved_video(server, template):
+    import imageio_ffmpeg
+
+    from workflow_shrink import shrink
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    upload = server.comfy_dir / "input" / "show1_audio_check.mp4"
+    subprocess.run(
+        [ffmpeg, "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=80x48:rate=12", "-f", "lavfi", "-i",
+         "sine=frequency=440:sample_rate=44100", "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(upload)],
+        check=True,
+    )  # fmt: skip
+    assert "Audio:" in _streams(ffmpeg, upload)
+    prompt = shrink(json.loads((REPO / "example_workflows" / "api" / f"{template}.json").read_text()))
+    for node in prompt.values():
+        if node["class_type"] == "LoadVideo":
+            node["inputs"]["file"] = upload.name
+        if node["class_type"] == "SaveVideo":
+            node["inputs"]["filename_prefix"] = f"show1_audio_check/{template}"
+    entry = _run_prompt(server, prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    (saved,) = [item for output in entry["outputs"].values() for item in output.get("images", [])]
+    video = server.comfy_dir / "output" / saved["subfolder"] / saved["filename"]
+    assert "Audio:" in _streams(ffmpeg, video), f"{video} has no sound track"
+
+
+def _saved_frames(server: Server, entry: dict) -> bytes:
+    """The decoded frames of the video a prompt saved (the file also holds the prompt, which differs)."""
+    import imageio_ffmpeg
+
+    (saved,) = [item for output in entry["outputs"].values() for item in output.get("images", [])]
+    reader = imageio_ffmpeg.read_frames(str(server.comfy_dir / "output" / saved["subfolder"] / saved["filename"]))
+    next(reader)  # the metadata
+    return b"".join(reader)
+
+
+def test_a_motion_lora_from_comfyuis_lora_folder_runs_in_the_keyframes_template(server):
+    from lora_support import write_lora
+    from show1_core.loading import Stage, load_stage_model
+    from workflow_shrink import shrink
+
+    folder = server.comfy_dir / "models" / "loras" / "show1_real_check"
+    write_lora(folder / "pan.safetensors", load_stage_model(server.models / "show-1-base", Stage.KEYFRAMES), seed=1)
+    try:
+        status, body = _get(f"{server.url}/object_info/Show1KeyframeMotionLoRA")
+        assert status == 200
+        choices = json.loads(body)["Show1KeyframeMotionLoRA"]["input"]["required"]["lora_name"][0]
+        assert "show1_real_check/pan.safetensors" in choices
+        plain = shrink(json.loads((REPO / "example_workflows" / "api" / "show1_keyframes_preview.json").read_text()))
+        loader = next(node_id for node_id, node in plain.items() if node["class_type"] == "Show1KeyframeModelLoader")
+        keyframes = next(node for node in plain.values() if node["class_type"] == "Show1Keyframes")
+        keyframes["inputs"]["steps"] = 2
+        videos = {}
+        for strength in (None, 0.0, 1.0):
+            prompt = json.loads(json.dumps(plain))
+            if strength is not None:
+                prompt["lora"] = {
+                    "class_type": "Show1KeyframeMotionLoRA",
+                    "inputs": {"model": [loader, 0], "lora_name": "show1_real_check/pan.safetensors", "strength": strength},
+                }
+                next(n for n in prompt.values() if n["class_type"] == "Show1Keyframes")["inputs"]["model"] = ["lora", 0]
+            next(n for n in prompt.values() if n["class_type"] == "SaveVideo")["inputs"]["filename_prefix"] = f"show1_lora_check/{strength}"
+            entry = _run_prompt(server, prompt)
+            assert entry["status"]["status_str"] == "success", entry["status"]
+            videos[strength] = _saved_frames(server, entry)
+        assert videos[0.0] == videos[None], "strength 0 must give the plain model's video"
+        assert videos[1.0] != videos[None], "the LoRA changed nothing"
+    finally:
+        for file in folder.glob("*"):
+            file.unlink()
+        folder.rmdir()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -11,6 +11,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import nn
 
 from ..errors import InputError, MissingFilesError, WrongStageError
+from ..settings import SpeedSettings
 from .components import load_scheduler, load_unet, load_vae, read_json
 from .detect import describe_stage, stage_of_unet_config
 from .registry import CHECKPOINT_FOR_STAGE, Stage
@@ -21,7 +22,7 @@ NOISE_CONDITIONED = (Stage.FIRST_FRAME, Stage.PIXEL_SR)
 @dataclass
 class StageModel:
     """The models of one stage: its UNet and scheduler, plus the noising scheduler (stage 3)
-    or the VAE (stage 4)."""
+    or the VAE (stage 4), and the speed settings its UNet runs with (:func:`~show1_core.speed.apply_speed`)."""
 
     stage: Stage
     unet: nn.Module
@@ -29,6 +30,7 @@ class StageModel:
     noising_scheduler: SchedulerMixin | None = None
     vae: AutoencoderKL | None = None
     source: Path | None = None
+    speed: SpeedSettings = field(default_factory=SpeedSettings)
 
     def require(self, stage: Stage) -> None:
         """Raise :class:`WrongStageError` unless this is the model of ``stage``."""
@@ -42,8 +44,9 @@ class StageModel:
         return type(self.scheduler).from_config(self.scheduler.config)
 
     def modules(self) -> list[nn.Module]:
-        """The torch modules of this stage (what the memory policy moves)."""
-        return [m for m in (self.unet, self.vae) if m is not None]
+        """The torch modules of this stage that the memory policy moves (a UNet that streams its blocks moves itself)."""
+        unet = None if self.speed.stream_blocks else self.unet
+        return [m for m in (unet, self.vae) if m is not None]
 
 
 def pipeline_folders(path: Path) -> tuple[Path, Path]:

@@ -10,7 +10,7 @@ Train one with ``show1 train-motion`` (:mod:`show1_core.training`); use it with
 or, through the stage runner, ``run_keyframes(with_motion_loras(placed, [lora]), embeds)``.
 """
 
-from .adapters import active_motion_loras, apply_motion_loras, check_fits, motion_loras, remove_motion_loras
+from .adapters import active_motion_loras, apply_motion_loras, check_fits, check_speed_allows_loras, motion_loras, remove_motion_loras
 from .files import MotionLora, MotionLoraInfo, load_motion_lora, parse_lora_spec, read_motion_lora_info, save_motion_lora
 from .placement import MotionLoraPlacement, with_motion_loras
 from .targets import TRAINABLE_STAGES, temporal_attention_targets, unet_fingerprint
@@ -22,6 +22,7 @@ __all__ = [
     "MotionLoraPlacement",
     "active_motion_loras",
     "apply_motion_loras",
+    "check_speed_allows_loras",
     "check_fits",
     "load_motion_lora",
     "motion_loras",

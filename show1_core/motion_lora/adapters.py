@@ -17,15 +17,25 @@ import torch
 
 from ..errors import InputError, StateDictMismatchError, WrongStageError
 from ..loading.stage_model import StageModel
+from ..settings import SpeedSettings
 from .files import MotionLora
 from .targets import unet_fingerprint
 
 ADAPTER_PREFIX = "show1_motion_"
 
 
+def check_speed_allows_loras(speed: SpeedSettings, what: str) -> None:
+    """Refuse adapters on a UNet whose weights are stored in fp8 or streamed block by block (they need the weights as loaded)."""
+    if speed.fp8_weights or speed.stream_blocks:
+        option = "fp8_weights" if speed.fp8_weights else "stream_blocks"
+        raise InputError(f"motion LoRAs cannot adapt a {what} model loaded with {option}; load it without that option")
+
+
 def check_fits(model: StageModel, lora: MotionLora) -> None:
-    """Refuse a LoRA made for another stage, another architecture, or modules the UNet lacks."""
+    """Refuse a LoRA made for another stage, another architecture, or modules the UNet lacks, and a UNet
+    whose weights are stored in fp8 or streamed block by block (adapters need the weights as loaded)."""
     info = lora.info
+    check_speed_allows_loras(model.speed, model.stage.title)
     if model.stage != info.stage:
         raise WrongStageError(
             f"{lora.name} was trained for the {info.stage.title} model ({info.base_checkpoint}); it cannot adapt the "

@@ -87,5 +87,6 @@ def upscale_first_frame(
         class_labels=labels,
         generator=generator,
         callback=callback,
+        split_guidance=model.speed.split_guidance,
     )
     return video.squeeze(2)

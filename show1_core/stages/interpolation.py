@@ -103,6 +103,7 @@ def interpolate_frames(
                     condition=conditions[first * batch : (first + count) * batch],
                     generator=seeded_generator(seed),
                     callback=callback,
+                    split_guidance=model.speed.split_guidance,
                 )
             )
         return results

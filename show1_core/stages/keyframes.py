@@ -50,4 +50,5 @@ def generate_keyframes(
         progress=progress or StageSteps(Stage.KEYFRAMES.value, 0, len(scheduler.timesteps)),
         generator=generator,
         callback=callback,
+        split_guidance=model.speed.split_guidance,
     )

@@ -165,6 +165,7 @@ def refine_latents(
         callback=callback,
         frame_window=settings.frame_window,
         frame_overlap=settings.frame_overlap,
+        split_guidance=model.speed.split_guidance,
     )
     return 1 / scaling * refined
 

@@ -115,6 +115,7 @@ def super_resolve_pixels(
             class_labels=labels,
             generator=generator,
             callback=callback,
+            split_guidance=model.speed.split_guidance,
         )
         out[:, :, write_from : start + length] = result[:, :, write_from - start :]
     return out

@@ -142,6 +142,22 @@ def predict_in_windows(
     return total / coverage.view(1, 1, frames, 1, 1)
 
 
+def predict_guided(
+    unet: nn.Module, model_input: torch.Tensor, t: torch.Tensor, text: torch.Tensor, labels: torch.Tensor | None,
+    window: int, overlap: int, split: bool,
+) -> torch.Tensor:
+    """The UNet's prediction for a ``[negative, positive]`` batch: one call, or (``split``) one call per half.
+
+    Splitting halves the activations held at once; each video is computed on its own either way,
+    so the prediction is the same.
+    """
+    if not split:
+        return predict_in_windows(unet, model_input, t, text, labels, window, overlap)
+    label_halves = (None, None) if labels is None else labels.chunk(2)
+    halves = zip(model_input.chunk(2), text.chunk(2), label_halves)
+    return torch.cat([predict_in_windows(unet, x, t, txt, lab, window, overlap) for x, txt, lab in halves])
+
+
 def _step_kwargs(scheduler: SchedulerMixin, generator: torch.Generator | None, eta: float) -> dict:
     accepted = inspect.signature(scheduler.step).parameters
     kwargs = {}
@@ -193,6 +209,7 @@ def guided_denoise(
     callback: StepCallback | None = None,
     frame_window: int = 0,
     frame_overlap: int = 0,
+    split_guidance: bool = False,
 ) -> torch.Tensor:
     """Denoise ``sample`` ``(B, C, F, H, W)`` over ``timesteps`` with classifier-free guidance.
 
@@ -202,7 +219,8 @@ def guided_denoise(
     batch ordered ``[negative, positive]``. The scheduler steps every frame as an image,
     so per-image operations such as thresholding see single frames, as in the original.
     Steps are reported as ``progress`` places them in their stage. With ``frame_window``, the
-    UNet sees at most that many frames at a time (:func:`predict_in_windows`).
+    UNet sees at most that many frames at a time (:func:`predict_in_windows`). With
+    ``split_guidance`` the two halves of the guided batch run one after the other (:func:`predict_guided`).
     """
     guided = guidance > 1.0
     text = torch.cat([embeds.negative, embeds.positive]) if guided else embeds.positive
@@ -216,7 +234,7 @@ def guided_denoise(
         model_input = sample if condition is None else torch.cat([sample, condition], dim=1)
         model_input = torch.cat([model_input] * 2) if guided else model_input
         model_input = scheduler.scale_model_input(model_input, t)
-        raw = predict_in_windows(unet, model_input, t, text, labels, frame_window, frame_overlap)
+        raw = predict_guided(unet, model_input, t, text, labels, frame_window, frame_overlap, guided and split_guidance)
         prediction = guide(raw, channels, guidance, guided, keep_variance)
         output = scheduler.step(frames_to_batch(prediction), t, frames_to_batch(sample), **step_kwargs)
         sample = batch_to_frames(output.prev_sample, batch)
