@@ -104,12 +104,8 @@ def test_every_template_opens_with_a_note_naming_its_models_and_where_they_go(na
 @pytest.mark.parametrize("name", NAMES)
 def test_the_layout_fits_the_frontend(name):
     """No two nodes overlap (Load Video keeps room for its preview), and every title fits its node."""
-    sys.path.insert(0, str(SOURCE))
-    try:
-        from workflow_graph import PREVIEW_HEIGHTS, title_width
-    finally:
-        sys.path.remove(str(SOURCE))
     names = {**_builder().node_classes()[1], "Note": "Note"}
+    from workflow_graph import PREVIEW_HEIGHTS, title_width  # beside build.py, which put its folder on the path
     nodes = _load(WORKFLOWS / f"{name}.json")["nodes"]
     for node in nodes:
         assert node["size"][0] >= title_width(node.get("title") or names[node["type"]]), f"{node['type']}'s title is cut"

@@ -29,7 +29,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from workflow_graph import Graph, to_api, to_ui  # noqa: E402
-from workflow_templates import TEMPLATES  # noqa: E402
+from workflow_templates import TEMPLATES, template_note  # noqa: E402
 from workflow_thumbnails import render_thumbnail, thumbnail_key  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def build_all() -> dict[Path, str]:
     classes, names = node_classes()
     files = {}
     for graph in graphs():
-        files[Path(f"{graph.name}.json")] = render(to_ui(graph, classes, names))
+        files[Path(f"{graph.name}.json")] = render(to_ui(graph, classes, names, template_note(graph)))
         files[Path("api") / f"{graph.name}.json"] = render(to_api(graph, classes, names))
     return files
 

@@ -105,13 +105,12 @@ class DiagramStep:
 
 
 class Graph:
-    """A workflow under construction, with the note and thumbnail diagram its template ships with."""
+    """A workflow under construction, with the title and thumbnail diagram its template ships with."""
 
-    def __init__(self, name: str, title: str, description: str, note: str, diagram: tuple[DiagramStep, ...]):
+    def __init__(self, name: str, title: str, description: str, diagram: tuple[DiagramStep, ...]):
         self.name = name
         self.title = title
         self.description = description
-        self.note = note
         self.diagram = diagram
         self.nodes: list[Node] = []
 
@@ -183,13 +182,13 @@ def _note_height(text: str) -> int:
     return NOTE_LINE_HEIGHT * lines + 2 * ROW_HEIGHT
 
 
-def _note_node(graph: Graph, node_id: int, order: int) -> dict:
+def _note_node(note: str, node_id: int, order: int) -> dict:
     """The template's Note, a frontend-only node the frontend never queues."""
     return {
         "id": node_id,
         "type": NOTE_TYPE,
         "pos": [MARGIN, MARGIN],
-        "size": [NOTE_WIDTH, _note_height(graph.note)],
+        "size": [NOTE_WIDTH, _note_height(note)],
         "flags": {},
         "order": order,
         "mode": 0,
@@ -197,13 +196,13 @@ def _note_node(graph: Graph, node_id: int, order: int) -> dict:
         "outputs": [],
         "title": "Read me first",
         "properties": {"text": ""},
-        "widgets_values": [graph.note],
+        "widgets_values": [note],
         **NOTE_COLORS,
     }
 
 
-def to_ui(graph: Graph, classes: dict[str, type], names: dict[str, str]) -> dict:
-    """The UI (graph, v0.4) format the ComfyUI frontend saves and loads, laid out for it, with the template's Note."""
+def to_ui(graph: Graph, classes: dict[str, type], names: dict[str, str], note: str) -> dict:
+    """The UI (graph, v0.4) format the ComfyUI frontend saves and loads, laid out for it, opening with ``note``."""
     depths = _depths(graph)
     ordered = sorted(graph.nodes, key=lambda n: (depths[n.id], n.id))
     widths = {node.id: max(NODE_WIDTH, title_width(node.title or names[node.class_type])) for node in graph.nodes}
@@ -262,7 +261,7 @@ def to_ui(graph: Graph, classes: dict[str, type], names: dict[str, str]) -> dict
             ui_node["title"] = node.title
         ui_nodes.append(ui_node)
     note_id = max(n.id for n in graph.nodes) + 1
-    ui_nodes.append(_note_node(graph, note_id, len(ordered)))
+    ui_nodes.append(_note_node(note, note_id, len(ordered)))
     return {
         "last_node_id": note_id,
         "last_link_id": len(links),

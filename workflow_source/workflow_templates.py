@@ -1,4 +1,4 @@
-"""The shipped templates: each workflow's graph, the Note it opens with, and its thumbnail's diagram.
+"""The shipped templates: each workflow's graph, its thumbnail's diagram, and the Note it opens with (made from the graph).
 
 Widget values not given here are the nodes' defaults, which are the paper's settings.
 """
@@ -17,10 +17,27 @@ T5 = (
     "ComfyUI/models/text_encoders in the T5 loader (only the tokenizer, ~1 MB, is then fetched)"
 )
 UPLOAD_FIRST = "Upload a video first: click 'choose video to upload' on Load Video (or drop a video file on it)."
+MODEL_LINES = {
+    "Show1KeyframeModelLoader": "- show-1-base: keyframes (stage 1)",
+    "Show1T5Loader": T5,
+    "Show1InterpolationModelLoader": "- show-1-interpolation: stage 2",
+    "Show1PixelSRModelLoader": "- show-1-sr1: pixel super-resolution (stage 3)",
+    "Show1FirstFrameModelLoader": (
+        "- IF-II-L-v1.0: stage 3's first frame. Gated: accept its licence on huggingface.co/DeepFloyd/IF-II-L-v1.0 "
+        "and run 'hf auth login', or delete that loader (the first frame is then upscaled bilinearly)"
+    ),
+    "Show1LatentSRModelLoader": "- show-1-sr2: expert latent super-resolution (stage 4), with its VAE and CLIP text encoder",
+}
+"""What the Note says of each loader a template holds, in this order (CLIP comes with show-1-sr2)."""
 
 
-def _note(*lines: str) -> str:
-    return "\n".join(lines)
+def template_note(graph: Graph) -> str:
+    """The Note a template opens with, from its graph: the upload step where it loads a video, what it
+    does (its description), the models its loaders need and where they go."""
+    classes = {node.class_type for node in graph.nodes}
+    upload = [UPLOAD_FIRST, ""] if "LoadVideo" in classes else []
+    models = [line for loader, line in MODEL_LINES.items() if loader in classes]
+    return "\n".join([*upload, graph.description, "", "Models:", *models, "", DOWNLOAD])
 
 
 def _encoders(g: Graph, prompt: str, clip: bool = True, title: str | None = None, t5: bool = True) -> Node:
@@ -45,20 +62,6 @@ def text_to_video() -> Graph:
         "Text to video",
         "Show-1 text-to-video with the paper's settings: keyframes, interpolation, pixel SR (IF-II-L first frame) and "
         "expert latent SR to 29 frames at 576x320, 8 fps.",
-        _note(
-            "Show-1 text-to-video: the whole cascade with the paper's settings (29 frames, 576x320, 8 fps).",
-            "",
-            "Models:",
-            "- show-1-base: keyframes (stage 1)",
-            T5,
-            "- show-1-interpolation: stage 2",
-            "- show-1-sr1: pixel super-resolution (stage 3)",
-            "- IF-II-L-v1.0: stage 3's first frame. Gated: accept its licence on huggingface.co/DeepFloyd/IF-II-L-v1.0 "
-            "and run 'hf auth login', or delete that loader (the first frame is then upscaled bilinearly)",
-            "- show-1-sr2: expert latent super-resolution (stage 4), with its VAE and CLIP text encoder",
-            "",
-            DOWNLOAD,
-        ),
         (
             DiagramStep("prompt", "T5-XXL + CLIP"),
             DiagramStep("1 keyframes", "8 frames", (64, 40)),
@@ -91,17 +94,7 @@ def keyframes_preview() -> Graph:
         "show1_keyframes_preview",
         "Keyframes preview",
         "Show-1 stage 1 only: 8 keyframes at 64x40 and 2 fps, a fast preview of motion and text alignment before "
-        "running the whole cascade.",
-        _note(
-            "Show-1 keyframes only: 8 frames at 64x40, 2 fps - a quick look at motion and text alignment before the "
-            "whole cascade (same prompt and seed give the same keyframes there).",
-            "",
-            "Models:",
-            "- show-1-base: keyframes (stage 1)",
-            T5,
-            "",
-            DOWNLOAD,
-        ),
+        "running the whole cascade (the same prompt and seed give the same keyframes there).",
         (DiagramStep("prompt", "T5-XXL"), DiagramStep("1 keyframes", "8 frames, 2 fps", (64, 40))),
     )
     text = _encoders(g, "a panda playing guitar on the beach", clip=False)
@@ -118,19 +111,6 @@ def upscale_any_video() -> Graph:
         "Upscale any video with Show-1's stages 3 and 4: Load Video -> Show-1 Upscale Video -> Save Video. The frames "
         "are scaled to 64x40, upscaled x4 in pixel space (bilinear first frame, no gated download) and then to 576x320 "
         "by the expert latent SR model; frame rate and audio pass through. Describe the video in the prompt.",
-        _note(
-            UPLOAD_FIRST,
-            "",
-            "Show-1 Upscale Video: the frames are scaled to 64x40, upscaled x4 in pixel space and refined to 576x320 "
-            "by the expert latent SR model. Frame rate and audio pass through. Describe the video in the prompt.",
-            "",
-            "Models:",
-            "- show-1-sr1: pixel super-resolution (stage 3)",
-            "- show-1-sr2: expert latent super-resolution (stage 4), with its VAE and CLIP text encoder",
-            T5,
-            "",
-            DOWNLOAD,
-        ),
         (
             DiagramStep("your video", "frames, fps, audio"),
             DiagramStep("scaled", "64x40", (64, 40)),
@@ -155,19 +135,8 @@ def stage4_on_other_frames() -> Graph:
         "Stage 4 on another video",
         "Show-1 stage 4 on another model's frames: a video from any model (load it, or wire its frames in place of "
         "Load Video) is scaled to 576x320 with core nodes, encoded to a Show-1 LATENT, refined by the expert latent SR "
-        "UNet and decoded; its audio and frame rate pass through. The LATENT sockets accept other latent video nodes.",
-        _note(
-            UPLOAD_FIRST,
-            "",
-            "Show-1 stage 4 on another model's video: scaled to 576x320, encoded to a LATENT, refined by the expert "
-            "latent SR UNet and decoded; audio and frame rate pass through (Get Video Components -> Create Video). "
-            "Describe the video in the prompt. Wire another model's frames in place of Load Video to chain models.",
-            "",
-            "Models:",
-            "- show-1-sr2: expert latent super-resolution (stage 4), with its VAE and CLIP text encoder (no T5 needed)",
-            "",
-            DOWNLOAD,
-        ),
+        "UNet and decoded; its audio and frame rate pass through. The LATENT sockets accept other latent video nodes. "
+        "Describe the video in the prompt.",
         (
             DiagramStep("any video", "frames, fps, audio"),
             DiagramStep("scaled", "576x320", (576, 320)),
