@@ -415,7 +415,7 @@ def test_a_stage_loader_applies_its_speed_settings_and_refuses_anything_else(mon
     with pytest.raises(InputError, match="Show-1 Speed Settings"):
         loader.load("show-1-sr1", "fp32", "balanced", speed="fast")
 def test_importing_the_pack_imports_nothing_from_comfyui():
-    """As the README says: ComfyUI modules are looked up when a node runs or lists its models, never at import."""
+    """As docs/ARCHITECTURE.md says: ComfyUI modules are looked up when a node runs or lists its models, never at import."""
     code = f"""
 import importlib.abc, importlib.util, sys
 COMFY = {{"comfy", "comfy_api", "comfy_extras", "folder_paths", "latent_preview", "server", "execution"}}

@@ -140,7 +140,7 @@ def test_api_workflow_validates_unchanged(name, fake):
 
 
 def _check_shapes(prompt: dict, outputs: dict) -> None:
-    """Every Show-1 node's outputs have the shapes the README documents, from its actual inputs."""
+    """Every Show-1 node's outputs have the shapes docs/COMFYUI.md and the help pages document, from its actual inputs."""
 
     def source(node_id: str, name: str):
         link = prompt[node_id]["inputs"][name]
