@@ -1,16 +1,23 @@
-"""Shared test fixtures: parity data locations and a tiny model set written once per session."""
+"""Shared test fixtures: parity data locations, a tiny model set written once per session, and the
+float64 jobs that run under pinned CPU kernels (tests/pinned_kernels.py)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+from pinned_kernels import PinnedRun, RecipeUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 COMPACT = FIXTURES / "parity" / "compact"
 COMPACT64 = FIXTURES / "parity64" / "case_compact"
+"""The pinned float64 compact case (a copy of ``parity64/pinned/compact/case_compact``)."""
+PINNED_RUN = pytest.StashKey[PinnedRun]()
 
 
 def _shared_dir(variable: str, name: str) -> Path | None:
@@ -27,8 +34,68 @@ def shared_parity_dir() -> Path | None:
 
 
 def shared_parity64_dir() -> Path | None:
-    """``$SHOW1_PARITY64_DIR`` or ``../shared/parity64`` (float64 case_a), if present."""
-    return _shared_dir("SHOW1_PARITY64_DIR", "parity64")
+    """``$SHOW1_PARITY64_DIR`` or ``../shared/parity64/pinned`` (float64 case_a made under the pinned recipe), if present."""
+    return _shared_dir("SHOW1_PARITY64_DIR", "parity64/pinned")
+
+
+def pinned_case(name: str) -> tuple[Path, Path] | None:
+    """(case folder, models folder) of a float64 case the pinned jobs can name, or None where its data is absent."""
+    if name == "compact":
+        return COMPACT64, COMPACT / "models"
+    root, models = shared_parity64_dir(), shared_parity_dir()
+    return (root / "case_a", models / "models") if name == "case_a" and root and models else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "pinned_float64(job, case, kind='parity', **options): the test compares the float64 job `job`, "
+        "computed under the pinned kernel recipe in a child process (tests/pinned_kernels.py)",
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the pinned-kernel worker in the background with every job the selected tests need."""
+    jobs: dict[str, dict] = {}
+    for item in session.items:
+        marker = item.get_closest_marker("pinned_float64")
+        if marker is None or any(skip.args and skip.args[0] is True for skip in item.iter_markers("skipif")):
+            continue
+        spec = {"kind": "parity", **marker.kwargs}
+        case = pinned_case(spec.pop("case"))
+        if case is None:
+            continue
+        spec.update(case=str(case[0]), models=str(case[1]))
+        if jobs.setdefault(marker.args[0], spec) != spec:
+            raise pytest.UsageError(f"pinned job {marker.args[0]!r} is declared twice with different options")
+    run = PinnedRun(Path(tempfile.mkdtemp(prefix="show1-pinned-")), jobs)
+    session.config.stash[PINNED_RUN] = run
+    if not session.config.option.collectonly:
+        run.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    run = session.config.stash.get(PINNED_RUN, None)
+    if run is not None:
+        run.stop()
+        shutil.rmtree(run.out, ignore_errors=True)
+
+
+@pytest.fixture
+def pinned_float64(request: pytest.FixtureRequest) -> dict:
+    """The tensors (and ``meta``) of the test's ``pinned_float64`` job; skips where the recipe or the case's data is absent."""
+    marker = request.node.get_closest_marker("pinned_float64")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid} uses pinned_float64 without the pinned_float64 marker")
+    if pinned_case(marker.kwargs["case"]) is None:
+        pytest.skip(
+            f"float64 {marker.kwargs['case']} not found: set SHOW1_PARITY64_DIR to the shared parity64/pinned folder and "
+            "SHOW1_PARITY_DIR to the shared parity folder (its models/)"
+        )
+    try:
+        return request.config.stash[PINNED_RUN].results(marker.args[0])
+    except RecipeUnavailable as reason:
+        pytest.skip(str(reason))
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +115,7 @@ def case_a() -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def compact64_case() -> tuple[Path, Path]:
-    """(case folder, models folder) of the compact float64 set shipped in the tests (same models)."""
+    """(case folder, models folder) of the compact float64 set shipped in the tests (pinned recipe; same models)."""
     return COMPACT64, COMPACT / "models"
 
 
@@ -58,7 +125,7 @@ def case_a64() -> tuple[Path, Path]:
     root, models = shared_parity64_dir(), shared_parity_dir()
     if root is None or models is None:
         pytest.skip(
-            "float64 case_a not found: set SHOW1_PARITY64_DIR to the shared parity64 folder and SHOW1_PARITY_DIR to "
+            "float64 case_a not found: set SHOW1_PARITY64_DIR to the shared parity64/pinned folder and SHOW1_PARITY_DIR to "
             "the shared parity folder (its models/)"
         )
     return root / "case_a", models / "models"

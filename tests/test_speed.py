@@ -2,7 +2,8 @@
 
 Options that must not change results (attention through diffusers' dispatcher with PyTorch's
 kernel, compilation, block streaming, split guidance) are held to the float64 oracle of
-tests/test_parity.py (1e-10, the original's float64 run) and to today's float32 outputs (1e-5).
+tests/test_parity.py (1e-10, the original's float64 run, computed under the same pinned kernel
+recipe: tests/pinned_kernels.py) and to today's float32 outputs (1e-5).
 The float32 comparison uses the pieces whose stages do not amplify rounding: stages 1-2 multiply
 a float32 rounding difference ~300x (docs/STAGES.md), so there a different batch size alone
 (split guidance) moves keyframes by ~1e-4; float64 shows that nothing else changes. fp8 weights
@@ -13,15 +14,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention
 from safetensors.torch import load_file
-from torch._dynamo.utils import counters
 
 from lora_support import write_lora
+from speed_support import compiled_keyframes
 
 import show1_core.speed.attention as attention_module
 from show1_core.cascade import CascadeCheckpoints, Show1Cascade
@@ -39,9 +39,9 @@ from show1_core.text import EncoderKind, TextEncoder, TextEncoderSpec
 EXACT = 1e-10
 SAME_AS_TODAY = 1e-5
 SAME_RESULTS = {
-    "attention": SpeedSettings(attention="native"),
-    "stream_blocks": SpeedSettings(stream_blocks=True),
-    "split_guidance": SpeedSettings(split_guidance=True),
+    "attention": {"attention": "native"},
+    "stream_blocks": {"stream_blocks": True},
+    "split_guidance": {"split_guidance": True},
 }
 """Compilation keeps the numbers too; it has its own test (it is the slow one to set up)."""
 PIECES64 = ["keyframes", "fwd_sr1_out", "sr1_first_frame", "sr2_latents"]
@@ -77,54 +77,51 @@ def today32(compact_case) -> dict[str, torch.Tensor]:
     return run_parity(*compact_case, only=sorted(set(PIECES32) | set(FP8_BOUNDS)))
 
 
-@pytest.mark.parametrize("option", SAME_RESULTS)
-def test_the_option_keeps_the_float64_result_exact(option, compact64_case):
-    results = run_parity(*compact64_case, only=PIECES64, dtype=torch.float64, speed=SAME_RESULTS[option])
+@pytest.mark.parametrize(
+    "option",
+    [
+        pytest.param(name, marks=pytest.mark.pinned_float64(f"speed_{name}", case="compact", only=PIECES64, speed=options))
+        for name, options in SAME_RESULTS.items()
+    ],
+)
+def test_the_option_keeps_the_float64_result_exact(option, pinned_float64, compact64_case):
     expected = load_file(str(compact64_case[0] / "tensors.safetensors"))
-    errors = {name: _max_error(results[name], expected[name]) for name in PIECES64}
+    errors = {name: _max_error(pinned_float64[name], expected[name]) for name in PIECES64}
     assert max(errors.values()) < EXACT, errors
 
 
 @pytest.mark.parametrize("option", SAME_RESULTS)
 def test_the_option_keeps_todays_float32_result(option, compact_case, today32):
-    results = run_parity(*compact_case, only=PIECES32, speed=SAME_RESULTS[option])
+    results = run_parity(*compact_case, only=PIECES32, speed=SpeedSettings(**SAME_RESULTS[option]))
     errors = {name: _max_error(results[name], today32[name]) for name in PIECES32}
     assert max(errors.values()) < SAME_AS_TODAY, errors
 
 
-def _compiled_keyframes(case_dir: Path, models: Path, dtype: torch.dtype, graphs_per_step: list[int]) -> torch.Tensor:
-    """The parity case's keyframes from a compiled model, noting the compiled-graph count after every step."""
-    case = ParityCase(case_dir, models, dtype, SpeedSettings(compile=True, compile_backend="aot_eager"))
-    p = case.params
-    settings = KeyframeSettings(num_frames=p["frames"], height=p["height"], width=p["width"], steps=p["steps"], guidance=case.guidance("keyframes"))
-
-    def count(event) -> None:
-        if event.step:
-            graphs_per_step.append(counters["stats"]["unique_graphs"])
-
-    return generate_keyframes(case.model(Stage.KEYFRAMES), case.t5(), settings, seed=case.seed, callback=count)
-
-
-def test_compiled_blocks_keep_the_result_and_compile_once_for_every_step_and_model(compact_case, compact64_case):
+@pytest.mark.pinned_float64("compiled_keyframes", case="compact", kind="compiled_keyframes")
+def test_compiled_blocks_keep_the_float64_result_and_compile_once_for_every_step_and_model(pinned_float64, compact64_case):
     """aot_eager stands in for inductor (which needs minutes per model on a CPU): the same regions, traced the same way."""
-    counters.clear()
-    graphs: list[int] = []
-    exact = _compiled_keyframes(*compact64_case, torch.float64, graphs)
+    exact = pinned_float64["keyframes"]
     assert _max_error(exact, load_file(str(compact64_case[0] / "tensors.safetensors"))["keyframes"]) < EXACT
+    graphs, again = pinned_float64["meta"]["graphs_first_model"], pinned_float64["meta"]["graphs_second_model"]
     assert graphs[0] > 0 and len(set(graphs)) == 1, f"compiled graphs after each step: {graphs}"
-    again: list[int] = []
-    _compiled_keyframes(*compact64_case, torch.float64, again)  # a new model of the same shapes
     assert set(again) == {graphs[0]}, "a second model with the same blocks compiled again"
+
+
+def test_compiled_blocks_keep_todays_float32_result(compact_case):
     today = run_parity(*compact_case, only=["keyframes"])["keyframes"]
-    assert _max_error(_compiled_keyframes(*compact_case, torch.float32, []), today) < SAME_AS_TODAY
+    assert _max_error(compiled_keyframes(*compact_case, torch.float32, []), today) < SAME_AS_TODAY
 
 
-@pytest.mark.skipif(not os.environ.get("SHOW1_INDUCTOR_TEST"), reason="opt-in: inductor needs minutes per model on a CPU")
-def test_inductor_compiled_blocks_keep_the_forward_pass(compact_case, compact64_case):
+INDUCTOR_TEST = bool(os.environ.get("SHOW1_INDUCTOR_TEST"))
+
+
+@pytest.mark.skipif(not INDUCTOR_TEST, reason="opt-in: inductor needs minutes per model on a CPU")
+@pytest.mark.pinned_float64("inductor", case="compact", only=["fwd_base_out"], speed={"compile": True})
+def test_inductor_compiled_blocks_keep_the_forward_pass(pinned_float64, compact_case, compact64_case):
     """The GPU default backend, on the CPU (g++ builds its kernels): float64 exact, float32 within 1e-5 of today."""
-    speed = SpeedSettings(compile=True)
-    exact = run_parity(*compact64_case, only=["fwd_base_out"], dtype=torch.float64, speed=speed)["fwd_base_out"]
+    exact = pinned_float64["fwd_base_out"]
     assert _max_error(exact, load_file(str(compact64_case[0] / "tensors.safetensors"))["fwd_base_out"]) < EXACT
+    speed = SpeedSettings(compile=True)
     today = run_parity(*compact_case, only=["fwd_base_out"])["fwd_base_out"]
     assert _max_error(run_parity(*compact_case, only=["fwd_base_out"], speed=speed)["fwd_base_out"], today) < SAME_AS_TODAY
 
