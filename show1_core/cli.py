@@ -92,9 +92,9 @@ def _write_outputs(result, args: argparse.Namespace) -> list[Path]:
     written = []
     for stage, path in _output_plan(args, list(videos)):
         if path.suffix == ".png":
-            written.append(write_contact_sheet(videos[stage], path))
+            written.append(write_contact_sheet(videos[stage], path, overwrite=args.overwrite))
         else:
-            written.append(write_video(videos[stage], path, result.fps[stage]))
+            written.append(write_video(videos[stage], path, result.fps[stage], overwrite=args.overwrite))
     return written
 
 
@@ -135,9 +135,10 @@ def _default_models_dir() -> Path:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse an unusable output name, format or location (and existing files without --overwrite)."""
+    """Refuse an unusable output name, format or location (and existing files without --overwrite); remove,
+    with a notice, the partial files of these outputs that killed runs left."""
     from .errors import InputError
-    from .outputs import check_destinations
+    from .outputs import check_destinations, remove_leftovers
     from .video_io import FORMATS
 
     if not Path(args.output).name or args.output.endswith(("/", "\\")) or Path(args.output).is_dir():
@@ -145,7 +146,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
     unknown = [f for f in _formats(args) if f not in FORMATS]
     if unknown:
         raise InputError(f"unsupported output format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
-    check_destinations([path for _, path in _output_plan(args, list(VIDEO_NAMES[: args.stages]))], args.overwrite)
+    paths = [path for _, path in _output_plan(args, list(VIDEO_NAMES[: args.stages]))]
+    check_destinations(paths, args.overwrite)
+    for leftover in (leftover for path in paths for leftover in remove_leftovers(path)):
+        print(f"removed {leftover}, the partial file of a run that was killed while writing it", file=sys.stderr)
 
 
 def _speed_from(args: argparse.Namespace):
