@@ -35,6 +35,8 @@ MAX_GUIDANCE = 100.0
 MAX_NOISE_LEVEL = 999
 """Highest condition noise level: the released noising schedulers have 1000 levels, 0 to 999."""
 MAX_FPS = 240.0
+MAX_LORA_STRENGTH = 10.0
+"""Largest magnitude of a motion LoRA's strength (1: as trained; negative: the opposite motion)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,11 @@ def number(setting: str, value: object, low: float, high: float, low_open: bool 
 def seed_problems(seed: object) -> list[Problem]:
     """A seed: a whole number from 0 to :data:`MAX_SEED` (``1.5``, ``"7"``, ``True`` and NaN are refused)."""
     return whole("seed", seed, 0, MAX_SEED)
+
+
+def lora_strength_problems(strength: object, setting: str = "motion LoRA strength") -> list[Problem]:
+    """A motion LoRA's strength: a finite number from -:data:`MAX_LORA_STRENGTH` to :data:`MAX_LORA_STRENGTH`."""
+    return number(setting, strength, -MAX_LORA_STRENGTH, MAX_LORA_STRENGTH)
 
 
 def _steps(stage: str, steps: object) -> list[Problem]:
