@@ -151,6 +151,17 @@ def download(repo_id: str, target: Path, patterns: list[str], checkpoint: KnownC
     )
 
 
+def _recorded(folder: Path, repo_id: str, models_dir: Path | str | None) -> tuple[str, dict]:
+    """The folder's own record of its last verified download (commit, files), without the network."""
+    marker = read_marker(folder)
+    if marker is None:
+        raise OfflineError(
+            f"{folder} holds no record of a verified download (show1 download writes one), so it cannot be verified "
+            f"offline. Run `{download_command(repo_id, models_dir, '--verify')}` without --offline to check it against the Hub"
+        )
+    return str(marker.get("revision", "")), recorded_files(marker)
+
+
 def _hub_or_recorded(folder: Path, repo_id: str, patterns: list[str], checkpoint: KnownCheckpoint | None) -> tuple[str, dict]:
     """The Hub's record of ``patterns`` (commit, files), or the folder's own record when the Hub is unreachable."""
     try:
@@ -169,15 +180,19 @@ def verify_checkpoint(
     """Re-hash a known checkpoint's downloaded files against the Hub's record and return the damaged ones.
 
     Damaged files are deleted and downloaded again when ``allow_download``; otherwise, or if that
-    fails, :class:`CorruptCheckpointError` names them. Without the Hub, the record kept from the
-    last download is used (a folder never verified then raises :class:`OfflineError`).
+    fails, :class:`CorruptCheckpointError` names them. Without ``allow_download`` (``--offline``) or
+    without the Hub, the record kept from the last download is used and the network is never
+    contacted offline (a folder never verified then raises :class:`OfflineError`).
     """
     checkpoint = known_checkpoint(str(reference))
     if checkpoint is None:
         raise MissingFilesError(f"{reference} is not a known checkpoint name or repo id")
     folder = Path(models_dir or default_models_dir()).expanduser() / checkpoint.name
     patterns = download_patterns(checkpoint, _components_for(checkpoint, with_text_encoder))
-    revision, expected = _hub_or_recorded(folder, checkpoint.repo_id, patterns, checkpoint)
+    if allow_download:
+        revision, expected = _hub_or_recorded(folder, checkpoint.repo_id, patterns, checkpoint)
+    else:
+        revision, expected = _recorded(folder, checkpoint.repo_id, models_dir)
     bad = verify_folder(folder, checkpoint.repo_id, revision, expected, full=True)
     if bad and not allow_download:
         raise CorruptCheckpointError(
