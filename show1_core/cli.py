@@ -240,7 +240,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _check_outputs(ns)
     with tempfile.TemporaryDirectory(prefix="show1-demo-") as tmp:
         models = Path(args.models_dir) if args.models_dir else Path(tmp)
-        write_tiny_models(models)
+        write_tiny_models(models, overwrite=args.overwrite)
         ns.models_dir = str(models)
         checkpoints = CascadeCheckpoints.resolve(models, allow_download=False)
         paths = _run_cascade(checkpoints, ns, demo_settings(), args.prompt)
@@ -254,7 +254,8 @@ def cmd_tiny_models(args: argparse.Namespace) -> int:
     """Write the tiny random model set in the released layout."""
     from .tiny import write_tiny_models
 
-    for name, folder in write_tiny_models(Path(args.directory), fmt=args.format, seed=args.seed).items():
+    folders = write_tiny_models(Path(args.directory), fmt=args.format, seed=args.seed, overwrite=args.overwrite)
+    for name, folder in folders.items():
         print(f"{name}: {folder}")
     return 0
 
@@ -344,13 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output-dir", default="show1-demo")
     demo.add_argument("--prompt", default="a panda playing guitar on the beach")
     demo.add_argument("--models-dir", default=None, help="keep the tiny models here instead of a temporary folder")
-    demo.add_argument("--overwrite", action="store_true", help="replace the demo's files if they already exist")
+    demo.add_argument("--overwrite", action="store_true", help="replace the demo's files (and the tiny models in --models-dir) if they exist")
     demo.set_defaults(func=cmd_demo)
 
     tiny = sub.add_parser("tiny-models", help="write the tiny random model set in the released layout")
     tiny.add_argument("directory")
     tiny.add_argument("--format", default="bin", choices=["bin", "safetensors"])
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--overwrite", action="store_true", help="write into a folder that holds something, replacing its checkpoint folders")
     tiny.set_defaults(func=cmd_tiny_models)
 
     dl = sub.add_parser("download", help="download the released checkpoints (verified against the Hub's checksums)")

@@ -88,6 +88,28 @@ def test_tiny_models_command_uses_the_released_names(tmp_path):
     assert (tmp_path / "show-1-sr2" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
 
 
+def test_tiny_models_refuses_a_folder_that_holds_anything_unless_asked(tmp_path, capsys):
+    models = tmp_path / "models"
+    assert main(["tiny-models", str(models), "--format", "safetensors"]) == 0
+    weights = models / "show-1-base" / "unet" / "diffusion_pytorch_model.safetensors"
+    before = weights.read_bytes()
+    capsys.readouterr()
+    assert main(["tiny-models", str(models), "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {models} is not empty (it holds IF-II-L-v1.0, show-1-base,") and "--overwrite" in err
+    assert err.count("\n") == 1 and weights.read_bytes() == before
+    assert not list(models.rglob("*.bin"))
+
+    assert main(["tiny-models", str(models), "--seed", "1", "--overwrite"]) == 0
+    assert not weights.exists() and (weights.parent / "diffusion_pytorch_model.bin").is_file()  # no stale safetensors beside
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert main(["tiny-models", str(a_file)]) == 2
+    assert capsys.readouterr().err == f"error: {a_file} is a file; give a new or empty folder for the tiny models\n"
+    assert a_file.read_text() == "mine"
+
+
 def test_convert_command(tiny_root, tmp_path):
     assert main(["convert", str(tiny_root / "show-1-sr1"), str(tmp_path / "sr1"), "--precision", "fp16"]) == 0
     assert (tmp_path / "sr1" / "unet" / "diffusion_pytorch_model.safetensors").is_file()

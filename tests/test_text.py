@@ -128,7 +128,7 @@ def test_rewriting_a_models_folder_in_place_invalidates_its_cached_embeddings(tm
     cache_dir = tmp_path / "cache"
     rewritten = write_tiny_models(tmp_path / "models", seed=0)["show-1-base"]
     _encoder(rewritten, EncoderKind.T5, EmbeddingCache(cache_dir)).encode("a cat")
-    write_tiny_models(tmp_path / "models", seed=1)  # what `show1 tiny-models models --seed 1` does
+    write_tiny_models(tmp_path / "models", seed=1, overwrite=True)  # what `show1 tiny-models models --seed 1 --overwrite` does
     fresh = write_tiny_models(tmp_path / "fresh", seed=1)["show-1-base"]
     again = _encoder(rewritten, EncoderKind.T5, EmbeddingCache(cache_dir))
     expected = _encoder(fresh, EncoderKind.T5).encode("a cat")
