@@ -88,7 +88,7 @@ def _output_plan(args: argparse.Namespace, stage_names: list[str]) -> list[tuple
 def _write_outputs(result, args: argparse.Namespace) -> list[Path]:
     from .video_io import write_contact_sheet, write_video
 
-    videos = result.videos()
+    videos = {stage: video.clamp(-1, 1) for stage, video in result.videos().items()}  # raw decodes overshoot; files clip anyway
     written = []
     for stage, path in _output_plan(args, list(videos)):
         if path.suffix == ".png":

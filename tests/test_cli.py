@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -246,3 +247,53 @@ def test_generate_shows_each_phase_closes_each_bar_with_its_stage_and_sums_up_th
         "temporal interpolation (stage 2)", "writing the outputs",
     ]
     assert "wrote" in done.stdout and "time per phase" not in done.stdout
+
+
+# --- issue 19: damaged configs, the wrong stage and a wrong --models-dir, in one line ----------------
+
+
+def _generate_one_line_error(models: Path, tmp_path: Path, capsys) -> str:
+    args = ["generate", "a cat", "-o", str(tmp_path / "v.mp4"), "--models-dir", str(models), "--offline", "--device", "cpu"]
+    assert main(args + ["--stages", "1", "--keyframes-steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("error: ")
+    return err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "file, entry, value",
+    [
+        ("unet/config.json", "block_out_channels", "abc"),
+        ("unet/config.json", "attention_head_dim", 0),
+        ("scheduler/scheduler_config.json", "num_train_timesteps", 0),
+    ],
+)
+def test_a_config_with_numbers_no_model_can_use_is_named_in_one_line(tiny_models, tmp_path, capsys, file, entry, value):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models["show-1-base"], models / "show-1-base")
+    path = models / "show-1-base" / file
+    path.write_text(json.dumps({**json.loads(path.read_text()), entry: value}))
+    assert _generate_one_line_error(models, tmp_path, capsys) == (
+        f"error: {path} holds {entry}: {value!r}, where positive whole numbers are expected; the config is damaged. "
+        "Download the checkpoint again"
+    )
+
+
+def test_another_stages_unet_is_named_before_any_size_is_checked_against_it(tiny_models, tmp_path, capsys):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models["show-1-base"], models / "show-1-base")
+    shutil.rmtree(models / "show-1-base" / "unet")
+    shutil.copytree(tiny_models["show-1-sr1"] / "unet", models / "show-1-base" / "unet")
+    line = _generate_one_line_error(models, tmp_path, capsys)
+    assert "holds the pixel super-resolution (stage 3) model (showlab/show-1-sr1), but the keyframes (stage 1)" in line
+    assert "multiple of" not in line
+
+
+def test_a_models_dir_that_is_a_file_or_one_checkpoint_folder_says_what_was_expected(tiny_root, tmp_path, capsys):
+    a_file = tmp_path / "models.txt"
+    a_file.write_text("")
+    assert _generate_one_line_error(a_file, tmp_path, capsys) == (
+        f"error: the models folder {a_file} is a file; give the folder that holds the checkpoint folders (show-1-base, ...)"
+    )
+    line = _generate_one_line_error(tiny_root / "show-1-base", tmp_path, capsys)
+    assert line.startswith(f"error: the models folder {tiny_root / 'show-1-base'} is one checkpoint folder") and f"({tiny_root})" in line

@@ -118,7 +118,7 @@ def _diagnose(folder: Path, what: str, skeleton: Callable[[], nn.Module], error:
     try:
         with init_empty_weights():
             expected = {k: tuple(v.shape) for k, v in skeleton().state_dict().items()}
-    except (ValueError, TypeError, KeyError, AttributeError) as err:
+    except (ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError) as err:
         return CorruptCheckpointError(f"{folder}/config.json does not describe a usable {what}: {err}")
     shapes = {k: (tuple(state[k].shape), expected[k]) for k in state.keys() & expected.keys() if tuple(state[k].shape) != expected[k]}
     if shapes:
@@ -140,7 +140,7 @@ def _from_pretrained(load: Callable[..., Any], folder: Path, what: str, skeleton
             )
     except FileNotFoundError as err:
         raise MissingFilesError(f"{err.filename or folder} is missing; download the checkpoint again") from err
-    except (OSError, ValueError, RuntimeError, TypeError, KeyError, AttributeError, pickle.UnpicklingError) as err:
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError, AttributeError, ZeroDivisionError, pickle.UnpicklingError) as err:
         problem = _diagnose(folder, what, skeleton, err)
         raise problem from (None if isinstance(problem, UnsafeCheckpointError) else err)  # never pass on advice to unpickle
     missing, unexpected = (sorted(k for k in info.get(name) or () if not k.endswith(IGNORED_KEY_SUFFIXES)) for name in ("missing_keys", "unexpected_keys"))

@@ -174,6 +174,25 @@ def _hub_or_recorded(folder: Path, repo_id: str, patterns: list[str], checkpoint
         return str(marker.get("revision", "")), recorded_files(marker)
 
 
+def models_folder(models_dir: Path | str | None) -> Path:
+    """The folder of checkpoint folders (``models_dir``, default :func:`default_models_dir`).
+
+    Raises :class:`MissingFilesError` for a file, and for one checkpoint folder given in its place
+    (one holding ``model_index.json`` or ``unet/``), naming the folder that was meant.
+    """
+    folder = Path(models_dir or default_models_dir()).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise MissingFilesError(
+            f"the models folder {folder} is a file; give the folder that holds the checkpoint folders (show-1-base, ...)"
+        )
+    if (folder / "model_index.json").is_file() or (folder / "unet").is_dir():
+        raise MissingFilesError(
+            f"the models folder {folder} is one checkpoint folder, not the folder that holds them; give its parent "
+            f"({folder.parent}), where the checkpoints sit as show-1-base, show-1-interpolation, ..."
+        )
+    return folder
+
+
 def verify_checkpoint(
     reference: str, models_dir: Path | str | None = None, *, with_text_encoder: bool = False, allow_download: bool = True
 ) -> list[str]:
@@ -187,7 +206,7 @@ def verify_checkpoint(
     checkpoint = known_checkpoint(str(reference))
     if checkpoint is None:
         raise MissingFilesError(f"{reference} is not a known checkpoint name or repo id")
-    folder = Path(models_dir or default_models_dir()).expanduser() / checkpoint.name
+    folder = models_folder(models_dir) / checkpoint.name
     patterns = download_patterns(checkpoint, _components_for(checkpoint, with_text_encoder))
     if allow_download:
         revision, expected = _hub_or_recorded(folder, checkpoint.repo_id, patterns, checkpoint)
@@ -246,7 +265,7 @@ def resolve_checkpoint(
     if checkpoint is None and not (REPO_ID.fullmatch(text) and ".." not in text):
         raise MissingFilesError(f"{reference} is not a folder, a known checkpoint name or a Hub repo id")
     repo_id = checkpoint.repo_id if checkpoint else text
-    target = Path(models_dir or default_models_dir()).expanduser() / (checkpoint.name if checkpoint else text.split("/")[1])
+    target = models_folder(models_dir) / (checkpoint.name if checkpoint else text.split("/")[1])
     components = _components_for(checkpoint, with_text_encoder)
     absent = missing_components(target, components)
     if not absent:
@@ -275,7 +294,7 @@ def resolve_t5_tokenizer(models_dir: Path | str | None = None, allow_download: b
     architecture come from here.
     """
     checkpoint = known_checkpoint("showlab/show-1-base")
-    target = Path(models_dir or default_models_dir()).expanduser() / checkpoint.name
+    target = models_folder(models_dir) / checkpoint.name
     if _component_ready(target / "tokenizer", "tokenizer") and (target / "text_encoder" / "config.json").is_file():
         return target
     if not allow_download:
