@@ -110,3 +110,13 @@ def test_a_text_encoder_error_names_the_folder_from_its_root(models_show1, tiny,
     with pytest.raises(MissingFilesError) as caught:
         load_pack().NODE_CLASS_MAPPINGS["Show1TextEncode"]().encode("a prompt", "", "low resolution, blur", False, t5=t5)
     _assert_public(str(caught.value), tmp_path, "models/show1/no-weights/text_encoder")
+
+
+def test_a_lone_surrogate_prompt_through_the_api_is_an_input_error_not_a_unicode_error(tmp_path, monkeypatch, tiny):
+    from show1_core.errors import InputError
+
+    comfy(tmp_path, monkeypatch, tiny)
+    classes = load_pack().NODE_CLASS_MAPPINGS
+    (t5,) = classes["Show1T5Loader"]().load("show-1-base", "fp32", "balanced")
+    with pytest.raises(InputError, match=r"the prompt holds '\\udce9' at character 4, which is not text"):
+        classes["Show1TextEncode"]().encode("caf\udce9", "", "", False, t5=t5)
