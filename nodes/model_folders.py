@@ -102,9 +102,17 @@ def labelled_model_roots() -> list[ModelRoot]:
 
 
 def _comfy_model_dirs() -> list[ModelRoot]:
-    """ComfyUI's models folder itself (``models``), so files in its other folders are named from it too."""
+    """ComfyUI's models folder itself (``models``), so files in its other folders are named from it too, and its
+    ``input``, ``output`` and ``temp`` folders (a video's file is named from ``input``)."""
     folder_paths = _folder_paths()
-    return [ModelRoot(Path(folder_paths.models_dir), "models")] if folder_paths is not None else []
+    if folder_paths is None:
+        return []
+    roots = [ModelRoot(Path(folder_paths.models_dir), "models")]
+    for label in ("input", "output", "temp"):
+        where = getattr(folder_paths, f"get_{label}_directory", None)
+        if where is not None:
+            roots.append(ModelRoot(Path(where()), label))
+    return roots
 
 
 def model_roots() -> list[Path]:

@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import inspect
 
-from show1_core import MotionLora, PlacedStage, Show1Error, Stage, WrongStageError, check_fits, load_motion_lora, with_motion_loras
+from show1_core import (
+    MAX_LORA_STRENGTH,
+    MotionLora,
+    PlacedStage,
+    Show1Error,
+    Stage,
+    WrongStageError,
+    check_fits,
+    load_motion_lora,
+    with_motion_loras,
+)
 
 from .loaders import LOADER_CATEGORY
 from .lora_files import lora_choices, resolve_lora
+from .model_folders import client_safe, public_message
 from .types import MODEL_TYPE, expect_stage
 from .widgets import combo_input, float_input, socket
 
 NO_LORA = "(no motion LoRA found)"
-MAX_STRENGTH = 10.0
 
 
 class MotionLoraNode:
@@ -54,7 +64,7 @@ class MotionLoraNode:
                     f"A motion LoRA trained for the {cls.STAGE.title} model, from models/show1/loras or models/loras.",
                 ),
                 "strength": float_input(
-                    1.0, -MAX_STRENGTH, MAX_STRENGTH, 0.05,
+                    1.0, -MAX_LORA_STRENGTH, MAX_LORA_STRENGTH, 0.05,
                     "How strongly the LoRA applies: 1 as trained, 0 exactly the plain model, between them a blend of the motion.",
                 ),
             }
@@ -68,9 +78,10 @@ class MotionLoraNode:
         try:
             _read(lora_name, cls.STAGE, 1.0)
         except Show1Error as err:
-            return str(err)
+            return public_message(str(err))
         return True
 
+    @client_safe
     def apply(self, model: PlacedStage, lora_name: str, strength: float) -> tuple[PlacedStage]:
         """Check the LoRA against the model and return a handle that runs the model with it."""
         handle = expect_stage(model, self.STAGE, "model")

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from show1_core import PAPER_SETTINGS, InputError, PlacedStage, latent_sr_problems
 
+from .model_folders import public_message
 from .stage_nodes import LatentSR, PixelSR
 from .types import CLIP_EMBEDS, FIRST_FRAME_MODEL, LATENT_SR_MODEL, PIXEL_SR_MODEL, T5_EMBEDS
 from .widget_checks import verdict, widget_problems
@@ -66,7 +67,12 @@ def components_of(video: Any) -> Any:
     """The components of a ``VIDEO`` input, or a clear error for anything else."""
     if not callable(getattr(video, "get_components", None)):
         raise InputError(f"video needs a VIDEO (from Load Video or any video node), got {type(video).__name__}")
-    return video.get_components()
+    try:
+        return video.get_components()
+    except Exception as err:  # core's VideoFromFile decodes here: PyAV's errors for a corrupt or empty file, and others
+        lines = str(err).strip().splitlines()
+        reason = public_message(lines[-1] if lines else type(err).__name__)
+        raise InputError(f"the video cannot be read ({reason}); load a complete video file") from None
 
 
 def scale_frames(images: torch.Tensor, width: int, height: int) -> torch.Tensor:

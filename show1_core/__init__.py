@@ -35,7 +35,7 @@ _PUBLIC = {
         "run_latent_sr", "run_pixel_sr", "run_vae_decode", "run_vae_encode",
     ),
     "setting_ranges": (
-        "MAX_GUIDANCE", "MAX_NOISE_LEVEL", "MAX_SIZE", "Problem", "first_frame_problems", "interpolation_problems",
+        "MAX_GUIDANCE", "MAX_LORA_STRENGTH", "MAX_NOISE_LEVEL", "MAX_SIZE", "Problem", "first_frame_problems", "interpolation_problems",
         "keyframe_problems", "latent_sr_problems", "pixel_sr_problems", "settings_problems",
     ),
     "settings": (

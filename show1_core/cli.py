@@ -88,13 +88,13 @@ def _output_plan(args: argparse.Namespace, stage_names: list[str]) -> list[tuple
 def _write_outputs(result, args: argparse.Namespace) -> list[Path]:
     from .video_io import write_contact_sheet, write_video
 
-    videos = result.videos()
+    videos = {stage: video.clamp(-1, 1) for stage, video in result.videos().items()}  # raw decodes overshoot; files clip anyway
     written = []
     for stage, path in _output_plan(args, list(videos)):
         if path.suffix == ".png":
-            written.append(write_contact_sheet(videos[stage], path))
+            written.append(write_contact_sheet(videos[stage], path, overwrite=args.overwrite))
         else:
-            written.append(write_video(videos[stage], path, result.fps[stage]))
+            written.append(write_video(videos[stage], path, result.fps[stage], overwrite=args.overwrite))
     return written
 
 
@@ -135,9 +135,10 @@ def _default_models_dir() -> Path:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse an unusable output name, format or location (and existing files without --overwrite)."""
+    """Refuse an unusable output name, format or location (and existing files without --overwrite); remove,
+    with a notice, the partial files of these outputs that killed runs left."""
     from .errors import InputError
-    from .outputs import check_destinations
+    from .outputs import check_destinations, remove_leftovers
     from .video_io import FORMATS
 
     if not Path(args.output).name or args.output.endswith(("/", "\\")) or Path(args.output).is_dir():
@@ -145,7 +146,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
     unknown = [f for f in _formats(args) if f not in FORMATS]
     if unknown:
         raise InputError(f"unsupported output format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
-    check_destinations([path for _, path in _output_plan(args, list(VIDEO_NAMES[: args.stages]))], args.overwrite)
+    paths = [path for _, path in _output_plan(args, list(VIDEO_NAMES[: args.stages]))]
+    check_destinations(paths, args.overwrite)
+    for leftover in (leftover for path in paths for leftover in remove_leftovers(path)):
+        print(f"removed {leftover}, the partial file of a run that was killed while writing it", file=sys.stderr)
 
 
 def _speed_from(args: argparse.Namespace):
@@ -166,8 +170,12 @@ def _check_before_running(args: argparse.Namespace) -> None:
     from .setting_ranges import raise_problems, settings_problems
     from .speed import check_attention_backend
     from .stages.sampling import seeded_generator
+    from .text import check_prompt
 
     _check_outputs(args)
+    check_prompt(args.prompt)
+    check_prompt(args.negative_prompt, "negative prompt (--negative-prompt)")
+    check_prompt(args.latent_negative_prompt, "stage-4 negative prompt (--latent-negative-prompt)")
     seeded_generator(args.seed)
     device = resolve_device(args.device)
     speed = _speed_from(args)
@@ -236,7 +244,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _check_outputs(ns)
     with tempfile.TemporaryDirectory(prefix="show1-demo-") as tmp:
         models = Path(args.models_dir) if args.models_dir else Path(tmp)
-        write_tiny_models(models)
+        write_tiny_models(models, overwrite=args.overwrite)
         ns.models_dir = str(models)
         checkpoints = CascadeCheckpoints.resolve(models, allow_download=False)
         paths = _run_cascade(checkpoints, ns, demo_settings(), args.prompt)
@@ -250,7 +258,8 @@ def cmd_tiny_models(args: argparse.Namespace) -> int:
     """Write the tiny random model set in the released layout."""
     from .tiny import write_tiny_models
 
-    for name, folder in write_tiny_models(Path(args.directory), fmt=args.format, seed=args.seed).items():
+    folders = write_tiny_models(Path(args.directory), fmt=args.format, seed=args.seed, overwrite=args.overwrite)
+    for name, folder in folders.items():
         print(f"{name}: {folder}")
     return 0
 
@@ -340,13 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output-dir", default="show1-demo")
     demo.add_argument("--prompt", default="a panda playing guitar on the beach")
     demo.add_argument("--models-dir", default=None, help="keep the tiny models here instead of a temporary folder")
-    demo.add_argument("--overwrite", action="store_true", help="replace the demo's files if they already exist")
+    demo.add_argument("--overwrite", action="store_true", help="replace the demo's files (and the tiny models in --models-dir) if they exist")
     demo.set_defaults(func=cmd_demo)
 
     tiny = sub.add_parser("tiny-models", help="write the tiny random model set in the released layout")
     tiny.add_argument("directory")
     tiny.add_argument("--format", default="bin", choices=["bin", "safetensors"])
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--overwrite", action="store_true", help="write into a folder that holds something, replacing its checkpoint folders")
     tiny.set_defaults(func=cmd_tiny_models)
 
     dl = sub.add_parser("download", help="download the released checkpoints (verified against the Hub's checksums)")

@@ -1,9 +1,12 @@
 """Output files that are never lost, never half-written and never overwritten by surprise.
 
 Every file show1 writes goes through :func:`atomic_write`: the content is written to a hidden
-temporary name in the destination folder (``.name.mp4.partial-1a2b3c4d.mp4``), checked by the
-caller, and only then renamed over the destination. An error or Ctrl-C removes the temporary
-file, so a destination either holds a complete, verified file or is untouched.
+temporary name in the destination folder (``.name.mp4.partial-<pid>-1a2b3c4d.mp4``), checked by the
+caller, and only then moved to the destination. An error or Ctrl-C removes the temporary
+file, so a destination either holds a complete, verified file or is untouched. Without
+``overwrite`` the move is one atomic no-replace step (a hard link), so of two runs writing one
+name exactly one succeeds. A run killed outright (``SIGKILL``, power loss) leaves its temporary
+file; its name carries the process id, and :func:`remove_leftovers` deletes those of dead runs.
 :func:`check_destinations` refuses, before any work starts, destinations that exist (unless
 overwriting is asked for), that sit in a file used as a folder, or in a folder that cannot be written.
 """
@@ -13,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -22,35 +27,91 @@ from .errors import OutputError
 PARTIAL_MARK = ".partial-"
 
 
-def _reason(err: OSError) -> str:
-    return err.strerror or str(err)
+def disk_full(folder: Path) -> str:
+    """What to say when the disk under ``folder`` is full."""
+    return f"the disk is full ({shutil.disk_usage(folder).free} bytes free)"
+
+
+def _reason(err: OSError, folder: Path) -> str:
+    return disk_full(folder) if err.errno == errno.ENOSPC else err.strerror or str(err)
 
 
 def temporary_name(path: Path) -> Path:
-    """A hidden, unique sibling of ``path`` with the same suffix (so writers pick the same format)."""
-    return path.with_name(f".{path.name}{PARTIAL_MARK}{secrets.token_hex(4)}{path.suffix}")
+    """A hidden, unique sibling of ``path`` with the same suffix (so writers pick the same format), naming this process."""
+    return path.with_name(f".{path.name}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_leftovers(path: Path | str) -> list[Path]:
+    """Delete the temporary files of ``path`` that runs killed while writing it left behind; returns them.
+
+    A leftover is recognised by its name (:func:`temporary_name`) and its process no longer running.
+    """
+    path = Path(path).absolute()
+    pattern = re.compile(re.escape(f".{path.name}{PARTIAL_MARK}") + r"(\d+)-[0-9a-f]{8}" + re.escape(path.suffix))
+    removed = []
+    if path.parent.is_dir():
+        for item in path.parent.iterdir():
+            match = pattern.fullmatch(item.name)
+            if match and not _is_running(int(match.group(1))):
+                item.unlink(missing_ok=True)
+                removed.append(item)
+    return removed
+
+
+def _move_into_place(temporary: Path, path: Path, overwrite: bool) -> None:
+    """Rename ``temporary`` to ``path``; without ``overwrite``, refuse atomically if ``path`` exists."""
+    if overwrite:
+        os.replace(temporary, path)
+        return
+    try:
+        try:
+            os.link(temporary, path)  # fails if path exists, however close the other writer
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: claim the name exclusively, then fill it
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.replace(temporary, path)
+    except FileExistsError as err:
+        raise OutputError(
+            f"{path} appeared while this run was writing it (another run?); it was kept and this result discarded. "
+            "Pass --overwrite to replace it, or choose another output name"
+        ) from err
+    temporary.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path | str) -> Iterator[Path]:
-    """Yield an absolute temporary path beside ``path``; rename it to ``path`` when the block succeeds.
+def atomic_write(path: Path | str, overwrite: bool = True) -> Iterator[Path]:
+    """Yield an absolute temporary path beside ``path``; move it to ``path`` when the block succeeds.
 
     The temporary path never starts with ``-`` (it is absolute), so external tools cannot take it
     for an option. If the block raises (including ``KeyboardInterrupt``), the temporary file is
-    removed and ``path`` is left as it was. Failures to create or rename become :class:`OutputError`.
+    removed and ``path`` is left as it was. Without ``overwrite``, a ``path`` that exists when the
+    block ends is kept and :class:`OutputError` raised. Failures to create or move become
+    :class:`OutputError` (a full disk is named as such).
     """
     path = Path(path).absolute()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(path)
         temporary = temporary_name(path)
         temporary.open("xb").close()  # reserve the name (honours the umask, unlike mkstemp)
     except OSError as err:
-        raise OutputError(f"cannot write {path}: {_reason(err)}") from err
+        raise OutputError(f"cannot write {path}: {_reason(err, path.parent)}") from err
     try:
         yield temporary
-        os.replace(temporary, path)
+        _move_into_place(temporary, path, overwrite)
     except OSError as err:
-        raise OutputError(f"cannot write {path}: {_reason(err)}") from err
+        raise OutputError(f"cannot write {path}: {_reason(err, path.parent)}") from err
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -70,7 +131,7 @@ def _check_folder(folder: Path) -> None:
         probe.open("xb").close()
     except OSError as err:
         hint = " (a read-only file system)" if err.errno == errno.EROFS else ""
-        raise OutputError(f"cannot write into {folder}: {_reason(err)}{hint}. Choose another output location") from err
+        raise OutputError(f"cannot write into {folder}: {_reason(err, existing)}{hint}. Choose another output location") from err
     probe.unlink(missing_ok=True)
 
 

@@ -10,6 +10,7 @@ noise levels of a given noising scheduler, memory) is checked in :mod:`show1_cor
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -34,6 +35,8 @@ MAX_GUIDANCE = 100.0
 MAX_NOISE_LEVEL = 999
 """Highest condition noise level: the released noising schedulers have 1000 levels, 0 to 999."""
 MAX_FPS = 240.0
+MAX_LORA_STRENGTH = 10.0
+"""Largest magnitude of a motion LoRA's strength (1: as trained; negative: the opposite motion)."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,13 @@ def raise_problems(problems: Sequence[Problem]) -> None:
         raise InvalidSettingsError([(p.setting, p.message) for p in problems])
 
 
+MAX_SEED = 2**64 - 1
+"""Largest seed of a PyTorch generator."""
+
+
 def _is_whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
+    """An ``int`` (also numpy's), not a ``bool``: ``2.0`` is refused rather than failing later in ``range``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def whole(setting: str, value: object, low: int, high: int | None = None, why: str = "") -> list[Problem]:
@@ -72,6 +80,16 @@ def number(setting: str, value: object, low: float, high: float, low_open: bool 
             return []
     bounds = f"more than {low:g} and at most {high:g}" if low_open else f"from {low:g} to {high:g}"
     return [Problem(setting, f"must be a number {bounds}{why}, got {value!r}")]
+
+
+def seed_problems(seed: object) -> list[Problem]:
+    """A seed: a whole number from 0 to :data:`MAX_SEED` (``1.5``, ``"7"``, ``True`` and NaN are refused)."""
+    return whole("seed", seed, 0, MAX_SEED)
+
+
+def lora_strength_problems(strength: object, setting: str = "motion LoRA strength") -> list[Problem]:
+    """A motion LoRA's strength: a finite number from -:data:`MAX_LORA_STRENGTH` to :data:`MAX_LORA_STRENGTH`."""
+    return number(setting, strength, -MAX_LORA_STRENGTH, MAX_LORA_STRENGTH)
 
 
 def _steps(stage: str, steps: object) -> list[Problem]:
@@ -172,7 +190,7 @@ def latent_sr_problems(settings: LatentSRSettings) -> list[Problem]:
 def settings_problems(settings: CascadeSettings, stages: int = 4, first_frame_model: bool = True) -> list[Problem]:
     """Every problem of the stages that will run (the first ``stages``), including what one stage asks of the next."""
     kf = settings.keyframes
-    problems = keyframe_problems(kf)
+    problems = seed_problems(settings.seed) + keyframe_problems(kf)
     if stages >= 2:
         problems += interpolation_problems(settings.interpolation)
         if kf.num_frames == 1:

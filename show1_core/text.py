@@ -14,6 +14,7 @@ The T5 weights may also come from one ``.safetensors`` file (:mod:`.loading.t5_f
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -29,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .captions import preprocess_prompt
-from .errors import MissingFilesError
+from .errors import InputError, MissingFilesError
 from .loading.components import load_text_encoder
 from .loading.t5_file import load_t5_file
 from .memory import ModelPlacer
@@ -51,6 +52,26 @@ class EncoderKind(str, Enum):
     CLIP = "clip"
 
 
+def _usable_embedding(tensor: torch.Tensor, shape: tuple[int, ...] | None) -> bool:
+    """Of ``shape`` (where given), floating point and finite: what an encoder writes."""
+    shape_ok = shape is None or tuple(tensor.shape) == shape
+    return shape_ok and tensor.is_floating_point() and bool(torch.isfinite(tensor).all())
+
+
+def check_prompt(text: object, name: str = "prompt") -> str:
+    """``text`` if it is a string that can be written as UTF-8; otherwise :class:`InputError` saying where it is not."""
+    if not isinstance(text, str):
+        raise InputError(f"the {name} must be text, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InputError(
+            f"the {name} holds {text[err.start]!r} at character {err.start + 1}, which is not text (a byte that is not "
+            "UTF-8, from a terminal in another encoding?); give it as UTF-8"
+        ) from None
+    return text
+
+
 class EmbeddingCache:
     """Prompt embeddings by (encoder key, prompt): an in-memory LRU plus optional safetensors files."""
 
@@ -66,17 +87,25 @@ class EmbeddingCache:
     def _key(encoder_key: str, prompt: str) -> str:
         return hashlib.sha256(f"{encoder_key}\0{prompt}".encode()).hexdigest()
 
-    def get(self, encoder_key: str, prompt: str) -> torch.Tensor | None:
-        """The cached ``(1, tokens, width)`` embedding, or ``None``."""
+    def get(self, encoder_key: str, prompt: str, shape: tuple[int, ...] | None = None) -> torch.Tensor | None:
+        """The cached ``(1, tokens, width)`` embedding, or ``None``.
+
+        A file that cannot be read, or holds another ``shape`` (where given), a dtype that is not
+        floating point, or NaN or infinite values, is deleted and answered ``None``: it is recomputed.
+        """
         key = self._key(encoder_key, prompt)
         with self._lock:
             if key in self._memory:
                 self._memory.move_to_end(key)
                 return self._memory[key]
-        if self.directory is not None and (self.directory / f"{key}.safetensors").is_file():
+        path = self.directory / f"{key}.safetensors" if self.directory is not None else None
+        if path is not None and path.is_file():
             try:
-                tensor = load_file(str(self.directory / f"{key}.safetensors"))["embedding"]
+                tensor = load_file(str(path))["embedding"]
             except Exception:  # a damaged cache file is simply recomputed
+                tensor = None
+            if tensor is None or not _usable_embedding(tensor, shape):
+                path.unlink(missing_ok=True)
                 return None
             self._remember(key, tensor)
             return tensor
@@ -273,16 +302,35 @@ class TextEncoder:
     def _prepare(self, prompt: str, clean_caption: bool) -> str:
         return preprocess_prompt(prompt, clean_caption) if self.spec.kind == EncoderKind.T5 else prompt
 
+    def _shape(self) -> tuple[int, int, int] | None:
+        """Shape of one prompt's embedding, from the encoder's config (``None`` if it cannot be read)."""
+        try:
+            config = json.loads((Path(self.spec.folder) / "text_encoder" / "config.json").read_text())
+        except (OSError, ValueError):
+            return None
+        width = config.get("d_model", config.get("hidden_size"))
+        return (1, MAX_TOKENS, width) if isinstance(width, int) else None
+
+    def _cached(self, text: str) -> torch.Tensor | None:
+        return self.cache.get(self.spec.key, text, self._shape())
+
     def is_cached(self, prompt: str, negative_prompt: str = "", clean_caption: bool = False) -> bool:
         """Whether :meth:`encode` would answer from the cache, without loading the encoder."""
+        check_prompt(prompt)
+        check_prompt(negative_prompt, "negative prompt")
         texts = (self._prepare(prompt, clean_caption), self._prepare(negative_prompt, clean_caption))
-        return all(self.cache.get(self.spec.key, t) is not None for t in texts)
+        return all(self._cached(t) is not None for t in texts)
 
     @torch.no_grad()
     def encode(self, prompt: str, negative_prompt: str = "", clean_caption: bool = False) -> PromptEmbeds:
-        """Embeddings of ``prompt`` and ``negative_prompt`` (each ``(1, 77, width)``, on the CPU)."""
+        """Embeddings of ``prompt`` and ``negative_prompt`` (each ``(1, 77, width)``, on the CPU).
+
+        Raises :class:`InputError` for a prompt that is not text or cannot be written as UTF-8.
+        """
+        check_prompt(prompt)
+        check_prompt(negative_prompt, "negative prompt")
         texts = [self._prepare(prompt, clean_caption), self._prepare(negative_prompt, clean_caption)]
-        found = [self.cache.get(self.spec.key, t) for t in texts]
+        found = [self._cached(t) for t in texts]
         missing = [t for t, e in zip(texts, found) if e is None]
         if missing:
             tokenizer, model = self._kept or self._load()
@@ -296,7 +344,7 @@ class TextEncoder:
                 if not self.placement.keeps_model:
                     self.placement.release(model)  # the encoder leaves memory right after use
                 del model
-            found = [self.cache.get(self.spec.key, t) for t in texts]
+            found = [self._cached(t) for t in texts]
         return PromptEmbeds(positive=found[0], negative=found[1])
 
     def _run(self, tokenizer, model: nn.Module, text: str) -> torch.Tensor:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import shutil
 import string
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from huggingface_hub import save_torch_state_dict, split_torch_state_dict_into_shards
 
+from .errors import InputError
 from .loading.registry import KNOWN_CHECKPOINTS
 from .models import Show1UNet
 
@@ -224,16 +226,34 @@ def _model_index(root: Path, name: str, components: list[str]) -> None:
     _write_json(root / "model_index.json", index)
 
 
-def write_tiny_models(directory: Path | str, fmt: str = "bin", seed: int = 0) -> dict[str, Path]:
+def _check_directory(directory: Path, overwrite: bool) -> None:
+    """Refuse a file, and a folder that holds anything unless ``overwrite``; with it, remove the checkpoint folders."""
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{directory} is a file; give a new or empty folder for the tiny models")
+    held = sorted(item.name for item in directory.iterdir()) if directory.is_dir() else []
+    if held and not overwrite:
+        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        raise InputError(
+            f"{directory} is not empty (it holds {shown}); tiny random models would replace checkpoints there. Give a new "
+            "or empty folder, or pass --overwrite to replace the tiny models' folders"
+        )
+    for name in KNOWN_CHECKPOINTS if overwrite else ():
+        shutil.rmtree(directory / name, ignore_errors=True)  # no stale weights of another format are left beside new ones
+
+
+def write_tiny_models(directory: Path | str, fmt: str = "bin", seed: int = 0, overwrite: bool = False) -> dict[str, Path]:
     """Write the tiny model set into ``directory``; returns the folder of each checkpoint.
 
     Args:
         fmt: ``"bin"`` (the released repositories' pickled format) or ``"safetensors"``.
         seed: initialisation seed; the same seed writes the same weights.
+        overwrite: write into a folder that holds something, replacing its checkpoint folders of the
+            released names (otherwise :class:`InputError`: one slip must not replace downloaded checkpoints).
     """
     if fmt not in ("bin", "safetensors"):
         raise ValueError(f"fmt must be 'bin' or 'safetensors', got {fmt!r}")
     directory = Path(directory)
+    _check_directory(directory, overwrite)
     folders = {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -17,7 +17,9 @@ from typing import Any, Mapping
 import torch
 
 from .footprint import device_memory_bytes, gib, unet_activation_bytes, video_bytes
+from .errors import CorruptCheckpointError, WrongStageError
 from .loading.components import read_json
+from .loading.detect import describe_stage, stage_of_unet_config
 from .loading.registry import Stage
 from .loading.stage_model import StageModel, pipeline_folders
 from .settings import CascadeSettings
@@ -68,16 +70,54 @@ class ModelLimits:
 
     @classmethod
     def of_folder(cls, folder: Path | str, stage: Stage) -> "ModelLimits":
-        """Limits of a checkpoint folder, reading only its config files."""
+        """Limits of a checkpoint folder, reading only its config files.
+
+        Raises :class:`WrongStageError` for another stage's UNet (before any size is checked against it)
+        and :class:`CorruptCheckpointError` for a config whose numbers no model can be built from.
+        """
         root, unet_folder = pipeline_folders(Path(folder).expanduser())
-        noising = root / "image_noising_scheduler" / "scheduler_config.json"
-        vae = root / "vae" / "config.json"
+        unet_file = unet_folder / "config.json"
+        unet = _checked_config(unet_file, UNET_NUMBERS, UNET_OPTIONAL_NUMBERS)
+        found = stage_of_unet_config(unet)
+        if found != stage:
+            raise WrongStageError(
+                f"{unet_folder} holds {describe_stage(found)}, but the {stage.title} model was expected. "
+                "Pick the checkpoint made for that stage."
+            )
+        schedulers = ["scheduler"] + (["image_noising_scheduler"] if stage in (Stage.FIRST_FRAME, Stage.PIXEL_SR) else [])
+        configs = {name: _checked_config(root / name / "scheduler_config.json", SCHEDULER_NUMBERS) for name in schedulers}
         return cls.of_configs(
             stage,
-            read_json(unet_folder / "config.json"),
-            read_json(noising) if stage in (Stage.FIRST_FRAME, Stage.PIXEL_SR) else None,
-            read_json(vae) if stage == Stage.LATENT_SR else None,
+            unet,
+            configs.get("image_noising_scheduler"),
+            _checked_config(root / "vae" / "config.json", VAE_NUMBERS) if stage == Stage.LATENT_SR else None,
         )
+
+
+UNET_NUMBERS = ("block_out_channels", "layers_per_block")
+"""UNet config entries that must be positive whole numbers (or non-empty lists of them)."""
+UNET_OPTIONAL_NUMBERS = ("attention_head_dim",)
+SCHEDULER_NUMBERS = ("num_train_timesteps",)
+VAE_NUMBERS = ("block_out_channels",)
+
+
+def _positive_whole(value: object) -> bool:
+    values = value if isinstance(value, list) and value else [value]
+    return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+def _checked_config(path: Path, numbers: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The config at ``path``, after checking that each of ``numbers`` (and of ``optional`` it has) is a positive
+    whole number or a non-empty list of them."""
+    config = read_json(path)
+    bad = [f"{name}: {config.get(name, 'missing')!r}" for name in numbers if not _positive_whole(config.get(name))]
+    bad += [f"{name}: {config[name]!r}" for name in optional if name in config and not _positive_whole(config[name])]
+    if bad:
+        raise CorruptCheckpointError(
+            f"{path} holds {', '.join(bad)}, where positive whole numbers are expected; the config is damaged. "
+            "Download the checkpoint again"
+        )
+    return config
 
 
 def _multiple(setting: str, value: int, steps: Mapping[str, int]) -> list[Problem]:

@@ -16,11 +16,18 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .encoder import Mp4Encoder
 from .errors import InputError, OutputError
 from .outputs import atomic_write
+from .setting_ranges import MAX_FPS, MAX_FRAMES_BETWEEN, number, raise_problems
 from .stages.latent_sr import to_uint8_frames
+from .stages.validation import check_video
 
 FORMATS = ("mp4", "gif", "webp")
+MIN_FPS = 0.01
+"""Lowest frame rate a file is written at: one frame per 100 s."""
+MAX_FILE_FPS = MAX_FPS * (MAX_FRAMES_BETWEEN + 1)
+"""Highest frame rate a file is written at: the fastest keyframes, interpolated the most."""
 
 
 def video_frames(video: torch.Tensor) -> np.ndarray:
@@ -30,25 +37,16 @@ def video_frames(video: torch.Tensor) -> np.ndarray:
 
 
 def _write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
-    import imageio_ffmpeg
-
     height, width = frames[0].shape[:2]
     pad = ((0, height % 2), (0, width % 2), (0, 0))  # H.264 with yuv420p needs even sizes
-    writer = imageio_ffmpeg.write_frames(
-        str(path),
-        (width + width % 2, height + height % 2),
-        fps=fps,
-        codec="libx264",
-        pix_fmt_out="yuv420p",
-        quality=8,
-        macro_block_size=1,
-    )
-    writer.send(None)
+    encoder = Mp4Encoder(path, (width + width % 2, height + height % 2), fps)
     try:
         for frame in frames:
-            writer.send(np.ascontiguousarray(np.pad(frame, pad, mode="edge")).tobytes())
-    finally:
-        writer.close()  # stops ffmpeg, also when a frame fails or the write is interrupted
+            encoder.send(np.ascontiguousarray(np.pad(frame, pad, mode="edge")).tobytes())
+        encoder.finish()
+    except BaseException:
+        encoder.abort()  # stops ffmpeg, also when a frame fails or the write is interrupted
+        raise
 
 
 def _write_animation(frames: Sequence[np.ndarray], path: Path, fps: float) -> None:
@@ -73,34 +71,44 @@ def check_written(path: Path, frames: int, destination: Path) -> None:
     try:
         found = _frames_in(path)
     except Exception as err:  # any reader failure means the file is unusable
-        raise OutputError(f"{destination} was written but cannot be read back ({err}); nothing was written") from err
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        raise OutputError(f"{destination} was written but cannot be read back ({reason}); nothing was written") from err
     if found != frames:
         raise OutputError(f"{destination} was written with {found} of {frames} frames; nothing was written")
 
 
-def write_frames(frames: Sequence[np.ndarray], path: Path | str, fps: float) -> Path:
-    """Write ``(H, W, 3)`` uint8 frames as mp4, gif or webp (chosen by the suffix), atomically and verified."""
+def write_frames(frames: Sequence[np.ndarray], path: Path | str, fps: float, overwrite: bool = True) -> Path:
+    """Write ``(H, W, 3)`` uint8 frames as mp4, gif or webp (chosen by the suffix), atomically and verified.
+
+    Without ``overwrite``, an existing ``path`` (even one that appears during the write) is kept and
+    :class:`OutputError` raised.
+    """
     path = Path(path)
     kind = path.suffix.lower().lstrip(".")
     if kind not in FORMATS:
         raise InputError(f"unsupported video format {path.suffix!r}; use one of {', '.join('.' + f for f in FORMATS)}")
-    if fps <= 0:
-        raise InputError(f"fps must be positive, got {fps}")
+    raise_problems(number("fps", fps, MIN_FPS, MAX_FILE_FPS))
     if len(frames) == 0:
         raise InputError(f"no frames to write to {path}")
-    with atomic_write(path) as temporary:
+    with atomic_write(path, overwrite) as temporary:
         (_write_mp4 if kind == "mp4" else _write_animation)(frames, temporary, fps)
         check_written(temporary, len(frames), path)
     return path
 
 
-def write_video(video: torch.Tensor, path: Path | str, fps: float) -> Path:
-    """Write a ``(B, 3, F, H, W)`` video in [-1, 1] as mp4, gif or webp (chosen by the file suffix)."""
-    return write_frames(video_frames(video), path, fps)
+def write_video(video: torch.Tensor, path: Path | str, fps: float, overwrite: bool = True) -> Path:
+    """Write a ``(B, 3, F, H, W)`` floating-point video in [-1, 1] as mp4, gif or webp (chosen by the file suffix).
+
+    Raises :class:`InputError` for other dtypes and values outside [-1, 1] (beyond a stage's overshoot:
+    0..255 frames), naming the range found.
+    """
+    check_video(video, "the video to write", pixels=True)
+    return write_frames(video_frames(video), path, fps, overwrite)
 
 
-def write_contact_sheet(video: torch.Tensor, path: Path | str, columns: int = 8) -> Path:
-    """Write every frame of a video into one PNG grid, left to right, top to bottom."""
+def write_contact_sheet(video: torch.Tensor, path: Path | str, columns: int = 8, overwrite: bool = True) -> Path:
+    """Write every frame of a ``(B, 3, F, H, W)`` video in [-1, 1] into one PNG grid, left to right, top to bottom."""
+    check_video(video, "the video to write", pixels=True)
     path = Path(path)
     frames = video_frames(video)
     count, height, width = frames.shape[:3]
@@ -110,7 +118,7 @@ def write_contact_sheet(video: torch.Tensor, path: Path | str, columns: int = 8)
     for i, frame in enumerate(frames):
         r, c = divmod(i, columns)
         sheet[r * height : (r + 1) * height, c * width : (c + 1) * width] = frame
-    with atomic_write(path) as temporary:
+    with atomic_write(path, overwrite) as temporary:
         Image.fromarray(sheet).save(temporary, format="PNG")
         check_written(temporary, 1, path)
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -86,6 +87,28 @@ def test_tiny_models_command_uses_the_released_names(tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["IF-II-L-v1.0", "show-1-base", "show-1-interpolation", "show-1-sr1", "show-1-sr2"]
     assert (tmp_path / "show-1-sr2" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+
+
+def test_tiny_models_refuses_a_folder_that_holds_anything_unless_asked(tmp_path, capsys):
+    models = tmp_path / "models"
+    assert main(["tiny-models", str(models), "--format", "safetensors"]) == 0
+    weights = models / "show-1-base" / "unet" / "diffusion_pytorch_model.safetensors"
+    before = weights.read_bytes()
+    capsys.readouterr()
+    assert main(["tiny-models", str(models), "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {models} is not empty (it holds IF-II-L-v1.0, show-1-base,") and "--overwrite" in err
+    assert err.count("\n") == 1 and weights.read_bytes() == before
+    assert not list(models.rglob("*.bin"))
+
+    assert main(["tiny-models", str(models), "--seed", "1", "--overwrite"]) == 0
+    assert not weights.exists() and (weights.parent / "diffusion_pytorch_model.bin").is_file()  # no stale safetensors beside
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert main(["tiny-models", str(a_file)]) == 2
+    assert capsys.readouterr().err == f"error: {a_file} is a file; give a new or empty folder for the tiny models\n"
+    assert a_file.read_text() == "mine"
 
 
 def test_convert_command(tiny_root, tmp_path):
@@ -224,3 +247,53 @@ def test_generate_shows_each_phase_closes_each_bar_with_its_stage_and_sums_up_th
         "temporal interpolation (stage 2)", "writing the outputs",
     ]
     assert "wrote" in done.stdout and "time per phase" not in done.stdout
+
+
+# --- issue 19: damaged configs, the wrong stage and a wrong --models-dir, in one line ----------------
+
+
+def _generate_one_line_error(models: Path, tmp_path: Path, capsys) -> str:
+    args = ["generate", "a cat", "-o", str(tmp_path / "v.mp4"), "--models-dir", str(models), "--offline", "--device", "cpu"]
+    assert main(args + ["--stages", "1", "--keyframes-steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("error: ")
+    return err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "file, entry, value",
+    [
+        ("unet/config.json", "block_out_channels", "abc"),
+        ("unet/config.json", "attention_head_dim", 0),
+        ("scheduler/scheduler_config.json", "num_train_timesteps", 0),
+    ],
+)
+def test_a_config_with_numbers_no_model_can_use_is_named_in_one_line(tiny_models, tmp_path, capsys, file, entry, value):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models["show-1-base"], models / "show-1-base")
+    path = models / "show-1-base" / file
+    path.write_text(json.dumps({**json.loads(path.read_text()), entry: value}))
+    assert _generate_one_line_error(models, tmp_path, capsys) == (
+        f"error: {path} holds {entry}: {value!r}, where positive whole numbers are expected; the config is damaged. "
+        "Download the checkpoint again"
+    )
+
+
+def test_another_stages_unet_is_named_before_any_size_is_checked_against_it(tiny_models, tmp_path, capsys):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models["show-1-base"], models / "show-1-base")
+    shutil.rmtree(models / "show-1-base" / "unet")
+    shutil.copytree(tiny_models["show-1-sr1"] / "unet", models / "show-1-base" / "unet")
+    line = _generate_one_line_error(models, tmp_path, capsys)
+    assert "holds the pixel super-resolution (stage 3) model (showlab/show-1-sr1), but the keyframes (stage 1)" in line
+    assert "multiple of" not in line
+
+
+def test_a_models_dir_that_is_a_file_or_one_checkpoint_folder_says_what_was_expected(tiny_root, tmp_path, capsys):
+    a_file = tmp_path / "models.txt"
+    a_file.write_text("")
+    assert _generate_one_line_error(a_file, tmp_path, capsys) == (
+        f"error: the models folder {a_file} is a file; give the folder that holds the checkpoint folders (show-1-base, ...)"
+    )
+    line = _generate_one_line_error(tiny_root / "show-1-base", tmp_path, capsys)
+    assert line.startswith(f"error: the models folder {tiny_root / 'show-1-base'} is one checkpoint folder") and f"({tiny_root})" in line

@@ -110,3 +110,36 @@ def test_a_text_encoder_error_names_the_folder_from_its_root(models_show1, tiny,
     with pytest.raises(MissingFilesError) as caught:
         load_pack().NODE_CLASS_MAPPINGS["Show1TextEncode"]().encode("a prompt", "", "low resolution, blur", False, t5=t5)
     _assert_public(str(caught.value), tmp_path, "models/show1/no-weights/text_encoder")
+
+
+def test_a_lone_surrogate_prompt_through_the_api_is_an_input_error_not_a_unicode_error(tmp_path, monkeypatch, tiny):
+    from show1_core.errors import InputError
+
+    comfy(tmp_path, monkeypatch, tiny)
+    classes = load_pack().NODE_CLASS_MAPPINGS
+    (t5,) = classes["Show1T5Loader"]().load("show-1-base", "fp32", "balanced")
+    with pytest.raises(InputError, match=r"the prompt holds '\\udce9' at character 4, which is not text"):
+        classes["Show1TextEncode"]().encode("caf\udce9", "", "", False, t5=t5)
+
+
+def test_a_corrupt_video_file_is_named_from_comfyuis_input_folder_in_one_line(tmp_path, monkeypatch):
+    from show1_core.errors import InputError
+
+    fake = comfy(tmp_path, monkeypatch, None)
+    load_pack()
+    source = fake.root / "input" / "broken.mp4"
+
+    class CorruptFile:
+        """Core's VideoFromFile over a corrupt file: PyAV raises InvalidDataError (a ValueError) naming the path."""
+
+        def get_components(self):
+            raise ValueError(f"[Errno 1094995529] Invalid data found when processing input: '{source}'")
+
+    with pytest.raises(InputError) as caught:
+        pack_module("video_node").components_of(CorruptFile())
+    message = str(caught.value)
+    assert message == (
+        "the video cannot be read ([Errno 1094995529] Invalid data found when processing input: 'input/broken.mp4'); "
+        "load a complete video file"
+    )
+    assert str(fake.root) not in message

@@ -109,6 +109,17 @@ def test_names_are_checked_before_the_run(setup, name, message):
         node().apply(setup["keyframes"], name, 1.0)
 
 
+@pytest.mark.parametrize("name", ["../pan_right.safetensors", "missing.safetensors", "notes.txt"])
+def test_lora_messages_name_folders_from_comfyuis_models_folder_not_the_servers_paths(setup, fake, name):
+    node = nodes()["Show1KeyframeMotionLoRA"]
+    messages = [node.VALIDATE_INPUTS(name)]
+    with pytest.raises(Exception) as caught:
+        node().apply(setup["keyframes"], name, 1.0)
+    messages.append(str(caught.value))
+    for message in messages:
+        assert str(fake.root) not in message and "models/loras" in message, message
+
+
 def test_a_linked_name_is_checked_when_the_node_runs():
     assert nodes()["Show1KeyframeMotionLoRA"].VALIDATE_INPUTS(None) is True
 

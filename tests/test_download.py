@@ -146,3 +146,22 @@ def test_download_refuses_unknown_names(tmp_path, capsys):
 
     assert main(["download", "showlab/show-2", "--models-dir", str(tmp_path)]) == 2
     assert "unknown checkpoint(s) showlab/show-2; choose from showlab/show-1-base" in capsys.readouterr().err
+
+
+def test_offline_verify_of_a_folder_never_downloaded_never_touches_the_network(tiny_models, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from show1_core.cli import main
+    from show1_core.loading import hub as hub_module
+
+    def network(*args, **kwargs):
+        raise AssertionError("--offline contacted the Hub")
+
+    monkeypatch.setattr(hub_module, "hub_record", network)
+    monkeypatch.setattr(hub_module, "download", network)
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models["show-1-base"], models / "show-1-base")
+    assert main(["download", "show-1-base", "--models-dir", str(models), "--offline", "--verify"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {models / 'show-1-base'} holds no record of a verified download")
+    assert "without --offline" in err and "interrupted" not in err and err.count("\n") == 1

@@ -16,6 +16,7 @@ from show1_core.errors import (
     CorruptCheckpointError,
     GatedRepoAccessError,
     HubError,
+    InputError,
     MissingFilesError,
     OfflineError,
     StateDictMismatchError,
@@ -124,6 +125,26 @@ def test_pickle_that_carries_code_is_refused_and_never_run(tiny_models, tmp_path
     torch.save(state, weights)
     with pytest.raises(UnsafeCheckpointError, match="could run arbitrary code"):
         load_stage_model(folder)
+    assert not marker.exists()
+
+
+def test_a_pickled_t5_shard_that_carries_code_is_refused_in_one_line_without_unpickling_advice(tiny_models, tmp_path, capsys):
+    from show1_core.cli import main
+
+    folder = _copy(tiny_models["show-1-base"], tmp_path / "show-1-base")
+    shard = folder / "text_encoder" / "pytorch_model-00001-of-00002.bin"
+    state = torch.load(shard, weights_only=True)
+    marker = tmp_path / "code-ran"
+    state[next(iter(state))] = _RunsCode(marker)
+    torch.save(state, shard)
+    with pytest.raises(UnsafeCheckpointError, match="could run arbitrary code") as caught:
+        load_text_encoder(folder / "text_encoder")
+    assert "weights_only" not in str(caught.value) and caught.value.__cause__ is None
+    args = ["generate", "a cat", "-o", str(tmp_path / "v.mp4"), "--models-dir", str(tmp_path), "--offline", "--device", "cpu"]
+    assert main(args + ["--stages", "1", "--keyframes-steps", "1"]) == 2
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: ") and "could run arbitrary code" in last and "weights_only" not in err and "Traceback" not in err
     assert not marker.exists()
 
 
@@ -355,3 +376,42 @@ def test_text_encoders_attend_as_the_original_did(tiny_models):
     """transformers 4.29 (the original's) had only eager attention for T5 and CLIP; SDPA rounds differently in fp16."""
     for folder in (tiny_models["show-1-base"], tiny_models["show-1-sr2"]):
         assert load_text_encoder(folder / "text_encoder").config._attn_implementation == "eager"
+
+
+def test_convert_never_rewrites_an_existing_folder(tiny_models, tmp_path):
+    target = tmp_path / "converted"
+    convert_checkpoint(tiny_models["show-1-sr1"], target)
+    before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    with pytest.raises(InputError, match="already exists and is not an empty folder; convert into a new folder"):
+        convert_checkpoint(tiny_models["show-1-base"], target, dtype=torch.float16)
+    assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["converted"]
+    assert convert_checkpoint(tiny_models["show-1-sr1"], tmp_path / "empty-ok") and (tmp_path / "empty-ok" / "unet").is_dir()
+
+
+def test_a_failed_conversion_leaves_no_folder(tiny_models, tmp_path):
+    source = _copy(tiny_models["show-1-sr1"], tmp_path / "sr1")
+    (source / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"truncated")
+    with pytest.raises(CorruptCheckpointError):
+        convert_checkpoint(source, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sr1"]
+
+
+def test_a_shard_index_naming_files_outside_its_folder_is_refused_by_every_reader(tiny_models, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder = _copy(tiny_models["show-1-base"], tmp_path / "ckpt" / "show-1-base")
+    index = folder / "text_encoder" / "pytorch_model.bin.index.json"
+    data = json.loads(index.read_text())
+    first = sorted(set(data["weight_map"].values()))[0]
+    shutil.move(folder / "text_encoder" / first, outside / first)
+    data["weight_map"] = {k: f"../../../outside/{first}" if v == first else v for k, v in data["weight_map"].items()}
+    index.write_text(json.dumps(data))
+    message = "names the shard '../../../outside/.*', outside its folder"
+    with pytest.raises(CorruptCheckpointError, match=message):
+        read_state_dict(index)
+    with pytest.raises(CorruptCheckpointError, match=message):
+        load_text_encoder(folder / "text_encoder")
+    with pytest.raises(CorruptCheckpointError, match=message):
+        convert_checkpoint(folder, tmp_path / "converted")
+    assert not (tmp_path / "converted").exists()

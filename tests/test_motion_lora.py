@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from lora_support import RANK, info_for, lora_weights, write_lora
+from show1_core.cli import main
 from show1_core.errors import CorruptCheckpointError, InputError, MissingFilesError, StateDictMismatchError, WrongStageError
 from show1_core.loading import Stage, load_stage_model
 from show1_core.motion_lora import (
@@ -202,9 +203,26 @@ def test_lora_specs_name_a_file_and_an_optional_scale(spec, expected):
     assert parse_lora_spec(spec) == expected
 
 
-def test_a_non_finite_scale_is_refused():
-    with pytest.raises(InputError, match="finite"):
-        parse_lora_spec("pan.safetensors:nan")
+@pytest.mark.parametrize("scale", ["nan", "1e9", "-5e1", "inf"])
+def test_a_scale_out_of_its_range_is_refused_with_the_range(scale):
+    with pytest.raises(InputError, match=r"the strength must be a number from -10 to 10, got"):
+        parse_lora_spec(f"pan.safetensors:{scale}")
+
+
+def test_a_scale_that_is_not_a_number_is_a_bad_strength_not_a_missing_file(tmp_path):
+    with pytest.raises(InputError, match="bad strength 'abc'; write FILE:STRENGTH with a number from -10 to 10"):
+        parse_lora_spec("pan.safetensors:abc")
+    odd = tmp_path / "odd:abc"
+    odd.write_bytes(b"")
+    assert parse_lora_spec(str(odd)) == (odd, 1.0)  # an existing file whose name holds a colon
+
+
+def test_the_cli_refuses_an_out_of_range_strength_before_anything_loads(tmp_path, capsys):
+    args = ["generate", "a cat", "-o", str(tmp_path / "v.mp4"), "--models-dir", str(tmp_path / "none"), "--offline"]
+    for spec, message in [("x.safetensors:1e9", "got 1000000000.0"), ("x.safetensors:-50", "from -10 to 10"), ("x.safetensors:abc", "bad strength")]:
+        assert main(args + ["--motion-lora", spec]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1 and "does not exist" not in err
 
 
 def test_loras_read_in_inference_mode_apply_as_comfyui_runs_them(tmp_path, keyframe_model, embeds):

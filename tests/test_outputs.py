@@ -3,9 +3,11 @@ locations are refused before any stage runs (issue 12, defects 1-3)."""
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -121,27 +123,16 @@ def test_ctrl_c_while_the_cli_writes_leaves_no_partial_file(tiny_root, tmp_path)
     script = textwrap.dedent(
         f"""
         import os, signal, sys
-        import imageio_ffmpeg
+        from show1_core.encoder import Mp4Encoder
         from show1_core.cli import main
 
-        real = imageio_ffmpeg.write_frames
+        real = Mp4Encoder.send
 
-        class Interrupting:
-            def __init__(self, writer):
-                self.writer = writer
+        def interrupting(self, frame):
+            real(self, frame)
+            os.kill(os.getpid(), signal.SIGINT)
 
-            def send(self, data):
-                self.writer.send(data)
-                if data is not None:
-                    os.kill(os.getpid(), signal.SIGINT)
-
-            def close(self):
-                self.writer.close()
-
-        def interrupted(*args, **kwargs):
-            return Interrupting(real(*args, **kwargs))
-
-        imageio_ffmpeg.write_frames = interrupted
+        Mp4Encoder.send = interrupting
         sys.exit(main(["generate", "a cat", "--models-dir", {str(tiny_root)!r}, *{QUICK!r}, "-o", "demo.mp4"]))
         """
     )
@@ -208,4 +199,110 @@ def test_contact_sheet_is_written_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(Image.Image, "save", broken_save)
     with pytest.raises(OutputError, match="cannot be read back"):
         write_contact_sheet(_video(), tmp_path / "sheet.png")
+    assert _leftovers(tmp_path) == []
+
+
+# --- issue 19, rows 4 and 5: concurrent runs, killed runs, a full disk --------------------------
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _wait_until_gone(pid: int, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _running(pid)
+
+
+def test_a_file_that_appears_during_the_write_is_kept_without_overwrite(tmp_path, monkeypatch):
+    destination = tmp_path / "same.mp4"
+    real = video_io.check_written
+
+    def another_run_finishes_first(path, frames, dest):
+        real(path, frames, dest)
+        dest.write_bytes(b"the other run's video")
+
+    monkeypatch.setattr(video_io, "check_written", another_run_finishes_first)
+    with pytest.raises(OutputError, match="appeared while this run was writing"):
+        write_video(_video(), destination, fps=8, overwrite=False)
+    assert destination.read_bytes() == b"the other run's video"
+    assert _leftovers(tmp_path) == ["same.mp4"]
+
+
+def test_two_concurrent_runs_to_one_output_exactly_one_succeeds(tiny_root, tmp_path):
+    command = [sys.executable, "-m", "show1_core", "generate", "a cat", "--models-dir", str(tiny_root), *QUICK, "-o", "same.mp4"]
+    runs = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(run.wait(timeout=240), run.communicate()) for run in runs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, (_, err) in results if code == 2)
+    assert "error:" in loser and "same.mp4" in loser and "Traceback" not in loser
+    assert _frames(tmp_path / "same.mp4") == 8
+    assert _leftovers(tmp_path) == ["same.mp4", "same_sheet.png"]
+
+
+def test_an_encoder_dies_with_its_parent_even_after_sigkill(tmp_path):
+    """An encoder that never reads its input (``sleep``) still dies when show1 is killed: prctl, not pipe EOF."""
+    script = textwrap.dedent(
+        """
+        import os, signal, subprocess, sys
+        from show1_core.encoder import _die_with_parent
+
+        child = subprocess.Popen(["sleep", "60"], preexec_fn=_die_with_parent())
+        print(child.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9
+    assert _wait_until_gone(int(done.stdout))
+
+
+def test_sigkill_while_generate_writes_leaves_no_orphan_and_the_next_run_no_partial_file(tiny_root, tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from pathlib import Path
+        from show1_core.encoder import Mp4Encoder
+        from show1_core.cli import main
+
+        real = Mp4Encoder.send
+
+        def killed(self, frame):
+            real(self, frame)
+            Path("encoder.pid").write_text(str(self.process.pid))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        Mp4Encoder.send = killed
+        sys.exit(main(["generate", "a cat", "--models-dir", {str(tiny_root)!r}, *{QUICK!r}, "-o", "keep.mp4"]))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == -9, done.stderr
+    assert _wait_until_gone(int((tmp_path / "encoder.pid").read_text())), "the encoder outlived show1"
+    partial = [name for name in _leftovers(tmp_path) if ".partial-" in name]
+    assert len(partial) == 1 and partial[0].startswith(".keep.mp4.partial-")
+
+    again = _show1("generate", "a cat", "--models-dir", str(tiny_root), *QUICK, "-o", "keep.mp4", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"removed {tmp_path / partial[0]}" in again.stderr
+    assert _leftovers(tmp_path) == ["encoder.pid", "keep.mp4", "keep_sheet.png"]
+    assert _frames(tmp_path / "keep.mp4") == 8
+
+
+def test_a_full_disk_is_named_in_one_line(tmp_path, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(video_io, "_write_animation", disk_full)
+    with pytest.raises(OutputError, match=r"the disk is full \(\d+ bytes free\)") as caught:
+        write_video(_video(), tmp_path / "f10.gif", fps=8)
+    assert "\n" not in str(caught.value)
     assert _leftovers(tmp_path) == []

@@ -295,7 +295,7 @@ def test_stage4_input_is_resized_with_pils_default_bicubic_filter():
 def test_latent_sr_pieces_compose_to_the_one_shot_stage(models, clip):
     model = models["show-1-sr2"]
     video = _video(3, size=32)
-    settings = LatentSRSettings(steps=4, strength=0.5)
+    settings = LatentSRSettings(width=32, height=32, steps=4, strength=0.5)
     whole = super_resolve_latent(model, video, clip, settings, seed=9)
     generator = seeded_generator(9)
     latents = encode_video(model.vae, video, generator)
@@ -359,7 +359,7 @@ def test_vae_chunking_does_not_change_results(models):
 def test_vae_out_of_memory_is_retried_with_fewer_frames(models, clip, monkeypatch):
     model = models["show-1-sr2"]
     video = _video(4, size=32)
-    settings = LatentSRSettings(steps=2, strength=0.5, vae_batch=4)
+    settings = LatentSRSettings(width=32, height=32, steps=2, strength=0.5, vae_batch=4)
     expected = super_resolve_latent(model, video, clip, settings, seed=2)
     real_decode = model.vae.decode
     sizes = []
@@ -418,6 +418,12 @@ def test_strength_bounds(models, clip):
         refine_latents(models["show-1-sr2"], latents, clip, LatentSRSettings(strength=0))
     with pytest.raises(InputError, match="no step"):
         refine_latents(models["show-1-sr2"], latents, clip, LatentSRSettings(steps=2, strength=0.4))
+
+
+def test_latent_sr_settings_of_another_size_than_the_video_are_refused_not_ignored(models, clip):
+    video = torch.zeros(1, 3, 2, 8, 16)
+    with pytest.raises(InputError, match=r"the video is 16x8, but the settings ask for 64x40; super_resolve_latent takes"):
+        super_resolve_latent(models["show-1-sr2"], video, clip, LatentSRSettings(width=64, height=40, steps=2))
 
 
 def test_vae_needs_multiples_of_eight(models):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from show1_core.captions import preprocess_prompt
-from show1_core.errors import MissingFilesError
+from show1_core.errors import InputError, MissingFilesError
 from show1_core.loading import load_text_encoder
 from show1_core.text import MAX_TOKENS, EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec, load_tokenizer
 
@@ -80,6 +80,39 @@ def test_damaged_cache_file_is_recomputed(tiny_models, tmp_path):
     assert again.loads == 1
 
 
+@pytest.mark.parametrize(
+    "stored", [torch.full((1, 77, 32), float("nan")), torch.zeros(1, 77, 16), torch.zeros(1, 77, 32, dtype=torch.int64)],
+    ids=["nan", "wrong width", "integers"],
+)
+def test_a_readable_cache_file_of_the_wrong_shape_dtype_or_values_is_recomputed(tiny_models, tmp_path, stored):
+    from safetensors.torch import save_file
+
+    first = _encoder(tiny_models["show-1-base"], EncoderKind.T5, EmbeddingCache(tmp_path)).encode("a cat")
+    for file in tmp_path.glob("*.safetensors"):
+        save_file({"embedding": stored}, str(file))
+    again = _encoder(tiny_models["show-1-base"], EncoderKind.T5, EmbeddingCache(tmp_path))
+    embeds = again.encode("a cat")
+    assert again.loads == 1 and torch.equal(embeds.positive, first.positive)
+    third = _encoder(tiny_models["show-1-base"], EncoderKind.T5, EmbeddingCache(tmp_path))
+    assert torch.equal(third.encode("a cat").positive, first.positive) and third.loads == 0  # the repaired file is reused
+
+
+@pytest.mark.parametrize("prompt", ["caf\udce9", b"cafe"], ids=["not utf-8", "bytes"])
+def test_a_prompt_that_is_not_text_is_refused_in_one_line(tiny_models, tiny_root, tmp_path, capsys, prompt):
+    encoder = _encoder(tiny_models["show-1-base"], EncoderKind.T5, EmbeddingCache(tmp_path))
+    with pytest.raises(InputError, match="the negative prompt"):
+        encoder.encode("a cat", prompt)
+    if isinstance(prompt, str):  # as a Latin-1 terminal passes $'caf\xe9' (Python decodes argv with surrogateescape)
+        from show1_core.cli import main
+
+        args = ["generate", prompt, "-o", str(tmp_path / "v.mp4"), "--models-dir", str(tiny_root), "--offline", "--device", "cpu"]
+        assert main(args) == 2
+        assert capsys.readouterr().err == (
+            "error: the prompt holds '\\udce9' at character 4, which is not text (a byte that is not UTF-8, from a terminal "
+            "in another encoding?); give it as UTF-8\n"
+        )
+
+
 def test_memory_cache_is_bounded():
     cache = EmbeddingCache(max_entries=2)
     for i in range(3):
@@ -128,7 +161,7 @@ def test_rewriting_a_models_folder_in_place_invalidates_its_cached_embeddings(tm
     cache_dir = tmp_path / "cache"
     rewritten = write_tiny_models(tmp_path / "models", seed=0)["show-1-base"]
     _encoder(rewritten, EncoderKind.T5, EmbeddingCache(cache_dir)).encode("a cat")
-    write_tiny_models(tmp_path / "models", seed=1)  # what `show1 tiny-models models --seed 1` does
+    write_tiny_models(tmp_path / "models", seed=1, overwrite=True)  # what `show1 tiny-models models --seed 1 --overwrite` does
     fresh = write_tiny_models(tmp_path / "fresh", seed=1)["show-1-base"]
     again = _encoder(rewritten, EncoderKind.T5, EmbeddingCache(cache_dir))
     expected = _encoder(fresh, EncoderKind.T5).encode("a cat")

@@ -14,7 +14,7 @@ from show1_core.errors import InputError
 from show1_core.loading import Stage, load_stage_model
 from show1_core.loading.registry import KNOWN_CHECKPOINTS
 from show1_core.motion_lora import load_motion_lora, read_motion_lora_info, temporal_attention_targets
-from show1_core.training.clips import Clip, caption_for, fit_frames, load_clips, read_frames, sample_window
+from show1_core.training.clips import Clip, caption_for, fit_frames, load_clips, read_frames, sample_window, short_clips
 from show1_core.training.objective import VLB_LAMBDA, NoiseSchedule, diffusion_loss
 from show1_core.training.state import load_state, save_state
 from show1_core.training.trainer import CaptionEmbeddings, TrainingSettings, checkpoint_folder, train_motion_lora
@@ -259,3 +259,42 @@ def test_train_motion_explains_missing_captions_before_loading_anything(tmp_path
     assert "clip.mp4 has no caption" in capsys.readouterr().err
     assert main(["train-motion", str(tmp_path), "-o", str(tmp_path / "x.pt"), "--prompt", "p"]) == 2
     assert "must be a .safetensors file" in capsys.readouterr().err
+
+
+# --- issue 19: clips without motion, captions that are not UTF-8, seeds that are not integers -------
+
+
+def test_a_single_frame_clip_is_refused_and_short_clips_are_named(tmp_path, tiny_root, capsys):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_video(moving_square_video(frames=1), clips / "still.gif", fps=8.0)
+    out = tmp_path / "still.safetensors"
+    args = [
+        "train-motion", str(clips), "-o", str(out), "--prompt", "a square", "--models-dir", str(tiny_root), "--offline",
+        "--steps", "1", "--rank", "2", "--width", "16", "--height", "8", "--frames", "3", "--quiet", "--device", "cpu",
+    ]
+    assert main(args) == 2
+    assert "still.gif has 1 frame: a still image has no motion to learn" in capsys.readouterr().err
+    assert not out.exists()
+
+    short = Clip(Path("short.mp4"), "s", torch.zeros(4, 3, 2, 2, dtype=torch.uint8), fps=8.0)
+    long = Clip(Path("long.mp4"), "l", torch.zeros(9, 3, 2, 2, dtype=torch.uint8), fps=8.0)
+    assert short_clips([short, long], 8) == (
+        "notice: 1 of 2 clips have fewer than the 8 frames of a sample, so frames repeat and the motion they teach is "
+        "slower: short.mp4 (4)"
+    )
+    assert short_clips([long], 8) is None
+
+
+def test_a_caption_that_is_not_utf8_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    (tmp_path / "clip.txt").write_bytes(b"caf\xe9 in the rain")
+    assert main(["train-motion", str(tmp_path), "-o", str(tmp_path / "x.safetensors"), "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: the caption clip.txt is not UTF-8 text (byte 3); save it as UTF-8\n"
+
+
+@pytest.mark.parametrize("seed", [1.5, "7", True, float("nan"), -1])
+def test_training_seeds_are_whole_numbers(seed):
+    with pytest.raises(InputError, match="seed must be a whole number"):
+        TrainingSettings(frames=3, fps=8.0, height=8, width=16, seed=seed).check()

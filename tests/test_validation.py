@@ -114,3 +114,25 @@ def test_split_guidance_counts_one_video_per_guided_call_in_the_memory_bound(tin
     unguided = replace(SMALL, pixel_sr=replace(SMALL.pixel_sr, guidance=1.0))
     assert split < batched
     assert stage_memory_bytes(unguided, limits, Stage.PIXEL_SR, torch.float32) == split
+
+
+@pytest.mark.parametrize("seed", [1.5, "7", float("nan"), True, 2**64])
+def test_seeds_that_are_not_whole_numbers_are_refused_by_the_cascade_and_the_stages(cascade, tiny_models, seed):
+    from show1_core.loading import load_stage_model
+    from show1_core.settings import KeyframeSettings
+    from show1_core.stages import generate_keyframes
+    from show1_core.stages.sampling import PromptEmbeds
+
+    seen = []
+    with pytest.raises(InvalidSettingsError, match=r"seed must be a whole number from 0 to 18446744073709551615, got"):
+        cascade.run("a cat", replace(SMALL, seed=seed), callback=seen.append, on_phase=seen.append)
+    assert seen == []
+    embeds = PromptEmbeds(torch.zeros(1, 4, 32), torch.zeros(1, 4, 32))
+    with pytest.raises(InvalidSettingsError, match="seed must be a whole number"):
+        generate_keyframes(load_stage_model(tiny_models["show-1-base"]), embeds, KeyframeSettings(height=16, width=16, steps=1), seed=seed)
+
+
+def test_a_frame_count_given_as_a_float_is_refused_not_a_raw_type_error(cascade):
+    settings = replace(SMALL, keyframes=replace(SMALL.keyframes, num_frames=2.0))
+    with pytest.raises(InvalidSettingsError, match=r"keyframes.num_frames must be a whole number from 1 to 256, got 2.0"):
+        cascade.run("a cat", settings, stages=1)

@@ -63,3 +63,26 @@ def test_quantising_reduced_precision_frames(dtype):
         original = ((video * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1).numpy() * 255).astype(np.uint8)[0]
         assert np.array_equal(ours, original)
     assert ours.dtype == np.uint8 and ours.max() == 255 and ours.min() == 0
+
+
+@pytest.mark.parametrize("fps", [float("nan"), float("inf"), 1e-9, -1.0, True, "8"])
+def test_a_frame_rate_that_is_not_a_usable_number_is_refused(tmp_path, fps):
+    with pytest.raises(InputError, match=r"fps must be a number from 0\.01 to 3840"):
+        write_video(_video(), tmp_path / "v.mp4", fps=fps)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "video, found",
+    [
+        (_video() * 127.5 + 127.5, "from 0 to 255"),
+        (torch.zeros(1, 3, 5, 20, 30, dtype=torch.uint8), "uint8"),
+        (torch.full((1, 3, 5, 20, 30), float("nan")), "NaN"),
+    ],
+    ids=["0..255 floats", "uint8", "nan"],
+)
+def test_frames_outside_minus_one_to_one_or_of_the_wrong_dtype_are_refused(tmp_path, video, found):
+    for write in (lambda: write_video(video, tmp_path / "v.mp4", fps=8), lambda: write_contact_sheet(video, tmp_path / "s.png")):
+        with pytest.raises(InputError, match=found):
+            write()
+    assert list(tmp_path.iterdir()) == []

@@ -16,6 +16,7 @@ lack lives here:
 from __future__ import annotations
 
 import json
+import pickle
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,12 +27,19 @@ from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditi
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import nn
 
-from ..errors import CheckpointError, CorruptCheckpointError, MissingFilesError, StateDictMismatchError, WrongStageError
+from ..errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    MissingFilesError,
+    StateDictMismatchError,
+    UnsafeCheckpointError,
+    WrongStageError,
+)
 from ..models import Show1UNet
 from ..schedulers import OriginalDPMSolverMultistepScheduler
 from .detect import describe_stage, stage_of_state_dict, stage_of_unet_config
 from .registry import Stage
-from .weights import describe_weights, find_weights, read_state_dict
+from .weights import describe_weights, find_weights, read_state_dict, shard_map
 
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "DPMSolverMultistepScheduler": OriginalDPMSolverMultistepScheduler,
@@ -110,7 +118,7 @@ def _diagnose(folder: Path, what: str, skeleton: Callable[[], nn.Module], error:
     try:
         with init_empty_weights():
             expected = {k: tuple(v.shape) for k, v in skeleton().state_dict().items()}
-    except (ValueError, TypeError, KeyError, AttributeError) as err:
+    except (ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError) as err:
         return CorruptCheckpointError(f"{folder}/config.json does not describe a usable {what}: {err}")
     shapes = {k: (tuple(state[k].shape), expected[k]) for k in state.keys() & expected.keys() if tuple(state[k].shape) != expected[k]}
     if shapes:
@@ -120,7 +128,10 @@ def _diagnose(folder: Path, what: str, skeleton: Callable[[], nn.Module], error:
 
 def _from_pretrained(load: Callable[..., Any], folder: Path, what: str, skeleton: Callable[[], nn.Module], variant: str | None, **kwargs) -> nn.Module:
     """``load(folder, ...)`` with the weight file chosen here, every key checked and every failure explained."""
-    use_safetensors, found_variant = describe_weights(find_weights(folder, variant=variant))
+    weights = find_weights(folder, variant=variant)
+    if weights.name.endswith(".index.json"):
+        shard_map(weights)  # shards outside the folder are refused before any library reads them
+    use_safetensors, found_variant = describe_weights(weights)
     try:
         with _quiet_libraries():
             model, info = load(
@@ -129,8 +140,9 @@ def _from_pretrained(load: Callable[..., Any], folder: Path, what: str, skeleton
             )
     except FileNotFoundError as err:
         raise MissingFilesError(f"{err.filename or folder} is missing; download the checkpoint again") from err
-    except (OSError, ValueError, RuntimeError, TypeError, KeyError, AttributeError) as err:
-        raise _diagnose(folder, what, skeleton, err) from err
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError, AttributeError, ZeroDivisionError, pickle.UnpicklingError) as err:
+        problem = _diagnose(folder, what, skeleton, err)
+        raise problem from (None if isinstance(problem, UnsafeCheckpointError) else err)  # never pass on advice to unpickle
     missing, unexpected = (sorted(k for k in info.get(name) or () if not k.endswith(IGNORED_KEY_SUFFIXES)) for name in ("missing_keys", "unexpected_keys"))
     if missing or unexpected:
         raise _mismatch_error(folder, missing, unexpected, [], {})

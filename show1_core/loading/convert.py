@@ -1,6 +1,6 @@
 """Rewriting a downloaded checkpoint as safetensors (the released showlab repos ship pickled ``.bin``).
 
-Every component folder is copied; weight files are read with the safe loader and written as
+The result goes to a new folder, renamed into place when complete. Every component folder is copied; weight files are read with the safe loader and written as
 ``.safetensors`` by ``huggingface_hub.save_torch_state_dict`` (sharded with an index above
 ``max_shard_gb``, tied tensors stored once), optionally cast to a smaller precision.
 Non-weight files (configs, tokenizers, schedulers) are copied as they are.
@@ -8,6 +8,7 @@ Non-weight files (configs, tokenizers, schedulers) are copied as they are.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 from huggingface_hub import save_torch_state_dict
 
 from ..errors import InputError, MissingFilesError
+from ..outputs import temporary_name
 from .weights import DIFFUSERS_STEM, find_weights, read_state_dict
 
 WEIGHT_SUFFIXES = (".bin", ".safetensors")
@@ -45,19 +47,32 @@ def convert_component(source: Path, target: Path, dtype: torch.dtype | None = No
 
 
 def convert_checkpoint(source: Path | str, target: Path | str, dtype: torch.dtype | None = None, max_shard_gb: float = 5.0) -> list[Path]:
-    """Convert a whole checkpoint folder to safetensors; returns every weight file written."""
-    source, target = Path(source), Path(target)
+    """Convert a whole checkpoint folder to safetensors into a new folder; returns every weight file written.
+
+    ``target`` must not exist (or be an empty folder): an existing checkpoint is never rewritten.
+    The conversion is written under a temporary name beside ``target`` and renamed into place
+    only when it is complete, so a failed or interrupted run leaves no half-converted folder.
+    """
+    source, target = Path(source), Path(target).absolute()
     if not source.is_dir():
         raise MissingFilesError(f"{source} is not a folder")
     if source.resolve() == target.resolve():
         raise InputError("write the converted checkpoint to a new folder, not over the source")
-    target.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for item in sorted(source.iterdir()):
-        if item.is_dir() and not item.name.startswith("."):
-            written += convert_component(item, target / item.name, dtype, max_shard_gb)
-        elif item.is_file():
-            shutil.copy2(item, target / item.name)
-    if not written:
-        raise MissingFilesError(f"no weight files found under {source}")
-    return written
+    if target.exists() and not (target.is_dir() and not any(target.iterdir())):
+        raise InputError(f"{target} already exists and is not an empty folder; convert into a new folder (nothing was written)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = temporary_name(target)
+    partial.mkdir()
+    try:
+        written: list[Path] = []
+        for item in sorted(source.iterdir()):
+            if item.is_dir() and not item.name.startswith("."):
+                written += convert_component(item, partial / item.name, dtype, max_shard_gb)
+            elif item.is_file():
+                shutil.copy2(item, partial / item.name)
+        if not written:
+            raise MissingFilesError(f"no weight files found under {source}")
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return [target / path.relative_to(partial) for path in written]

@@ -151,6 +151,17 @@ def download(repo_id: str, target: Path, patterns: list[str], checkpoint: KnownC
     )
 
 
+def _recorded(folder: Path, repo_id: str, models_dir: Path | str | None) -> tuple[str, dict]:
+    """The folder's own record of its last verified download (commit, files), without the network."""
+    marker = read_marker(folder)
+    if marker is None:
+        raise OfflineError(
+            f"{folder} holds no record of a verified download (show1 download writes one), so it cannot be verified "
+            f"offline. Run `{download_command(repo_id, models_dir, '--verify')}` without --offline to check it against the Hub"
+        )
+    return str(marker.get("revision", "")), recorded_files(marker)
+
+
 def _hub_or_recorded(folder: Path, repo_id: str, patterns: list[str], checkpoint: KnownCheckpoint | None) -> tuple[str, dict]:
     """The Hub's record of ``patterns`` (commit, files), or the folder's own record when the Hub is unreachable."""
     try:
@@ -163,21 +174,44 @@ def _hub_or_recorded(folder: Path, repo_id: str, patterns: list[str], checkpoint
         return str(marker.get("revision", "")), recorded_files(marker)
 
 
+def models_folder(models_dir: Path | str | None) -> Path:
+    """The folder of checkpoint folders (``models_dir``, default :func:`default_models_dir`).
+
+    Raises :class:`MissingFilesError` for a file, and for one checkpoint folder given in its place
+    (one holding ``model_index.json`` or ``unet/``), naming the folder that was meant.
+    """
+    folder = Path(models_dir or default_models_dir()).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise MissingFilesError(
+            f"the models folder {folder} is a file; give the folder that holds the checkpoint folders (show-1-base, ...)"
+        )
+    if (folder / "model_index.json").is_file() or (folder / "unet").is_dir():
+        raise MissingFilesError(
+            f"the models folder {folder} is one checkpoint folder, not the folder that holds them; give its parent "
+            f"({folder.parent}), where the checkpoints sit as show-1-base, show-1-interpolation, ..."
+        )
+    return folder
+
+
 def verify_checkpoint(
     reference: str, models_dir: Path | str | None = None, *, with_text_encoder: bool = False, allow_download: bool = True
 ) -> list[str]:
     """Re-hash a known checkpoint's downloaded files against the Hub's record and return the damaged ones.
 
     Damaged files are deleted and downloaded again when ``allow_download``; otherwise, or if that
-    fails, :class:`CorruptCheckpointError` names them. Without the Hub, the record kept from the
-    last download is used (a folder never verified then raises :class:`OfflineError`).
+    fails, :class:`CorruptCheckpointError` names them. Without ``allow_download`` (``--offline``) or
+    without the Hub, the record kept from the last download is used and the network is never
+    contacted offline (a folder never verified then raises :class:`OfflineError`).
     """
     checkpoint = known_checkpoint(str(reference))
     if checkpoint is None:
         raise MissingFilesError(f"{reference} is not a known checkpoint name or repo id")
-    folder = Path(models_dir or default_models_dir()).expanduser() / checkpoint.name
+    folder = models_folder(models_dir) / checkpoint.name
     patterns = download_patterns(checkpoint, _components_for(checkpoint, with_text_encoder))
-    revision, expected = _hub_or_recorded(folder, checkpoint.repo_id, patterns, checkpoint)
+    if allow_download:
+        revision, expected = _hub_or_recorded(folder, checkpoint.repo_id, patterns, checkpoint)
+    else:
+        revision, expected = _recorded(folder, checkpoint.repo_id, models_dir)
     bad = verify_folder(folder, checkpoint.repo_id, revision, expected, full=True)
     if bad and not allow_download:
         raise CorruptCheckpointError(
@@ -231,7 +265,7 @@ def resolve_checkpoint(
     if checkpoint is None and not (REPO_ID.fullmatch(text) and ".." not in text):
         raise MissingFilesError(f"{reference} is not a folder, a known checkpoint name or a Hub repo id")
     repo_id = checkpoint.repo_id if checkpoint else text
-    target = Path(models_dir or default_models_dir()).expanduser() / (checkpoint.name if checkpoint else text.split("/")[1])
+    target = models_folder(models_dir) / (checkpoint.name if checkpoint else text.split("/")[1])
     components = _components_for(checkpoint, with_text_encoder)
     absent = missing_components(target, components)
     if not absent:
@@ -260,7 +294,7 @@ def resolve_t5_tokenizer(models_dir: Path | str | None = None, allow_download: b
     architecture come from here.
     """
     checkpoint = known_checkpoint("showlab/show-1-base")
-    target = Path(models_dir or default_models_dir()).expanduser() / checkpoint.name
+    target = models_folder(models_dir) / checkpoint.name
     if _component_ready(target / "tokenizer", "tokenizer") and (target / "text_encoder" / "config.json").is_file():
         return target
     if not allow_download:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import pickletools
 import zipfile
 from pathlib import Path
 
@@ -72,19 +73,38 @@ def describe_weights(path: Path) -> tuple[bool, str | None]:
     return "safetensors" in words, variants[0] if variants else None
 
 
+def _is_well_formed_pickle(path: Path) -> bool:
+    """Whether ``path`` (a ``torch.save`` zip or a legacy pickle) holds a complete pickle stream, parsed without running it."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+                data = archive.read(name)
+        else:
+            data = path.read_bytes()
+        for _ in pickletools.genops(data):
+            pass
+    except (ValueError, StopIteration, OSError, zipfile.BadZipFile, EOFError):
+        return False
+    return True
+
+
 def _read_one(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise MissingFilesError(f"weight file {path} is missing; download the checkpoint again")
     try:
         state = load_state_dict_from_file(path, map_location="cpu", weights_only=True, safe=False)
-    except pickle.UnpicklingError as err:
-        if "Unsupported global" in str(err):
-            raise UnsafeCheckpointError(
-                f"{path} contains pickled objects other than tensors, so it was not loaded: loading it could run "
-                "arbitrary code. Use the official checkpoint, or convert a trusted copy to safetensors elsewhere."
-            ) from err
-        raise CorruptCheckpointError(f"{path} is not a readable PyTorch file ({err}). Delete it and download it again.") from err
-    except (SafetensorError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except pickle.UnpicklingError:  # the safe unpickler refused it: never retried unsafely, nor its advice passed on
+        if not _is_well_formed_pickle(path):
+            raise CorruptCheckpointError(
+                f"{path} is not a readable PyTorch file (not a complete pickle). It is probably damaged: delete it and "
+                "download it again."
+            ) from None
+        raise UnsafeCheckpointError(
+            f"{path} contains pickled objects other than tensors, so it was not loaded: loading it could run "
+            "arbitrary code. Use the official checkpoint (show1 download), or a trusted copy converted to safetensors."
+        ) from None
+    except (SafetensorError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError) as err:
         raise CorruptCheckpointError(
             f"{path} is not a readable weights file ({err}). It is probably truncated: delete it and download it again."
         ) from err
@@ -93,18 +113,36 @@ def _read_one(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
+def shard_map(index_path: Path) -> dict[str, Path]:
+    """Tensor name -> shard file of a shard index, every shard checked to sit in the index's folder.
+
+    The one containment rule of every reader of an index: a shard named by an absolute path or
+    ``..`` (or a link) that leads out of the folder raises :class:`CorruptCheckpointError`.
+    """
     try:
         weight_map = json.loads(index_path.read_text())["weight_map"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, OSError) as err:
+        names = {key: str(shard) for key, shard in weight_map.items()}
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, OSError) as err:
         raise CorruptCheckpointError(f"{index_path} is not a valid shard index ({err}); download it again") from err
+    folder = index_path.parent.resolve()
+    for shard in sorted(set(names.values())):
+        if not (index_path.parent / shard).resolve().is_relative_to(folder):
+            raise CorruptCheckpointError(
+                f"{index_path} names the shard {shard!r}, outside its folder {index_path.parent}; shards must sit beside "
+                "their index, so it was not read. Download the checkpoint again"
+            )
+    return {key: index_path.parent / shard for key, shard in names.items()}
+
+
+def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
+    weight_map = shard_map(index_path)
     state: dict[str, torch.Tensor] = {}
     for shard in sorted(set(weight_map.values())):
-        shard_state = _read_one(index_path.parent / shard)
+        shard_state = _read_one(shard)
         absent = {k for k, v in weight_map.items() if v == shard} - shard_state.keys()
         if absent:
             raise CorruptCheckpointError(
-                f"shard {shard} lacks {len(absent)} tensors its index lists (e.g. {sorted(absent)[0]}); download it again"
+                f"shard {shard.name} lacks {len(absent)} tensors its index lists (e.g. {sorted(absent)[0]}); download it again"
             )
         state.update(shard_state)
     return state

@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from .. import __version__
 from ..errors import CorruptCheckpointError, InputError, MissingFilesError, StateDictMismatchError, WrongStageError
 from ..loading.registry import Stage
+from ..setting_ranges import MAX_LORA_STRENGTH, lora_strength_problems, raise_problems
 from .targets import TRAINABLE_STAGES, is_temporal_attention_target
 
 FORMAT = "show1-motion-lora/1"
@@ -114,11 +115,9 @@ class MotionLora:
 
 
 def check_scale(scale: float) -> float:
-    """A finite LoRA strength, as float."""
-    scale = float(scale)
-    if not math.isfinite(scale):
-        raise InputError(f"a motion LoRA scale must be a finite number, got {scale}")
-    return scale
+    """A LoRA strength in its range (:func:`show1_core.setting_ranges.lora_strength_problems`), as float."""
+    raise_problems(lora_strength_problems(scale))
+    return float(scale)
 
 
 def save_motion_lora(path: Path | str, weights: dict[str, torch.Tensor], info: MotionLoraInfo) -> Path:
@@ -196,15 +195,24 @@ def check_layout(weights: dict[str, torch.Tensor], info: MotionLoraInfo, source:
 
 
 def parse_lora_spec(spec: str) -> tuple[Path, float]:
-    """``FILE`` or ``FILE:SCALE`` (as ``--motion-lora`` takes it) -> (path, scale); the scale defaults to 1."""
+    """``FILE`` or ``FILE:SCALE`` (as ``--motion-lora`` takes it) -> (path, scale); the scale defaults to 1.
+
+    A file name holding a colon (an existing file, or one ending in ``.safetensors``) is taken whole; otherwise a
+    ``SCALE`` that is not a number, or is out of range, raises :class:`InputError` naming it.
+    """
     head, sep, tail = spec.rpartition(":")
-    if sep and head and not tail.startswith(("/", "\\")):
-        try:
-            scale = float(tail)
-        except ValueError:  # a colon inside the file name
-            return Path(spec), 1.0
-        return Path(head), check_scale(scale)
-    return Path(spec), 1.0
+    whole_name = tail.startswith(("/", "\\")) or tail.lower().endswith(".safetensors") or Path(spec).expanduser().is_file()
+    if not sep or not head or whole_name:
+        return Path(spec), 1.0
+    try:
+        scale = float(tail)
+    except ValueError:
+        raise InputError(
+            f"--motion-lora {spec!r}: bad strength {tail!r}; write FILE:STRENGTH with a number from "
+            f"{-MAX_LORA_STRENGTH:g} to {MAX_LORA_STRENGTH:g}"
+        ) from None
+    raise_problems(lora_strength_problems(scale, f"--motion-lora {spec!r}: the strength"))
+    return Path(head), scale
 
 
 def _existing(path: Path | str) -> Path:

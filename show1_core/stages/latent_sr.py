@@ -181,12 +181,21 @@ def super_resolve_latent(
     """Encode, refine and decode a video already at the target size (``(B, 3, F, H, W)`` in [-1, 1]).
 
     One generator seeded with ``seed`` draws, in order, the VAE posterior sample, the
-    re-noising noise and any scheduler noise: the original's order.
+    re-noising noise and any scheduler noise: the original's order. A video of another size
+    than ``settings.width`` x ``settings.height`` raises :class:`InputError` (it is not resized here).
     """
     model.require(Stage.LATENT_SR)
     if model.vae is None:
         raise InputError("the expert latent super-resolution model was loaded without its VAE")
     raise_problems(latent_sr_problems(settings))
+    check_video(video, "the video to super-resolve", pixels=True)
+    height, width = video.shape[-2:]
+    if (width, height) != (settings.width, settings.height):
+        raise InputError(
+            f"the video is {width}x{height}, but the settings ask for {settings.width}x{settings.height}; "
+            "super_resolve_latent takes a video already at the target size (resize it with prepare_input, or call "
+            "run_latent_sr, which does)"
+        )
     vae = model.vae
     generator = seeded_generator(seed)
     latents = encode_video(vae, video, generator, settings.vae_batch)

@@ -11,6 +11,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
 from ..errors import InputError, NonFiniteOutputError
+from ..setting_ranges import raise_problems, seed_problems
 from .progress import StageSteps, StepCallback, StepEvent, report
 
 LEARNED_VARIANCE = ("learned", "learned_range")
@@ -74,9 +75,11 @@ def embeddings_for(unet: nn.Module, embeds: PromptEmbeds, stage: str, batch: int
 
 
 def seeded_generator(seed: int) -> torch.Generator:
-    """A fresh CPU generator, as the original's ``torch.manual_seed(seed)``, without touching global RNG."""
-    if not 0 <= int(seed) < 2**64:
-        raise InputError(f"seed must be between 0 and 2**64 - 1, got {seed}")
+    """A fresh CPU generator, as the original's ``torch.manual_seed(seed)``, without touching global RNG.
+
+    Raises :class:`InvalidSettingsError` (an :class:`InputError`) for anything but a whole number from 0 to 2**64 - 1.
+    """
+    raise_problems(seed_problems(seed))
     return torch.Generator("cpu").manual_seed(int(seed))
 
 

@@ -49,7 +49,10 @@ def caption_for(path: Path, prompt: str | None) -> str:
     """The clip's caption: its ``.txt`` beside it, else ``prompt``; neither is an error."""
     text_file = path.with_suffix(".txt")
     if text_file.is_file():
-        caption = text_file.read_text(encoding="utf-8").strip()
+        try:
+            caption = text_file.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError as err:
+            raise InputError(f"the caption {text_file.name} is not UTF-8 text (byte {err.start}); save it as UTF-8") from err
         if caption:
             return caption
     if prompt:
@@ -102,13 +105,31 @@ def fit_frames(frames: np.ndarray, height: int, width: int) -> torch.Tensor:
 
 
 def load_clips(folder: Path | str, prompt: str | None, height: int, width: int) -> list[Clip]:
-    """Every clip of ``folder`` with its caption, decoded and fitted to ``height x width``."""
+    """Every clip of ``folder`` with its caption, decoded and fitted to ``height x width``.
+
+    Raises :class:`InputError` for a clip of one frame: a still image has no motion to learn.
+    """
     clips = []
     for path in find_clips(folder):
         caption = caption_for(path, prompt)
         frames, fps = read_frames(path)
+        if len(frames) < 2:
+            raise InputError(
+                f"{path.name} has {len(frames)} frame: a still image has no motion to learn; give clips of at least 2 frames"
+            )
         clips.append(Clip(path=path, caption=caption, frames=fit_frames(frames, height, width), fps=fps))
     return clips
+
+
+def short_clips(clips: list[Clip], count: int) -> str | None:
+    """A notice naming the clips with fewer than ``count`` frames (their frames repeat in a sample), or ``None``."""
+    short = [f"{clip.path.name} ({clip.frames.shape[0]})" for clip in clips if clip.frames.shape[0] < count]
+    if not short:
+        return None
+    return (
+        f"notice: {len(short)} of {len(clips)} clips have fewer than the {count} frames of a sample, so frames repeat "
+        f"and the motion they teach is slower: {', '.join(short)}"
+    )
 
 
 def sample_window(clip: Clip, count: int, fps: float | None, generator: torch.Generator) -> torch.Tensor:

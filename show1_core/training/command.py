@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .options import OPTIMIZERS, TRAINABLE_STAGE_NAMES
@@ -27,7 +28,7 @@ def cmd_train_motion(args: argparse.Namespace) -> int:
     from ..loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, Stage, known_checkpoint
     from ..loading.stage_model import load_stage_model
     from ..memory import resolve_device
-    from .clips import caption_for, find_clips, load_clips
+    from .clips import caption_for, find_clips, load_clips, short_clips
     from .preparation import encode_captions, stage_defaults, training_dtype
     from .trainer import train_motion_lora
 
@@ -46,6 +47,9 @@ def cmd_train_motion(args: argparse.Namespace) -> int:
 
     clips = load_clips(args.clips, args.prompt, settings.height, settings.width)
     print(f"{len(clips)} clips, {settings.frames} frames at {settings.width}x{settings.height} ({settings.fps:g} fps)")
+    notice = short_clips(clips, settings.frames)
+    if notice:
+        print(notice, file=sys.stderr)
     embeddings = encode_captions(t5_folder, sorted({c.caption for c in clips}), device, t5_folder.parent / ".embeddings")
     model = load_stage_model(model_folder, stage, dtype=training_dtype(device, args.precision))
     model.unet.to(device)

@@ -24,6 +24,7 @@ from ..loading.stage_model import StageModel
 from ..motion_lora.adapters import active_motion_loras
 from ..motion_lora.files import MotionLoraInfo, load_motion_lora, save_motion_lora
 from ..motion_lora.targets import check_trainable_stage, temporal_attention_targets, unet_fingerprint
+from ..setting_ranges import raise_problems, seed_problems
 from ..stages.validation import check_positive, check_spatial_size
 from .batches import make_batch
 from .clips import Clip
@@ -60,6 +61,7 @@ class TrainingSettings:
 
     def check(self) -> None:
         """Refuse values training cannot use."""
+        raise_problems(seed_problems(self.seed))
         check_positive(rank=self.rank, steps=self.steps, batch_size=self.batch_size, checkpoint_every=self.checkpoint_every)
         if self.frames < 2:
             raise InputError(f"motion needs at least 2 frames per sample, got {self.frames}")
