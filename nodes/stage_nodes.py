@@ -95,9 +95,13 @@ class Keyframes(VideoStage):
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, guidance: float | None = None, fps: float | None = None) -> bool | str:
-        """Guidance and fps in range and not NaN (see :mod:`.widget_checks`)."""
-        return verdict(widget_problems(keyframe_problems, KEYFRAMES, guidance=guidance, fps=fps))
+    def VALIDATE_INPUTS(cls, guidance: float | None = None) -> bool | str:
+        """Guidance in range and not NaN (see :mod:`.widget_checks`).
+
+        ComfyUI reports a failed ``VALIDATE_INPUTS`` against every input it names, so fps is left
+        to its widget's own min/max (and a NaN fps to the check when the node runs).
+        """
+        return verdict(widget_problems(keyframe_problems, KEYFRAMES, guidance=guidance))
 
     def generate(
         self, model: PlacedStage, t5_embeds: object, width: int, height: int, frames: int, steps: int, guidance: float,

@@ -247,11 +247,19 @@ def test_stage_nodes_check_their_own_widgets_when_the_prompt_is_queued(fake):
     assert {e["type"] for e in errors["Show1LatentSR"]} == {"custom_validation_failed"}
     assert "latent_sr.strength 0.4 with 2 steps leaves no step to run" in errors["Show1LatentSR"][0]["details"]
     assert "keyframes.guidance must be a number from 0 to 100" in errors["Show1Keyframes"][0]["details"]
+    assert [e["extra_info"]["input_name"] for e in errors["Show1Keyframes"]] == ["guidance"], "reported against guidance alone"
     assert [e["type"] for e in errors["Show1PixelSR"]] == ["value_bigger_than_max"]
     classes = all_classes()
     assert "leaves no step" in classes["Show1LatentRefine"].VALIDATE_INPUTS(steps=2, strength=0.4, guidance=15.0)
     assert classes["Show1LatentRefine"].VALIDATE_INPUTS(steps=None, strength=0.4, guidance=15.0) is True, "linked: checked at run time"
     assert "first_frame.guidance" in classes["Show1PixelSR"].VALIDATE_INPUTS(guidance=7.0, first_frame_guidance=-1.0)
+
+    zero_fps = copy.deepcopy(prompt)
+    zero_fps[ids["Show1Keyframes"]]["inputs"]["fps"] = 0.0
+    with pytest.raises(PromptError) as caught:
+        Executor(classes).validate(zero_fps)
+    (keyframes_errors,) = [node["errors"] for node in caught.value.node_errors.values()]
+    assert [(e["type"], e["extra_info"]["input_name"]) for e in keyframes_errors] == [("value_smaller_than_min", "fps")]
 
     upscale = _load(WORKFLOWS / "api" / "show1_upscale_any_video.json")
     node = next(node for node in upscale.values() if node["class_type"] == "Show1UpscaleVideo")
