@@ -52,7 +52,7 @@ def _is_running(pid: int) -> bool:
 
 
 def remove_leftovers(path: Path | str) -> list[Path]:
-    """Delete the temporary files of ``path`` that runs killed while writing it left behind; returns them.
+    """Delete the temporary files (or folders) of ``path`` that runs killed while writing it left behind; returns them.
 
     A leftover is recognised by its name (:func:`temporary_name`) and its process no longer running.
     """
@@ -63,7 +63,10 @@ def remove_leftovers(path: Path | str) -> list[Path]:
         for item in path.parent.iterdir():
             match = pattern.fullmatch(item.name)
             if match and not _is_running(int(match.group(1))):
-                item.unlink(missing_ok=True)
+                if item.is_dir() and not item.is_symlink():
+                    shutil.rmtree(item, ignore_errors=True)
+                else:
+                    item.unlink(missing_ok=True)
                 removed.append(item)
     return removed
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import types
@@ -319,6 +322,20 @@ def test_no_download_when_not_allowed(tmp_path):
 def test_nonexistent_local_path(tmp_path):
     with pytest.raises(MissingFilesError, match="not a folder"):
         resolve_checkpoint(str(tmp_path / "nowhere" / "deeper"), tmp_path)
+
+
+def test_the_folder_a_killed_conversion_left_is_removed_by_the_next_one(tiny_models, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = tmp_path / "base-st"
+    leftover = tmp_path / f".base-st.partial-{dead.pid}-0123abcd"
+    (leftover / "unet").mkdir(parents=True)
+    (leftover / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"half")
+    running = tmp_path / f".base-st.partial-{os.getpid()}-0123abcd"  # a conversion still running is left alone
+    running.mkdir()
+    convert_checkpoint(tiny_models["show-1-base"], target)
+    assert not leftover.exists() and running.is_dir()
+    assert (target / "unet").is_dir()
 
 
 def test_convert_refuses_to_overwrite_its_source(tiny_models):

@@ -16,7 +16,7 @@ import torch
 from huggingface_hub import save_torch_state_dict
 
 from ..errors import InputError, MissingFilesError
-from ..outputs import temporary_name
+from ..outputs import remove_leftovers, temporary_name
 from .weights import DIFFUSERS_STEM, find_weights, read_state_dict
 
 WEIGHT_SUFFIXES = (".bin", ".safetensors")
@@ -51,7 +51,8 @@ def convert_checkpoint(source: Path | str, target: Path | str, dtype: torch.dtyp
 
     ``target`` must not exist (or be an empty folder): an existing checkpoint is never rewritten.
     The conversion is written under a temporary name beside ``target`` and renamed into place
-    only when it is complete, so a failed or interrupted run leaves no half-converted folder.
+    only when it is complete, so a failed or interrupted run leaves no half-converted folder, and
+    the folder a killed run left behind is removed by the next conversion to the same ``target``.
     """
     source, target = Path(source), Path(target).absolute()
     if not source.is_dir():
@@ -61,6 +62,7 @@ def convert_checkpoint(source: Path | str, target: Path | str, dtype: torch.dtyp
     if target.exists() and not (target.is_dir() and not any(target.iterdir())):
         raise InputError(f"{target} already exists and is not an empty folder; convert into a new folder (nothing was written)")
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)  # the half-written folders of conversions that were killed
     partial = temporary_name(target)
     partial.mkdir()
     try:
