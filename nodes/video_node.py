@@ -23,7 +23,6 @@ from .types import CLIP_EMBEDS, FIRST_FRAME_MODEL, LATENT_SR_MODEL, PIXEL_SR_MOD
 from .widget_checks import verdict, widget_problems
 from .widgets import seed_input, size_input, socket, steps_input, strength_input
 
-PIXEL_SR_FACTOR = 4
 LATENT_SR, PIXEL = PAPER_SETTINGS.latent_sr, PAPER_SETTINGS.pixel_sr
 STAGE3_WIDTH, STAGE3_HEIGHT = PAPER_SETTINGS.keyframes.width, PAPER_SETTINGS.keyframes.height
 

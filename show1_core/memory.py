@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .errors import InputError, OutOfMemoryError
+from .footprint import downscale_factor
 
 T = TypeVar("T")
 
@@ -181,7 +182,7 @@ def tiled_vae(vae: nn.Module, enabled: bool, tile: int = 256) -> Iterator[None]:
         yield
         return
     saved = (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size)
-    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    scale = downscale_factor(vae.config)
     vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size = True, tile, tile // scale
     try:
         yield

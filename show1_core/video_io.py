@@ -18,7 +18,7 @@ from PIL import Image
 
 from .errors import InputError, OutputError
 from .outputs import atomic_write
-from .stages.latent_sr import to_uint8_frames
+from .stages.frames import to_uint8_frames
 
 FORMATS = ("mp4", "gif", "webp")
 

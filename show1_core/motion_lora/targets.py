@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import InputError
 from ..loading.registry import Stage
 from ..models import Show1UNet
-from ..training.options import TRAINABLE_STAGE_NAMES
+from ..settings import TRAINABLE_STAGE_NAMES
 
 TRAINABLE_STAGES = tuple(Stage(name) for name in TRAINABLE_STAGE_NAMES)
 """Stages a motion LoRA can be trained for: the two that decide the motion."""

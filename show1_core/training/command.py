@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import OPTIMIZERS, TRAINABLE_STAGE_NAMES
+from ..settings import TRAINABLE_STAGE_NAMES
+from .options import OPTIMIZERS
 
 
 def _settings(args: argparse.Namespace, defaults: dict):
