@@ -3,7 +3,8 @@
 Checked only when its stage started, a bad stage-4 size or stage-3 noise level would be found
 minutes of accelerator time later. :func:`validate_cascade` checks all of it up front: the
 ranges of :mod:`show1_core.setting_ranges`, then what each model allows (read from its configs,
-so nothing is loaded: size steps, noise levels, the VAE's scale), then a lower bound of each stage's memory (:mod:`show1_core.footprint`) against the device's.
+so nothing is loaded: size steps, noise levels, the VAE's scale), then a lower bound of each
+stage's memory (:mod:`show1_core.footprint`) against the device's.
 """
 
 from __future__ import annotations
