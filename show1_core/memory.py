@@ -100,7 +100,8 @@ def empty_cache(device: torch.device) -> None:
     from diffusers.utils.torch_utils import empty_device_cache
 
     gc.collect()
-    empty_device_cache(device.type)
+    if hasattr(torch, device.type):  # devices without a backend module (``meta``) keep no cache
+        empty_device_cache(device.type)
 
 
 class ModelPlacer:
