@@ -7,12 +7,11 @@ node's stage are listed.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from show1_core import Show1Error, Stage, read_motion_lora_info
 
-from .model_files import files_in, resolve_file
+from .model_files import files_in, per_file_version, resolve_file
 from .model_folders import _folder_paths, model_roots
 
 SHOW1_LORA_FOLDER = "loras"
@@ -33,18 +32,16 @@ def lora_roots() -> list[Path]:
     return list(dict.fromkeys(roots))
 
 
-@lru_cache(maxsize=512)
-def _stage_of_file(path: str, modified_ns: int, size: int) -> Stage | None:
+def _stage_of_file(path: str) -> Stage | None:
+    """The stage a file is a motion LoRA for (``None`` for any other file)."""
     try:
         return read_motion_lora_info(path).stage
     except Show1Error:
         return None
 
 
-def motion_lora_stage(path: Path) -> Stage | None:
-    """The stage a file is a motion LoRA for (``None`` for any other file); headers are read once per file version."""
-    stat = path.stat()
-    return _stage_of_file(str(path), stat.st_mtime_ns, stat.st_size)
+motion_lora_stage = per_file_version(_stage_of_file)
+"""The stage a file is a motion LoRA for (``None`` for any other file); headers are read once per file version."""
 
 
 def lora_choices(stage: Stage) -> list[str]:

@@ -8,10 +8,24 @@ letters, ``..`` and links leading out of a folder are refused.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Callable
+from typing import Callable, TypeVar
 
 from show1_core import InputError, MissingFilesError
+
+T = TypeVar("T")
+
+
+def per_file_version(read: Callable[[str], T]) -> Callable[[Path], T]:
+    """``read`` remembered per file version (path, modification time, size): each version of a file is read once."""
+    remembered = lru_cache(maxsize=512)(lambda path, modified_ns, size: read(path))
+
+    def read_once(path: Path) -> T:
+        stat = path.stat()
+        return remembered(str(path), stat.st_mtime_ns, stat.st_size)
+
+    return read_once
 
 
 def files_in(roots: list[Path], accept: Callable[[Path], bool]) -> list[str]:

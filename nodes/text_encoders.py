@@ -16,7 +16,6 @@ already have; the tokenizer and config then come from show-1-base (about 1 MB).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -27,7 +26,7 @@ from torch import nn
 from show1_core import EncoderKind, EncoderPlacement, MemoryPolicy, ModelPlacer, PlacerEncoderPlacement, POLICY_SETTINGS
 
 from .comfy_bridge import ComfyRuntime, comfy_runtime, torch_device
-from .model_files import files_in, resolve_file
+from .model_files import files_in, per_file_version, resolve_file
 from .model_folders import _folder_paths, model_roots
 
 COMFY_TEXT_ENCODER_FOLDER = "text_encoders"
@@ -128,8 +127,9 @@ def text_encoder_file_roots() -> list[Path]:
     return list(dict.fromkeys(roots))
 
 
-@lru_cache(maxsize=512)
-def _has_t5_keys(path: str, modified_ns: int, size: int) -> bool:
+@per_file_version
+def _has_t5_keys(path: str) -> bool:
+    """Whether a ``.safetensors`` file holds T5 encoder weights (read once per file version)."""
     try:
         with safe_open(path, framework="pt") as file:
             return T5_MARKER_KEY in file.keys()
@@ -140,11 +140,7 @@ def _has_t5_keys(path: str, modified_ns: int, size: int) -> bool:
 def t5_file_choices() -> list[str]:
     """Single ``.safetensors`` files holding T5 encoder weights (the loader checks the exact architecture)."""
 
-    def is_t5(path: Path) -> bool:
-        stat = path.stat()
-        return _has_t5_keys(str(path), stat.st_mtime_ns, stat.st_size)
-
-    return files_in(text_encoder_file_roots(), is_t5)
+    return files_in(text_encoder_file_roots(), _has_t5_keys)
 
 
 def is_file_choice(name: str) -> bool:

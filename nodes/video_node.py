@@ -18,13 +18,13 @@ import torch.nn.functional as F
 
 from show1_core import PAPER_SETTINGS, InputError, PlacedStage, latent_sr_problems
 
+from .comfy_bridge import comfy_runtime
 from .model_folders import public_message
 from .stage_nodes import LatentSR, PixelSR
 from .types import CLIP_EMBEDS, FIRST_FRAME_MODEL, LATENT_SR_MODEL, PIXEL_SR_MODEL, T5_EMBEDS
 from .widget_checks import verdict, widget_problems
 from .widgets import seed_input, size_input, socket, steps_input, strength_input
 
-PIXEL_SR_FACTOR = 4
 LATENT_SR, PIXEL = PAPER_SETTINGS.latent_sr, PAPER_SETTINGS.pixel_sr
 STAGE3_WIDTH, STAGE3_HEIGHT = PAPER_SETTINGS.keyframes.width, PAPER_SETTINGS.keyframes.height
 
@@ -76,18 +76,24 @@ def components_of(video: Any) -> Any:
 
 
 def scale_frames(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Frames ``[T, H, W, 3]`` centre-cropped to the aspect of ``width`` x ``height`` and resized (area) to it."""
-    frames = images.movedim(-1, 1).float()
-    _, _, source_height, source_width = frames.shape
-    if source_width * height > source_height * width:
-        crop = round(source_height * width / height)
-        offset = (source_width - crop) // 2
-        frames = frames[..., offset:offset + crop]
-    else:
-        crop = round(source_width * height / width)
-        offset = (source_height - crop) // 2
-        frames = frames[..., offset:offset + crop, :]
-    return F.interpolate(frames, size=(height, width), mode="area").movedim(1, -1)
+    """Frames ``[T, H, W, 3]`` centre-cropped to the aspect of ``width`` x ``height`` and resized (area) to it.
+
+    Inside ComfyUI this is core's ``comfy.utils.common_upscale`` (what its Upscale Image node runs);
+    without ComfyUI, :func:`_centre_crop_upscale` does the same arithmetic.
+    """
+    runtime = comfy_runtime()
+    upscale = runtime.utils.common_upscale if runtime else _centre_crop_upscale
+    return upscale(images.movedim(-1, 1).float(), width, height, "area", "center").movedim(1, -1)
+
+
+def _centre_crop_upscale(samples: torch.Tensor, width: int, height: int, method: str, crop: str) -> torch.Tensor:
+    """``common_upscale`` for ``[B, C, H, W]`` frames and the modes of ``F.interpolate``, as ComfyUI crops them."""
+    old_height, old_width = samples.shape[-2:]
+    old_aspect, new_aspect = old_width / old_height, width / height
+    x = round((old_width - old_width * (new_aspect / old_aspect)) / 2) if crop == "center" and old_aspect > new_aspect else 0
+    y = round((old_height - old_height * (old_aspect / new_aspect)) / 2) if crop == "center" and old_aspect < new_aspect else 0
+    cropped = samples.narrow(-2, y, old_height - 2 * y).narrow(-1, x, old_width - 2 * x)
+    return F.interpolate(cropped, size=(height, width), mode=method)
 
 
 class UpscaleVideo:

@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "cascade": ("CascadeCheckpoints", "CascadeResult", "Phase", "Show1Cascade"),
     "console": ("RunDisplay",),
+    "embeds": ("PromptEmbeds",),
     "errors": (
         "CheckpointError", "CorruptCheckpointError", "GatedRepoAccessError", "GenerationCancelled", "HubError", "InputError",
         "InvalidSettingsError", "MissingFilesError", "NonFiniteOutputError", "OfflineError", "OutOfMemoryError", "Show1Error",
@@ -43,7 +44,7 @@ _PUBLIC = {
         "KeyframeSettings", "LatentSRSettings", "PixelSRSettings", "SpeedSettings",
     ),
     "speed": ("apply_speed", "check_attention_backend"),
-    "stages": ("PromptEmbeds", "StepCallback", "StepEvent", "interpolated_fps", "window_starts"),
+    "stages": ("StepCallback", "StepEvent", "interpolated_fps", "window_starts"),
     "text": (
         "EmbeddingCache", "EncoderKind", "EncoderPlacement", "PlacerEncoderPlacement", "TextEncoder", "TextEncoderSpec",
         "embeddings_cache_dir",

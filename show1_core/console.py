@@ -1,4 +1,4 @@
-"""What ``show1 generate`` and ``show1 demo`` show while they run (issue 12, defect 9).
+"""What ``show1 generate`` and ``show1 demo`` show while they run.
 
 A line per phase that has no steps (``loading show-1-base …``, ``encoding the prompt …``),
 one progress bar per stage that closes when the stage ends, and at the end the time each

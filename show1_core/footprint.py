@@ -1,4 +1,4 @@
-"""Lower bounds of the memory a stage needs, so absurd sizes are refused before any step (issue 12, defect 6).
+"""Lower bounds of the memory a stage needs, so absurd sizes are refused before any step.
 
 The bounds count only tensors a stage cannot avoid: its output video on the device and the
 activations one UNet call keeps at full resolution (the input convolution's output and every
@@ -9,10 +9,20 @@ computed). The real peak is higher, so a size refused here could never run on th
 from __future__ import annotations
 
 import os
+from typing import Any, Mapping
 
 import torch
 
 GIB = 2**30
+
+
+def downscale_factor(config: Mapping[str, Any]) -> int:
+    """Pixels per cell of a UNet's or VAE's deepest level along each side: every level after the first halves the size.
+
+    ``config`` is the model's config (``model.config`` or its ``config.json``); frame sizes must be
+    multiples of this for a UNet's down and up paths to line up, and it is the VAE's latent scale.
+    """
+    return 2 ** (len(config["block_out_channels"]) - 1)
 
 
 def device_memory_bytes(device: torch.device) -> int | None:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .errors import InputError, OutOfMemoryError
+from .footprint import downscale_factor
 
 T = TypeVar("T")
 
@@ -64,12 +65,10 @@ POLICY_SETTINGS = {
 
 
 def default_device() -> torch.device:
-    """CUDA if present, then Apple MPS, else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """The machine's accelerator (CUDA, Apple MPS, ...; diffusers' ``get_device``), else the CPU."""
+    from diffusers.utils.torch_utils import get_device  # here, so that building the CLI's parser stays fast
+
+    return torch.device(get_device())
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -98,11 +97,11 @@ def empty_cache(device: torch.device) -> None:
     """Return freed blocks to the device (no-op on the CPU, where a full garbage collection would free nothing but cost time)."""
     if device.type == "cpu":
         return
+    from diffusers.utils.torch_utils import empty_device_cache
+
     gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    elif device.type == "mps":
-        torch.mps.empty_cache()
+    if hasattr(torch, device.type):  # devices without a backend module (``meta``) keep no cache
+        empty_device_cache(device.type)
 
 
 class ModelPlacer:
@@ -181,7 +180,7 @@ def tiled_vae(vae: nn.Module, enabled: bool, tile: int = 256) -> Iterator[None]:
         yield
         return
     saved = (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size)
-    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    scale = downscale_factor(vae.config)
     vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size = True, tile, tile // scale
     try:
         yield

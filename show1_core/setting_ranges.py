@@ -1,4 +1,4 @@
-"""The range of every stage setting, checked without any model (issue 12, defects 5 and 6).
+"""The range of every stage setting, checked without any model.
 
 Each ``*_problems`` function returns every problem of one stage's settings as a
 :class:`Problem` (empty: the settings are usable as far as can be told without the model),

@@ -30,12 +30,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .captions import preprocess_prompt
+from .embeds import PromptEmbeds
 from .errors import InputError, MissingFilesError
 from .loading.components import load_text_encoder
 from .loading.t5_file import load_t5_file
 from .memory import ModelPlacer
 from .speed import store_in_fp8
-from .stages.sampling import PromptEmbeds
 
 MAX_TOKENS = 77
 EMBEDDINGS_FOLDER = ".embeddings"

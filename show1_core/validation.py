@@ -1,10 +1,10 @@
-"""Every stage's settings checked against every model before the first step (issue 12, defect 5).
+"""Every stage's settings checked against every model before the first step.
 
-A run of the cascade used to find a bad stage-4 size or stage-3 noise level only when that
-stage started, minutes of accelerator time later. :func:`validate_cascade` checks all of it
-up front: the ranges of :mod:`show1_core.setting_ranges`, then what each model allows (read
-from its configs, so nothing is loaded: size steps, noise levels, the VAE's scale), then a
-lower bound of each stage's memory (:mod:`show1_core.footprint`) against the device's.
+Checked only when its stage started, a bad stage-4 size or stage-3 noise level would be found
+minutes of accelerator time later. :func:`validate_cascade` checks all of it up front: the
+ranges of :mod:`show1_core.setting_ranges`, then what each model allows (read from its configs,
+so nothing is loaded: size steps, noise levels, the VAE's scale), then a lower bound of each
+stage's memory (:mod:`show1_core.footprint`) against the device's.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, Mapping
 
 import torch
 
-from .footprint import device_memory_bytes, gib, unet_activation_bytes, video_bytes
 from .errors import CorruptCheckpointError, WrongStageError
+from .footprint import device_memory_bytes, downscale_factor, gib, unet_activation_bytes, video_bytes
 from .loading.components import read_json
 from .loading.detect import describe_stage, stage_of_unet_config
 from .loading.registry import Stage
@@ -25,10 +25,6 @@ from .loading.stage_model import StageModel, pipeline_folders
 from .settings import CascadeSettings
 from .setting_ranges import Problem, raise_problems, settings_problems
 from .stages.interpolation import interpolated_length
-
-
-def _scale(config: Mapping[str, Any]) -> int:
-    return 2 ** (len(config["block_out_channels"]) - 1)
 
 
 @dataclass(frozen=True)
@@ -55,11 +51,11 @@ class ModelLimits:
         layers = unet["layers_per_block"]
         return cls(
             stage=stage,
-            size_multiple=_scale(unet),
+            size_multiple=downscale_factor(unet),
             features=unet["block_out_channels"][0],
             layers=layers[0] if isinstance(layers, (list, tuple)) else layers,
             noise_levels=None if noising is None else noising["num_train_timesteps"],
-            vae_scale=None if vae is None else _scale(vae),
+            vae_scale=None if vae is None else downscale_factor(vae),
         )
 
     @classmethod

@@ -20,7 +20,7 @@ from .encoder import Mp4Encoder
 from .errors import InputError, OutputError
 from .outputs import atomic_write
 from .setting_ranges import MAX_FPS, MAX_FRAMES_BETWEEN, number, raise_problems
-from .stages.latent_sr import to_uint8_frames
+from .stages.frames import to_uint8_frames
 from .stages.validation import check_video
 
 FORMATS = ("mp4", "gif", "webp")

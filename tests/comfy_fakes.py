@@ -230,8 +230,29 @@ class FakeComfy:
             def update(self, value):
                 self.update_absolute(self.current + value)
 
+        def common_upscale(samples, width, height, upscale_method, crop):
+            """ComfyUI's ``comfy/utils.py:common_upscale`` for ``[B, C, H, W]`` and the ``interpolate`` modes."""
+            if crop == "center":
+                old_width = samples.shape[-1]
+                old_height = samples.shape[-2]
+                old_aspect = old_width / old_height
+                new_aspect = width / height
+                x = 0
+                y = 0
+                if old_aspect > new_aspect:
+                    x = round((old_width - old_width * (new_aspect / old_aspect)) / 2)
+                elif old_aspect < new_aspect:
+                    y = round((old_height - old_height * (old_aspect / new_aspect)) / 2)
+                s = samples.narrow(-2, y, old_height - y * 2).narrow(-1, x, old_width - x * 2)
+            else:
+                s = samples
+            utils.upscale_calls.append((tuple(samples.shape), width, height, upscale_method, crop))
+            return torch.nn.functional.interpolate(s, size=(height, width), mode=upscale_method)
+
         utils.set_progress_bar_global_hook = set_progress_bar_global_hook
         utils.ProgressBar = ProgressBar
+        utils.common_upscale = common_upscale
+        utils.upscale_calls = []
         return utils
 
     def _sd(self) -> ModuleType:

@@ -17,7 +17,7 @@ import torch
 from comfy_support import PACK_ROOT, comfy, load_pack, pack_module, tiny_models
 from show1_core.errors import GatedRepoAccessError, InputError, MissingFilesError, WrongStageError
 from show1_core.settings import PAPER_SETTINGS, SpeedSettings
-from show1_core.stages.latent_sr import to_uint8_frames
+from show1_core.stages.frames import to_uint8_frames
 
 NODE_IDS = {
     "Show1KeyframeModelLoader", "Show1InterpolationModelLoader", "Show1PixelSRModelLoader", "Show1FirstFrameModelLoader",
@@ -277,7 +277,7 @@ def test_links_out_of_a_model_root_are_refused(tmp_path, monkeypatch, tiny):
     assert folders.resolve_model("show-1-base") == root / "show-1-base"
 
 
-# --- issue 12, defect 8: every path a load opens stays inside the roots ----------------------
+# --- every path a load opens stays inside the roots ----------------------------------------
 
 
 @pytest.mark.parametrize("repo_id", ["showlab/show-1-sr1", "SHOWLAB/Show-1-SR1"])

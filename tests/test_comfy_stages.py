@@ -489,3 +489,12 @@ def test_scaling_frames_crops_the_centre_to_the_target_aspect():
     wide[:, :, 10:30] = 1.0  # a bright centre as wide as the crop
     scaled = video_node.scale_frames(wide, 8, 4)
     assert scaled.shape == (1, 4, 8, 3) and torch.equal(scaled, torch.ones_like(scaled))
+
+
+def test_inside_comfyui_frames_are_scaled_by_core_common_upscale_as_without_it(fake):
+    video_node = pack_module("video_node")
+    source = frames(3, 30, 50)
+    inside = video_node.scale_frames(source, 16, 8)
+    assert fake.modules["comfy.utils"].upscale_calls == [((3, 3, 30, 50), 16, 8, "area", "center")]
+    outside = video_node._centre_crop_upscale(source.movedim(-1, 1), 16, 8, "area", "center").movedim(1, -1)
+    assert inside.shape == (3, 8, 16, 3) and torch.equal(inside, outside)

@@ -139,3 +139,21 @@ def test_temporal_attention_runs_in_bounded_batches_with_the_same_result(monkeyp
 
 
 
+
+
+def test_the_unet_declares_its_structure_as_diffusers_reads_it():
+    """Compile, fp8 and motion LoRAs read the blocks and temporal transformers the model names."""
+    from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
+
+    from show1_core.models import Show1UNet
+    from show1_core.models.attention import temporal_attentions
+
+    model = _small_base_unet()
+    classes = {type(module).__name__ for module in model.modules()}
+    assert {"ResnetBlock2D", "TransformerTemporalModel", "Attention"} <= set(Show1UNet._repeated_blocks) & classes
+    assert "norm" in Show1UNet._skip_layerwise_casting_patterns
+    inside_temporal = {id(a) for t in model.modules() if isinstance(t, TransformerTemporalModel) for a in t.modules()}
+    found = temporal_attentions(model)
+    assert found and all(id(attention) in inside_temporal for attention in found)
+    assert Show1UNet.in_temporal_transformer("down_blocks.0.temp_attentions.1.transformer_blocks.0.attn1.to_q")
+    assert not Show1UNet.in_temporal_transformer("down_blocks.0.attentions.1.transformer_blocks.0.attn1.to_q")

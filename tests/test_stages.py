@@ -542,7 +542,7 @@ def test_non_finite_output_is_reported_with_advice_for_the_precision(models, t5,
         generate_keyframes(model, t5, KeyframeSettings(num_frames=2, height=16, width=16, steps=1))
 
 
-# --- values a stage must refuse (issue 12, defects 6 and 7) ---------------------------------
+# --- values a stage must refuse ------------------------------------------------------------
 
 
 def _keyframes(models, t5, **changes):

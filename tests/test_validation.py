@@ -1,5 +1,5 @@
 """The Python cascade checks every stage's settings, models and memory before its first step,
-and reports its progress only through its hooks (issue 12, defects 5, 6 and 9)."""
+and reports its progress only through its hooks."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from show1_core.errors import InputError
-from show1_core.stages.latent_sr import to_uint8_frames
+from show1_core.stages.frames import to_uint8_frames
 from show1_core.video_io import video_frames, write_contact_sheet, write_video
 
 

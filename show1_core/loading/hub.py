@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import shlex
+import socket
 from pathlib import Path
 from typing import Iterator
 
@@ -23,8 +23,6 @@ from .weights import find_weights
 
 MODEL_COMPONENTS = ("unet", "vae", "text_encoder")
 DEFAULT_MODELS_DIR_ENV = "SHOW1_MODELS_DIR"
-REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
-"""``owner/name`` as the Hub allows it (no path tricks such as ``..``)."""
 
 
 def default_models_dir() -> Path:
@@ -77,9 +75,28 @@ def download_command(repo_id: str, models_dir: Path | str | None = None, *flags:
     return shlex.join(words + list(flags))
 
 
+def _is_repo_id(text: str) -> bool:
+    """Whether ``text`` is ``owner/name`` as the Hub allows it (huggingface_hub's check: no path tricks such as ``..``)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return text.count("/") == 1
+
+
 def _is_network_error(err: Exception) -> bool:
-    """Connection failures of the HTTP stack huggingface_hub uses (httpx or requests, by version)."""
+    """Connection failures: the operating system's, or those of the HTTP stack huggingface_hub uses (httpx or requests)."""
+    if isinstance(err, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True
     return type(err).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3")
+
+
+def _is_cut_download(err: OSError) -> bool:
+    """huggingface_hub's "Consistency check failed" (a file arrived shorter than announced): a plain ``OSError``, so only its text tells."""
+    return type(err) is OSError and "consistency check" in str(err).lower()
 
 
 @contextlib.contextmanager
@@ -115,7 +132,7 @@ def _hub_errors(repo_id: str, target: Path, patterns: list[str], checkpoint: Kno
     except OSError as err:
         if err.errno == errno.ENOSPC:
             raise HubError(f"not enough disk space in {target.parent} to download {repo_id}") from err
-        if "connect" in str(err).lower() or "resolve" in str(err).lower() or "consistency check" in str(err).lower():
+        if _is_network_error(err) or _is_cut_download(err):
             raise OfflineError(f"cannot download {repo_id} ({err}). Run again to resume, or download manually: `{hint}`") from err
         raise
     except Exception as err:
@@ -262,7 +279,7 @@ def resolve_checkpoint(
     path = Path(reference).expanduser()
     if checkpoint is None and path.is_dir():  # known names and repo ids always mean the models folder
         return _checked(path)
-    if checkpoint is None and not (REPO_ID.fullmatch(text) and ".." not in text):
+    if checkpoint is None and not _is_repo_id(text):
         raise MissingFilesError(f"{reference} is not a folder, a known checkpoint name or a Hub repo id")
     repo_id = checkpoint.repo_id if checkpoint else text
     target = models_folder(models_dir) / (checkpoint.name if checkpoint else text.split("/")[1])

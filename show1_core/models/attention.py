@@ -18,7 +18,6 @@ from torch import nn
 
 TEMPORAL_ATTENTION_BATCH = 32768
 """Sequences per attention call: half the CUDA grid limit, leaving room for kernels that split further."""
-TEMPORAL_MODULES = ("temp_attentions", "transformer_in")
 
 
 class BatchChunkedProcessor:
@@ -50,16 +49,12 @@ class BatchChunkedProcessor:
 
 
 def temporal_attentions(model: nn.Module) -> list[Attention]:
-    """Every attention layer inside the model's temporal transformers."""
-    found = []
-    for name, module in model.named_modules():
-        if isinstance(module, Attention) and any(part in TEMPORAL_MODULES for part in name.split(".")):
-            found.append(module)
-    return found
+    """Every attention layer inside the temporal transformers a Show-1 UNet names (``in_temporal_transformer``)."""
+    return [m for name, m in model.named_modules() if isinstance(m, Attention) and model.in_temporal_transformer(name)]
 
 
 def limit_temporal_attention_batch(model: nn.Module, max_batch: int = TEMPORAL_ATTENTION_BATCH) -> None:
-    """Make every temporal attention of ``model`` run at most ``max_batch`` sequences per call."""
+    """Make every temporal attention of the Show-1 UNet ``model`` run at most ``max_batch`` sequences per call."""
     for attention in temporal_attentions(model):
         inner = attention.processor
         inner = inner.inner if isinstance(inner, BatchChunkedProcessor) else inner

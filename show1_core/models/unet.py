@@ -73,6 +73,29 @@ class Show1UNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
     """
 
     _supports_gradient_checkpointing = False
+    # diffusers' 3-D blocks reused here set ``self.gradient_checkpointing`` but never read it, so the
+    # flag would be a silent no-op; training recomputes activations with ``training.recompute`` instead.
+    _repeated_blocks = ["ResnetBlock2D", "TemporalConvLayer", "TransformerTemporalModel", "Transformer2DModel", "Attention"]
+    """Blocks ``torch.compile`` compiles on their own (``speed.compile``, outermost of each nest only)."""
+    _skip_layerwise_casting_patterns = ["norm"]
+    """Layers fp8 weight storage leaves in the compute precision (``speed.fp8``), as diffusers' 2-D UNet."""
+    _no_split_modules = [
+        "ResnetBlock2D",
+        "TemporalConvLayer",
+        "TransformerTemporalModel",
+        "Transformer2DModel",
+        "CrossAttnUpBlock3D",
+        "UpBlock3D",
+        "IFUpBlock3D",
+    ]
+    """Modules a ``device_map`` keeps on one device: the repeated blocks, and the up blocks, which concatenate skips."""
+    _temporal_attention_modules = ("temp_attentions", "transformer_in")
+    """Child names of the temporal transformers (attention along the frames); motion LoRAs adapt only these."""
+
+    @classmethod
+    def in_temporal_transformer(cls, name: str) -> bool:
+        """Whether the dotted module ``name`` (as ``named_modules`` gives it) lies inside a temporal transformer."""
+        return any(part in cls._temporal_attention_modules for part in name.split("."))
 
     @register_to_config
     def __init__(

@@ -2,8 +2,8 @@
 
 Show-1's video UNets interleave spatial layers (resnets, spatial attention) with temporal ones
 (temporal convolutions, temporal attention). Motion customisation trains low-rank adapters on
-the query/key/value/output projections of the temporal attention only (``temp_attentions`` in
-every block, and the input temporal transformer ``transformer_in`` of stage 4), so appearance
+the query/key/value/output projections of the temporal attention only (the temporal transformers
+:class:`~show1_core.models.Show1UNet` names in ``_temporal_attention_modules``), so appearance
 and text alignment, which live in the spatial layers, stay as they are.
 """
 
@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 
 from torch import nn
 
 from ..errors import InputError
 from ..loading.registry import Stage
-from ..training.options import TRAINABLE_STAGE_NAMES
+from ..models import Show1UNet
+from ..settings import TRAINABLE_STAGE_NAMES
 
 TRAINABLE_STAGES = tuple(Stage(name) for name in TRAINABLE_STAGE_NAMES)
 """Stages a motion LoRA can be trained for: the two that decide the motion."""
 PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
-_TEMPORAL = re.compile(r"(^|\.)(temp_attentions\.\d+|transformer_in)\.")
+_PROJECTION_ENDS = tuple(f".{p}" for p in PROJECTIONS)
 
 
 def temporal_attention_targets(unet: nn.Module) -> list[str]:
@@ -30,7 +30,7 @@ def temporal_attention_targets(unet: nn.Module) -> list[str]:
     targets = [
         name
         for name, module in unet.named_modules()
-        if isinstance(module, nn.Linear) and _TEMPORAL.search(name) and name.endswith(tuple(f".{p}" for p in PROJECTIONS))
+        if isinstance(module, nn.Linear) and is_temporal_attention_target(name)
     ]
     if not targets:
         raise InputError(f"{type(unet).__name__} has no temporal attention layers; motion LoRAs need a Show-1 video UNet")
@@ -39,7 +39,7 @@ def temporal_attention_targets(unet: nn.Module) -> list[str]:
 
 def is_temporal_attention_target(name: str) -> bool:
     """Whether a module name is one a motion LoRA may adapt (a temporal-attention projection)."""
-    return bool(_TEMPORAL.search(name)) and name.endswith(tuple(f".{p}" for p in PROJECTIONS))
+    return Show1UNet.in_temporal_transformer(name) and name.endswith(_PROJECTION_ENDS)
 
 
 def unet_fingerprint(unet: nn.Module) -> str:

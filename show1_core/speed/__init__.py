@@ -7,14 +7,13 @@ guarantees and what it was measured to do.
 
 from .apply import apply_speed
 from .attention import PACKAGES, check_attention_backend, set_attention_backend
-from .compile import REPEATED_BLOCKS, compile_repeated_blocks, repeated_blocks
+from .compile import compile_repeated_blocks, repeated_blocks
 from .fp8 import FP8, store_in_fp8
 from .streaming import stream_blocks
 
 __all__ = [
     "FP8",
     "PACKAGES",
-    "REPEATED_BLOCKS",
     "apply_speed",
     "check_attention_backend",
     "compile_repeated_blocks",

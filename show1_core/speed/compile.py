@@ -17,21 +17,29 @@ from __future__ import annotations
 
 from torch import nn
 
-REPEATED_BLOCKS = frozenset({"ResnetBlock2D", "TemporalConvLayer", "TransformerTemporalModel", "Transformer2DModel", "Attention"})
-"""Class names of the blocks compiled on their own (every Show-1 and IF UNet is built from these)."""
+from ..models import Show1UNet
+
 RECOMPILE_LIMIT = 64
 """Compiled versions kept per block class: one per distinct block size of the five UNets, with room to spare
 (PyTorch's default of 8 would drop the rest back to eager mode)."""
 
 
 def repeated_blocks(model: nn.Module) -> list[nn.Module]:
-    """The outermost modules of ``model`` whose class is one of :data:`REPEATED_BLOCKS`."""
+    """The outermost modules of ``model`` whose class :class:`~show1_core.models.Show1UNet` lists in ``_repeated_blocks``.
+
+    The IF first-frame UNet (diffusers' ``UNet2DConditionModel``) is built from the same 2-D blocks,
+    but diffusers lists only its ``BasicTransformerBlock``; it is compiled by Show-1's list too.
+    """
+    return _outermost(model, frozenset(Show1UNet._repeated_blocks))
+
+
+def _outermost(model: nn.Module, names: frozenset[str]) -> list[nn.Module]:
     found = []
     for child in model.children():
-        if type(child).__name__ in REPEATED_BLOCKS:
+        if type(child).__name__ in names:
             found.append(child)
         else:
-            found += repeated_blocks(child)
+            found += _outermost(child, names)
     return found
 
 

@@ -2,8 +2,9 @@
 
 diffusers' layerwise casting hooks every convolution, linear and embedding layer: its weights
 stay in fp8 (one byte each, half of fp16/bf16) and are cast to the compute precision just
-before the layer runs, and back after. Normalisation layers stay in the compute precision, and
-so do the layers a model keeps in fp32 (T5's feed-forward outputs). The results differ from
+before the layer runs, and back after. The layers a model names in ``_skip_layerwise_casting_patterns``
+(normalisation, for :class:`~show1_core.models.Show1UNet`) stay in the compute precision, and so do
+the layers a model keeps in fp32 (T5's feed-forward outputs). The results differ from
 the full-precision model by the rounding of the weights; docs/PERFORMANCE.md has the measured size.
 """
 

@@ -6,7 +6,7 @@ from .keyframes import generate_keyframes
 from .latent_sr import decode_latents, encode_video, prepare_input, refine_latents, super_resolve_latent
 from .pixel_sr import super_resolve_pixels, window_starts
 from .progress import StepCallback, StepEvent
-from .sampling import PromptEmbeds
+from ..embeds import PromptEmbeds
 
 __all__ = [
     "PromptEmbeds",

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-from PIL import Image
 
 from ..errors import InputError, NonFiniteOutputError
+from ..footprint import downscale_factor
 from ..loading.registry import Stage
 from ..memory import retry_smaller_on_oom
 from ..loading.stage_model import StageModel
@@ -37,31 +37,8 @@ from .sampling import (
     seeded_generator,
 )
 from ..setting_ranges import frame_size_problems, latent_sr_problems, raise_problems
+from .frames import resize_uint8_frames, to_uint8_frames, uint8_frames_to_video
 from .validation import check_positive, check_video
-
-
-def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
-    """``(B, 3, F, H, W)`` in [-1, 1] -> ``(B, F, H, W, 3)`` uint8, truncating as the original does.
-
-    Computed in the video's own precision, as the original quantises its fp16 frames (the
-    products are single-rounded, as numpy's, and the cast truncates, as ``astype``).
-    """
-    check_video(video, "the video to quantise")
-    frames = (video * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1)
-    return (frames * 255).to(torch.uint8).cpu().numpy()
-
-
-def resize_uint8_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize ``(..., H, W, 3)`` uint8 frames with PIL's default filter (the original's ``Image.resize``)."""
-    flat = frames.reshape(-1, *frames.shape[-3:])
-    resized = np.stack([np.asarray(Image.fromarray(f).resize((width, height))) for f in flat])
-    return resized.reshape(*frames.shape[:-3], height, width, 3)
-
-
-def uint8_frames_to_video(frames: np.ndarray) -> torch.Tensor:
-    """``(B, F, H, W, 3)`` uint8 -> ``(B, 3, F, H, W)`` float32 in [-1, 1]."""
-    video = torch.from_numpy(frames.astype(np.float32) / 255.0).permute(0, 4, 1, 2, 3)
-    return 2.0 * video - 1.0
 
 
 def prepare_input(video: torch.Tensor, width: int, height: int) -> tuple[np.ndarray, torch.Tensor]:
@@ -70,11 +47,6 @@ def prepare_input(video: torch.Tensor, width: int, height: int) -> tuple[np.ndar
     check_video(video, "the video to super-resolve", pixels=True)
     frames = resize_uint8_frames(to_uint8_frames(video), width, height)
     return frames, uint8_frames_to_video(frames)
-
-
-def vae_scale(vae: AutoencoderKL) -> int:
-    """Pixels per latent along each side (8 for the released VAE)."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
 
 
 @torch.no_grad()
@@ -86,7 +58,7 @@ def encode_video(vae: AutoencoderKL, video: torch.Tensor, generator: torch.Gener
     random draws.
     """
     check_video(video, "the video to encode", pixels=True)
-    scale = vae_scale(vae)
+    scale = downscale_factor(vae.config)  # pixels per latent along each side (8 for the released VAE)
     if video.shape[-1] % scale or video.shape[-2] % scale:
         raise InputError(f"the VAE needs frame sizes that are multiples of {scale}, got {video.shape[-1]}x{video.shape[-2]}")
     check_positive(frames_per_batch=frames_per_batch)

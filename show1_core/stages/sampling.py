@@ -3,46 +3,18 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 import torch
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
+from ..embeds import PromptEmbeds
 from ..errors import InputError, NonFiniteOutputError
 from ..setting_ranges import raise_problems, seed_problems
 from .progress import StageSteps, StepCallback, StepEvent, report
 
 LEARNED_VARIANCE = ("learned", "learned_range")
-
-
-@dataclass(frozen=True)
-class PromptEmbeds:
-    """Text embeddings of a prompt and its negative prompt, each ``(batch, tokens, width)``."""
-
-    positive: torch.Tensor
-    negative: torch.Tensor
-
-    def __post_init__(self) -> None:
-        if self.positive.ndim != 3 or self.positive.shape != self.negative.shape:
-            raise InputError(
-                f"prompt and negative-prompt embeddings must both be (batch, tokens, width) of one shape; got "
-                f"{tuple(self.positive.shape)} and {tuple(self.negative.shape)}"
-            )
-
-    @property
-    def width(self) -> int:
-        """Embedding width (4096 for T5-XXL, 1024 for the stage-4 CLIP)."""
-        return self.positive.shape[-1]
-
-    def repeat(self, times: int) -> "PromptEmbeds":
-        """The same prompts for ``times`` consecutive groups of the batch."""
-        return PromptEmbeds(self.positive.repeat(times, 1, 1), self.negative.repeat(times, 1, 1))
-
-    def to(self, device: torch.device, dtype: torch.dtype) -> "PromptEmbeds":
-        """Move both embeddings."""
-        return PromptEmbeds(self.positive.to(device, dtype), self.negative.to(device, dtype))
 
 
 def text_width_of(unet: nn.Module) -> int:

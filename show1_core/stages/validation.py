@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..footprint import downscale_factor
 from ..loading.registry import Stage
 
 
@@ -16,11 +17,6 @@ def check_positive(**values: int) -> None:
             raise InputError(f"{name} must be a whole number of at least 1, got {value}")
 
 
-def size_multiple(unet: nn.Module) -> int:
-    """Height and width must be multiples of this for the UNet's down/up path to line up."""
-    return 2 ** (len(unet.config.block_out_channels) - 1)
-
-
 def nearest_multiple(value: int, multiple: int) -> int:
     """The multiple of ``multiple`` nearest to ``value`` (a tie goes up), at least ``multiple``."""
     return max(multiple, (value + multiple // 2) // multiple * multiple)
@@ -29,7 +25,7 @@ def nearest_multiple(value: int, multiple: int) -> int:
 def check_spatial_size(unet: nn.Module, height: int, width: int, stage: Stage) -> None:
     """Refuse frame sizes the UNet cannot downsample and upsample back exactly."""
     check_positive(height=height, width=width)
-    multiple = size_multiple(unet)
+    multiple = downscale_factor(unet.config)
     if height % multiple or width % multiple:
         raise InputError(
             f"the {stage.title} model needs height and width that are multiples of {multiple}; got "

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import OPTIMIZERS, TRAINABLE_STAGE_NAMES
+from ..settings import TRAINABLE_STAGE_NAMES
+from .options import OPTIMIZERS
 
 
 def _settings(args: argparse.Namespace, defaults: dict):

@@ -28,8 +28,6 @@ from ..errors import InputError
 
 VLB_LAMBDA = 1e-3
 """Weight of the variational bound in the hybrid loss (improved DDPM's value)."""
-NOISE_CHANNELS = 3
-"""Pixel stages denoise RGB; a UNet with twice that many outputs also predicts the variance."""
 _LOG2 = math.log(2.0)
 
 
@@ -107,11 +105,6 @@ def _discretised_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, lo
         torch.log(upper.clamp(min=tiny)),
         torch.where(x > 0.999, torch.log((1.0 - lower).clamp(min=tiny)), torch.log((upper - lower).clamp(min=tiny))),
     )
-
-
-def has_learned_variance(out_channels: int) -> bool:
-    """Whether a pixel-stage UNet predicts a variance beside the noise (IF-style, 6 output channels)."""
-    return out_channels == 2 * NOISE_CHANNELS
 
 
 def diffusion_loss(
