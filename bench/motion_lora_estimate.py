@@ -47,6 +47,7 @@ def estimate(stage: Stage, rank: int, batch: int) -> dict:
             for tensor in output if isinstance(output, (tuple, list)) else (output,):
                 if isinstance(tensor, torch.Tensor):
                     outputs[block] += tensor.numel() * BF16_BYTES
+
         return hook
 
     for name, module in layers.items():

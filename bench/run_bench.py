@@ -43,11 +43,11 @@ from typing import Callable
 import torch
 
 from show1_core.cascade import CascadeCheckpoints, Show1Cascade
+from show1_core.errors import InputError
 from show1_core.loading import KNOWN_CHECKPOINTS, Stage, StageModel
 from show1_core.loading.components import SCHEDULERS
 from show1_core.loading.registry import T5_CHECKPOINT
 from show1_core.loading.weights import parse_dtype
-from show1_core.errors import InputError
 from show1_core.memory import MemoryPolicy, ModelPlacer, PolicySettings, empty_cache, peak_memory_bytes, reset_peak_memory
 from show1_core.settings import (
     PAPER_SETTINGS,
@@ -75,8 +75,12 @@ REDUCED = dataclasses.replace(
 )
 """The cascade's shape (8 keyframes, 3 frames between, x4 pixel SR, latent SR) at a size the CPU runs in seconds."""
 ORIGINAL_STRATEGY = PolicySettings(
-    one_model_at_a_time=True, release_after_stage=True, free_after_stage=False, stream_text_encoder=False,
-    vae_frames_per_batch=1, vae_tiling=False,
+    one_model_at_a_time=True,
+    release_after_stage=True,
+    free_after_stage=False,
+    stream_text_encoder=False,
+    vae_frames_per_batch=1,
+    vae_tiling=False,
 )
 """How the original places models: whole-model offload around each stage, T5 whole, the VAE one frame at a time."""
 
@@ -104,8 +108,13 @@ def configs(device: torch.device) -> list[Config]:
     backend = "inductor" if device.type == "cuda" else "eager"
     compiled = SpeedSettings(compile=True, compile_backend=backend)
     found = [
-        Config("original", "the original run_inference.py's strategy", MemoryPolicy.LOW_VRAM, policy_settings=ORIGINAL_STRATEGY,
-               one_window_at_a_time=True),
+        Config(
+            "original",
+            "the original run_inference.py's strategy",
+            MemoryPolicy.LOW_VRAM,
+            policy_settings=ORIGINAL_STRATEGY,
+            one_window_at_a_time=True,
+        ),
         Config("balanced", "show1's default"),
         Config("low-vram", "models leave the accelerator after their stage; VAE one frame, tiled", MemoryPolicy.LOW_VRAM),
         Config("all-resident", "every model stays on the accelerator", MemoryPolicy.ALL_RESIDENT),
@@ -113,8 +122,12 @@ def configs(device: torch.device) -> list[Config]:
         Config("fp8", "balanced + fp8 weights (UNets and T5)", speed=SpeedSettings(fp8_weights=True)),
         Config("split-guidance", "balanced + guidance as two passes of 1", speed=SpeedSettings(split_guidance=True)),
         Config("stream-blocks", "balanced + UNet blocks streamed from the CPU", speed=SpeedSettings(stream_blocks=True)),
-        Config("leanest", "low-vram + stream-blocks + fp8 + split-guidance", MemoryPolicy.LOW_VRAM,
-               SpeedSettings(fp8_weights=True, stream_blocks=True, split_guidance=True)),
+        Config(
+            "leanest",
+            "low-vram + stream-blocks + fp8 + split-guidance",
+            MemoryPolicy.LOW_VRAM,
+            SpeedSettings(fp8_weights=True, stream_blocks=True, split_guidance=True),
+        ),
         Config("fastest", f"all-resident + compile ({backend})", MemoryPolicy.ALL_RESIDENT, compiled, videos=2),
     ]
     for backend_name in ("native", "flash", "sage", "xformers"):
@@ -122,7 +135,9 @@ def configs(device: torch.device) -> list[Config]:
             check_attention_backend(backend_name, device)
         except InputError:
             continue  # not installed here, or not for this device
-        found.append(Config(f"attention-{backend_name}", f"balanced + {backend_name} attention", speed=SpeedSettings(attention=backend_name)))
+        found.append(
+            Config(f"attention-{backend_name}", f"balanced + {backend_name} attention", speed=SpeedSettings(attention=backend_name))
+        )
     return found
 
 
@@ -179,10 +194,14 @@ class StageClock:
             return
         self._sync()
         peak, host = peak_memory_bytes(self.device), host_peak_gib()
-        self.rows.append({
-            "step": self._name, "seconds": time.perf_counter() - self._start, "peak_gib": None if peak is None else peak / GIB,
-            "host_peak_gib": None if host is None or self.host_baseline is None else host - self.host_baseline,
-        })
+        self.rows.append(
+            {
+                "step": self._name,
+                "seconds": time.perf_counter() - self._start,
+                "peak_gib": None if peak is None else peak / GIB,
+                "host_peak_gib": None if host is None or self.host_baseline is None else host - self.host_baseline,
+            }
+        )
         self._name = None
 
 
@@ -227,7 +246,10 @@ def released_text_encoders(dtype: torch.dtype, toy: bool = False) -> dict[Encode
 
     t5 = tiny_t5_config() if toy else T5Config.from_dict(T5_CHECKPOINT.expected_config("text_encoder"))
     clip = tiny_clip_config(49408) if toy else CLIPTextConfig.from_dict(KNOWN_CHECKPOINTS["show-1-sr2"].expected_config("text_encoder"))
-    return {EncoderKind.T5: _random_model(lambda: T5EncoderModel(t5), dtype), EncoderKind.CLIP: _random_model(lambda: CLIPTextModel(clip), dtype)}
+    return {
+        EncoderKind.T5: _random_model(lambda: T5EncoderModel(t5), dtype),
+        EncoderKind.CLIP: _random_model(lambda: CLIPTextModel(clip), dtype),
+    }
 
 
 def weight_storage(dtype: torch.dtype) -> list[dict]:
@@ -250,11 +272,13 @@ def weight_storage(dtype: torch.dtype) -> list[dict]:
 
 def scaled_steps(settings, scale: float):
     """``settings`` with every step count multiplied by ``scale`` (at least 1)."""
+
     def scale_stage(stage):
         return dataclasses.replace(stage, steps=max(1, round(stage.steps * scale)))
 
     return dataclasses.replace(
-        settings, **{name: scale_stage(getattr(settings, name)) for name in ("keyframes", "interpolation", "first_frame", "pixel_sr", "latent_sr")}
+        settings,
+        **{name: scale_stage(getattr(settings, name)) for name in ("keyframes", "interpolation", "first_frame", "pixel_sr", "latent_sr")},
     )
 
 
@@ -281,7 +305,14 @@ class Bench:
             models = {stage: apply_speed(model, config.speed, self.device) for stage, model in built.items()}
             loaders = {kind: self._loader(kind, encoder) for kind, encoder in encoders.items()}
         cascade = Show1Cascade(
-            self.checkpoints, self.device, self.dtype, config.policy, EmbeddingCache(), models=models, text_loaders=loaders, speed=config.speed,
+            self.checkpoints,
+            self.device,
+            self.dtype,
+            config.policy,
+            EmbeddingCache(),
+            models=models,
+            text_loaders=loaders,
+            speed=config.speed,
         )
         cascade.placer = ModelPlacer(self.device, config.policy, config.policy_settings)
         for stage in Stage:
@@ -345,7 +376,8 @@ def table(results: dict) -> str:
             s = _summary(rows)
             speedup = "-" if not base else f"{base['seconds'] / s['seconds']:.2f}x"
             lines.append(
-                f"| {name} | {index} | {s['seconds']:.2f} | {speedup} | {_gib(s['peak_gib'])} | {_ratio(s['peak_gib'], base.get('peak_gib'))} "
+                f"| {name} | {index} | {s['seconds']:.2f} | {speedup} | {_gib(s['peak_gib'])} "
+                f"| {_ratio(s['peak_gib'], base.get('peak_gib'))} "
                 f"| {_gib(s['host_peak_gib'])} | {_ratio(s['host_peak_gib'], base.get('host_peak_gib'))} |"
             )
     lines.append("\nSeconds per step (first video):\n")
@@ -385,8 +417,11 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [c for c in chosen if c.name in names]
     settings = scaled_steps(PAPER_SETTINGS if real else REDUCED, args.steps_scale)
     results: dict = {
-        "mode": args.mode + (" (dry run)" if args.dry_run else ""), "device": torch.cuda.get_device_name(0) if real else "cpu",
-        "precision": str(dtype).removeprefix("torch."), "settings": "paper" if real else "reduced", "configs": {},
+        "mode": args.mode + (" (dry run)" if args.dry_run else ""),
+        "device": torch.cuda.get_device_name(0) if real else "cpu",
+        "precision": str(dtype).removeprefix("torch."),
+        "settings": "paper" if real else "reduced",
+        "configs": {},
     }
     threads = torch.get_num_threads()
     if device.type == "cpu":

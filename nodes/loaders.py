@@ -196,7 +196,8 @@ class LatentSRModelLoader(StageModelLoader):
     STAGE = Stage.LATENT_SR
     EXTRA_OUTPUTS = (
         (
-            "VAE", "vae",
+            "VAE",
+            "vae",
             "The show-1-sr2 VAE for core VAE Decode, VAE Decode (Tiled) and VAE Encode: it decodes Show-1's 5-D video "
             "latents to frames and encodes frames to one video latent.",
         ),

@@ -51,6 +51,4 @@ def lora_choices(stage: Stage) -> list[str]:
 
 def resolve_lora(name: str) -> Path:
     """The LoRA file ``name`` inside the first LoRA folder that has it; refuses names and links that lead outside."""
-    return resolve_file(
-        name, lora_roots(), "LoRA", "Put motion LoRAs from `show1 train-motion` in models/show1/loras or models/loras."
-    )
+    return resolve_file(name, lora_roots(), "LoRA", "Put motion LoRAs from `show1 train-motion` in models/show1/loras or models/loras.")

@@ -284,9 +284,7 @@ def local_folder(name: str) -> Path:
             continue
         check_contained(candidate, root)
         if not candidate.is_dir():
-            raise InputError(
-                f"{display_path(candidate)} is a file; the loaders need a checkpoint folder (with unet/ and scheduler/)"
-            )
+            raise InputError(f"{display_path(candidate)} is a file; the loaders need a checkpoint folder (with unet/ and scheduler/)")
         return candidate
     raise MissingFilesError(
         f"no checkpoint folder {name!r} in {_roots_text()}. Put the folder there, or choose a Hub "

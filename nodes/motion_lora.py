@@ -60,11 +60,15 @@ class MotionLoraNode:
             "required": {
                 "model": socket(cls.MODEL_TYPE, f"The {cls.STAGE.title} model (its loader, or another Motion LoRA node)."),
                 "lora_name": combo_input(
-                    choices, choices[0],
+                    choices,
+                    choices[0],
                     f"A motion LoRA trained for the {cls.STAGE.title} model, from models/show1/loras or models/loras.",
                 ),
                 "strength": float_input(
-                    1.0, -MAX_LORA_STRENGTH, MAX_LORA_STRENGTH, 0.05,
+                    1.0,
+                    -MAX_LORA_STRENGTH,
+                    MAX_LORA_STRENGTH,
+                    0.05,
                     "How strongly the LoRA applies: 1 as trained, 0 exactly the plain model, between them a blend of the motion.",
                 ),
             }

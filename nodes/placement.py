@@ -47,7 +47,9 @@ class ComfyPlacement:
         self._mm = mm
         self.device = mm.get_torch_device()
         self.policy = policy
-        self.patcher = runtime.model_patcher.ModelPatcher(modules_of(model), load_device=self.device, offload_device=mm.unet_offload_device())
+        self.patcher = runtime.model_patcher.ModelPatcher(
+            modules_of(model), load_device=self.device, offload_device=mm.unet_offload_device()
+        )
 
     @contextmanager
     def holding(self) -> Iterator[None]:
@@ -76,4 +78,3 @@ def placed_stage(model: StageModel, policy: MemoryPolicy) -> PlacedStage:
     if runtime is not None:
         return PlacedStage(model, ComfyPlacement(runtime, model, policy), policy)
     return PlacedStage(model, PlacerPlacement(ModelPlacer(torch_device(), policy), model), policy)
-

@@ -21,8 +21,11 @@ def boolean_input(tooltip: str) -> Input:
 
 def speed_socket() -> Input:
     """The optional ``speed`` input of a stage-model loader."""
-    return socket(SPEED, "Optional: speed options from Show-1 Speed Settings (attention kernel, compile, fp8, block streaming, "
-                  "split guidance). Unconnected: the model runs as the original does.")
+    return socket(
+        SPEED,
+        "Optional: speed options from Show-1 Speed Settings (attention kernel, compile, fp8, block streaming, "
+        "split guidance). Unconnected: the model runs as the original does.",
+    )
 
 
 class SpeedSettingsNode:
@@ -45,13 +48,15 @@ class SpeedSettingsNode:
         return {
             "required": {
                 "attention": combo_input(
-                    list(ATTENTION_BACKENDS), "sdpa",
+                    list(ATTENTION_BACKENDS),
+                    "sdpa",
                     "Attention kernel. sdpa: PyTorch's scaled-dot-product attention, as today. The others run through "
                     "diffusers' attention dispatcher: native (PyTorch again), flash (flash-attn), sage (SageAttention), "
                     "xformers; those three need their package and an NVIDIA GPU, and round differently.",
                 ),
                 "compile": combo_input(
-                    [COMPILE_OFF, *COMPILE_BACKENDS], COMPILE_OFF,
+                    [COMPILE_OFF, *COMPILE_BACKENDS],
+                    COMPILE_OFF,
                     "torch.compile each repeated UNet block (regional compilation): the first step compiles, later steps, "
                     "windows and stages with the same shapes reuse it. inductor is the one that speeds up; aot_eager and "
                     "eager only check that compiling works. Same results.",

@@ -104,8 +104,16 @@ class Keyframes(VideoStage):
         return verdict(widget_problems(keyframe_problems, KEYFRAMES, guidance=guidance))
 
     def generate(
-        self, model: PlacedStage, t5_embeds: object, width: int, height: int, frames: int, steps: int, guidance: float,
-        seed: int, fps: float,
+        self,
+        model: PlacedStage,
+        t5_embeds: object,
+        width: int,
+        height: int,
+        frames: int,
+        steps: int,
+        guidance: float,
+        seed: int,
+        fps: float,
     ) -> tuple[torch.Tensor, float]:
         """Text embeddings -> keyframes."""
         stage = expect_stage(model, Stage.KEYFRAMES, "model")
@@ -142,7 +150,9 @@ class Interpolation(VideoStage):
                 "seed": seed_input(),
                 "fps": fps_input(KEYFRAMES.fps, "Frame rate of the input frames (wire the keyframes' fps here)."),
                 "window_batch": int_input(
-                    0, 0, MAX_FRAMES,
+                    0,
+                    0,
+                    MAX_FRAMES,
                     "How many frame pairs are denoised at once (0: all). Halved automatically after an out-of-memory "
                     "error; the result changes only by float rounding.",
                 ),
@@ -155,16 +165,22 @@ class Interpolation(VideoStage):
         return verdict(widget_problems(interpolation_problems, INTERPOLATION, guidance=guidance))
 
     def interpolate(
-        self, model: PlacedStage, t5_embeds: object, images: torch.Tensor, frames_between: int, steps: int,
-        guidance: float, seed: int, fps: float, window_batch: int,
+        self,
+        model: PlacedStage,
+        t5_embeds: object,
+        images: torch.Tensor,
+        frames_between: int,
+        steps: int,
+        guidance: float,
+        seed: int,
+        fps: float,
+        window_batch: int,
     ) -> tuple[torch.Tensor, float]:
         """Frames -> interpolated frames."""
         stage = expect_stage(model, Stage.INTERPOLATION, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
         video = image_to_video(images, "images", stage.model.unet.dtype)
-        settings = replace(
-            INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance, window_batch=window_batch or None
-        )
+        settings = replace(INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance, window_batch=window_batch or None)
         interpolated = run_interpolation(stage, video, embeds, settings, seed, progress_callback(Stage.INTERPOLATION))
         return (video_to_image(interpolated), interpolated_fps(fps, frames_between))
 
@@ -190,7 +206,10 @@ class PixelSR(VideoStage):
                 "steps": steps_input(PIXEL_SR.steps),
                 "guidance": guidance_input(PIXEL_SR.guidance),
                 "noise_level": int_input(
-                    PIXEL_SR.noise_level, 0, MAX_NOISE_LEVEL, f"Noise added to the upscaled condition (the paper uses {PIXEL_SR.noise_level})."
+                    PIXEL_SR.noise_level,
+                    0,
+                    MAX_NOISE_LEVEL,
+                    f"Noise added to the upscaled condition (the paper uses {PIXEL_SR.noise_level}).",
                 ),
                 "seed": seed_input(),
                 "fps": fps_input(INTERPOLATED_FPS, FPS_PASSTHROUGH),
@@ -204,7 +223,10 @@ class PixelSR(VideoStage):
                 "first_frame_steps": steps_input(FIRST_FRAME.steps),
                 "first_frame_guidance": guidance_input(FIRST_FRAME.guidance),
                 "first_frame_noise_level": int_input(
-                    FIRST_FRAME.noise_level, 0, MAX_NOISE_LEVEL, f"IF-II-L condition noise level (the paper uses {FIRST_FRAME.noise_level})."
+                    FIRST_FRAME.noise_level,
+                    0,
+                    MAX_NOISE_LEVEL,
+                    f"IF-II-L condition noise level (the paper uses {FIRST_FRAME.noise_level}).",
                 ),
             },
         }
@@ -218,9 +240,19 @@ class PixelSR(VideoStage):
         )
 
     def upscale(
-        self, model: PlacedStage, t5_embeds: object, images: torch.Tensor, steps: int, guidance: float, noise_level: int,
-        seed: int, fps: float, first_frame_model: PlacedStage | None = None, first_frame_steps: int = FIRST_FRAME.steps,
-        first_frame_guidance: float = FIRST_FRAME.guidance, first_frame_noise_level: int = FIRST_FRAME.noise_level,
+        self,
+        model: PlacedStage,
+        t5_embeds: object,
+        images: torch.Tensor,
+        steps: int,
+        guidance: float,
+        noise_level: int,
+        seed: int,
+        fps: float,
+        first_frame_model: PlacedStage | None = None,
+        first_frame_steps: int = FIRST_FRAME.steps,
+        first_frame_guidance: float = FIRST_FRAME.guidance,
+        first_frame_noise_level: int = FIRST_FRAME.noise_level,
     ) -> tuple[torch.Tensor, float]:
         """Low-resolution frames -> frames at 4x the size."""
         stage = expect_stage(model, Stage.PIXEL_SR, "model")
@@ -264,8 +296,17 @@ class LatentSR(VideoStage):
         return verdict(widget_problems(latent_sr_problems, LATENT_SR, steps=steps, strength=strength, guidance=guidance))
 
     def upscale(
-        self, model: PlacedStage, clip_embeds: object, images: torch.Tensor, width: int, height: int, steps: int,
-        strength: float, guidance: float, seed: int, fps: float,
+        self,
+        model: PlacedStage,
+        clip_embeds: object,
+        images: torch.Tensor,
+        width: int,
+        height: int,
+        steps: int,
+        strength: float,
+        guidance: float,
+        seed: int,
+        fps: float,
     ) -> tuple[torch.Tensor, float]:
         """Frames -> frames at width x height."""
         stage = expect_stage(model, Stage.LATENT_SR, "model")

@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from show1_core import EncoderKind, EncoderPlacement, MemoryPolicy, ModelPlacer, PlacerEncoderPlacement, POLICY_SETTINGS
+from show1_core import POLICY_SETTINGS, EncoderKind, EncoderPlacement, MemoryPolicy, ModelPlacer, PlacerEncoderPlacement
 
 from .comfy_bridge import ComfyRuntime, comfy_runtime, torch_device
 from .model_files import files_in, per_file_version, resolve_file
@@ -151,6 +151,8 @@ def is_file_choice(name: str) -> bool:
 def resolve_t5_file(name: str) -> Path:
     """The single-file T5 ``name`` inside the text-encoder folders."""
     return resolve_file(
-        name, text_encoder_file_roots(), "text encoder",
+        name,
+        text_encoder_file_roots(),
+        "text encoder",
         "Put t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors (the T5-XXL Flux and SD3 use) in models/text_encoders.",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from show1_core import PAPER_SETTINGS, EncoderKind, InputError, PromptEmbeds
 
 from .model_folders import client_safe
-from .types import CLIP_EMBEDS, CLIP_ENCODER, T5_EMBEDS, T5_ENCODER, EncoderHandle, Embeddings, expect_encoder
+from .types import CLIP_EMBEDS, CLIP_ENCODER, T5_EMBEDS, T5_ENCODER, Embeddings, EncoderHandle, expect_encoder
 from .widgets import socket
 
 DEFAULT_PROMPT = "a panda playing guitar on the beach"

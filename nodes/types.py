@@ -61,8 +61,7 @@ def expect_stage(value: object, stage: Stage, input_name: str) -> PlacedStage:
     """The placed stage on ``input_name``; a clear error for anything else or another stage's model."""
     if not isinstance(value, PlacedStage):
         raise InputError(
-            f"the {input_name!r} input needs a {MODEL_TYPE[stage]} from the Show-1 {stage.title} loader, "
-            f"got {type(value).__name__}"
+            f"the {input_name!r} input needs a {MODEL_TYPE[stage]} from the Show-1 {stage.title} loader, got {type(value).__name__}"
         )
     value.model.require(stage)
     return value

@@ -147,9 +147,21 @@ class UpscaleVideo:
         return verdict(widget_problems(latent_sr_problems, LATENT_SR, steps=latent_sr_steps, strength=strength))
 
     def upscale(
-        self, video: Any, pixel_sr_model: PlacedStage, t5_embeds: object, latent_sr_model: PlacedStage, clip_embeds: object,
-        stage3_width: int, stage3_height: int, width: int, height: int, pixel_sr_steps: int, latent_sr_steps: int,
-        strength: float, seed: int, first_frame_model: PlacedStage | None = None,
+        self,
+        video: Any,
+        pixel_sr_model: PlacedStage,
+        t5_embeds: object,
+        latent_sr_model: PlacedStage,
+        clip_embeds: object,
+        stage3_width: int,
+        stage3_height: int,
+        width: int,
+        height: int,
+        pixel_sr_steps: int,
+        latent_sr_steps: int,
+        strength: float,
+        seed: int,
+        first_frame_model: PlacedStage | None = None,
     ) -> tuple[Any]:
         """VIDEO -> VIDEO at width x height, through Show-1 Pixel SR and Expert Latent SR."""
         components = components_of(video)

@@ -50,8 +50,10 @@ def model_and_embeds(model_type: str, model_tooltip: str, kind: EncoderKind) -> 
 def seed_input() -> Input:
     """The ``seed`` widget (ComfyUI adds its control-after-generate widget by the name)."""
     return int_input(
-        PAPER_SETTINGS.seed, 0, MAX_SEED, "Seed of the stage's noise; the same seed and inputs give the same result. "
-        "Default: the original's example seed."
+        PAPER_SETTINGS.seed,
+        0,
+        MAX_SEED,
+        "Seed of the stage's noise; the same seed and inputs give the same result. Default: the original's example seed.",
     )
 
 
@@ -62,7 +64,9 @@ def steps_input(default: int) -> Input:
 
 def guidance_input(default: float) -> Input:
     """A classifier-free guidance scale (guidance applies above 1)."""
-    return float_input(default, 0.0, MAX_GUIDANCE, 0.1, f"Classifier-free guidance scale (the paper uses {default}; 1 or less disables guidance).")
+    return float_input(
+        default, 0.0, MAX_GUIDANCE, 0.1, f"Classifier-free guidance scale (the paper uses {default}; 1 or less disables guidance)."
+    )
 
 
 def fps_input(default: float, tooltip: str) -> Input:
@@ -78,15 +82,18 @@ def size_input(default: int, what: str, multiple: int = 8) -> Input:
 def precision_input() -> Input:
     """The precision the weights are loaded in."""
     return combo_input(
-        PRECISIONS, "auto", "Weight precision. auto: fp16 on a GPU (as the original runs), fp32 on the CPU. "
-        "Use bf16 or fp32 if a stage reports NaN/inf values (fp16 overflow)."
+        PRECISIONS,
+        "auto",
+        "Weight precision. auto: fp16 on a GPU (as the original runs), fp32 on the CPU. "
+        "Use bf16 or fp32 if a stage reports NaN/inf values (fp16 overflow).",
     )
 
 
 def memory_input() -> Input:
     """The memory policy of a loaded model."""
     return combo_input(
-        [p.value for p in MemoryPolicy], MemoryPolicy.BALANCED.value,
+        [p.value for p in MemoryPolicy],
+        MemoryPolicy.BALANCED.value,
         "low-vram: the model leaves the GPU right after its stage (other models stay where ComfyUI put them), the VAE works one "
         "frame at a time and the T5 encoder streams block by block. balanced: ComfyUI keeps the model until it needs "
         "the memory; T5 streams. all-resident: like balanced, but the T5 encoder runs whole and the VAE takes 32 "
@@ -98,7 +105,10 @@ def strength_input() -> Input:
     """How far stage 4 re-noises its input."""
     paper = PAPER_SETTINGS.latent_sr
     return float_input(
-        paper.strength, 0.01, 1.0, 0.01,
+        paper.strength,
+        0.01,
+        1.0,
+        0.01,
         f"How far the input is re-noised before refining (the paper uses {paper.strength}; the model was trained on "
         "timesteps up to 900, so values near 1 leave its range).",
     )
@@ -107,4 +117,9 @@ def strength_input() -> Input:
 def stage4_sampling_inputs() -> dict[str, Input]:
     """Steps, strength, guidance and seed of the expert latent SR stage."""
     paper = PAPER_SETTINGS.latent_sr
-    return {"steps": steps_input(paper.steps), "strength": strength_input(), "guidance": guidance_input(paper.guidance), "seed": seed_input()}
+    return {
+        "steps": steps_input(paper.steps),
+        "strength": strength_input(),
+        "guidance": guidance_input(paper.guidance),
+        "seed": seed_input(),
+    }

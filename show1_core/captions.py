@@ -80,9 +80,7 @@ def _clean_once(caption: str) -> str:
         import ftfy
         from bs4 import BeautifulSoup
     except ImportError as err:
-        raise InputError(
-            "caption cleaning needs the optional packages ftfy and beautifulsoup4: pip install 'show1[captions]'"
-        ) from err
+        raise InputError("caption cleaning needs the optional packages ftfy and beautifulsoup4: pip install 'show1[captions]'") from err
     text = urllib.parse.unquote_plus(str(caption)).strip().lower()
     text = _apply(_BEFORE_REPAIR, text)
     text = BeautifulSoup(text, features="html.parser").text

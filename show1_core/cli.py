@@ -12,7 +12,7 @@ from .errors import GenerationCancelled, InvalidSettingsError, Show1Error
 
 DEMO_NOTICE = (
     "show1 demo runs every stage on TINY RANDOM models: the result is coloured noise, not a picture.\n"
-    "It proves the installation works end to end. For real videos run `show1 generate \"your prompt\"`,\n"
+    'It proves the installation works end to end. For real videos run `show1 generate "your prompt"`,\n'
     "which downloads the released checkpoints (about 35 GB) on first use."
 )
 STAGE_FIELDS = ("keyframes", "interpolation", "first_frame", "pixel_sr", "latent_sr")
@@ -25,7 +25,9 @@ def _speed_flags(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("speed options (every stage model; only --fp8 changes the results)")
     group.add_argument(
-        "--attention", default="sdpa", choices=ATTENTION_BACKENDS,
+        "--attention",
+        default="sdpa",
+        choices=ATTENTION_BACKENDS,
         help="attention kernel: sdpa (PyTorch, default), or through diffusers' dispatcher: native (PyTorch), flash, sage, xformers",
     )
     group.add_argument("--compile", action="store_true", help="torch.compile each repeated UNet block (slower first step, faster after)")
@@ -110,15 +112,25 @@ def _run_cascade(checkpoints, args, settings, prompt: str, motion_loras=(), spee
     cache_dir = embeddings_cache_dir(Path(args.models_dir or _default_models_dir()))
     dtype = parse_dtype(args.precision) if args.precision else None
     cascade = Show1Cascade(
-        checkpoints, device=args.device, dtype=dtype, policy=args.memory, cache=EmbeddingCache(cache_dir), motion_loras=motion_loras,
+        checkpoints,
+        device=args.device,
+        dtype=dtype,
+        policy=args.memory,
+        cache=EmbeddingCache(cache_dir),
+        motion_loras=motion_loras,
         speed=speed or SpeedSettings(),
     )
     display = RunDisplay()
     try:
         with torch.inference_mode():
             result = cascade.run(
-                prompt, settings, stages=args.stages, clean_caption=args.clean_caption,
-                callback=display.step, on_stage=display.stage_done, on_phase=display.phase,
+                prompt,
+                settings,
+                stages=args.stages,
+                clean_caption=args.clean_caption,
+                callback=display.step,
+                on_stage=display.stage_done,
+                on_phase=display.phase,
             )
         display.phase(Phase("write", "writing the outputs"))
         written = _write_outputs(result, args)
@@ -157,8 +169,12 @@ def _speed_from(args: argparse.Namespace):
     from .settings import SpeedSettings
 
     return SpeedSettings(
-        attention=args.attention, compile=args.compile, compile_backend=args.compile_backend, fp8_weights=args.fp8,
-        stream_blocks=args.stream_blocks, split_guidance=args.split_guidance,
+        attention=args.attention,
+        compile=args.compile,
+        compile_backend=args.compile_backend,
+        fp8_weights=args.fp8,
+        stream_blocks=args.stream_blocks,
+        split_guidance=args.split_guidance,
     )
 
 
@@ -196,7 +212,6 @@ def _flag(setting: str) -> str:
 def cmd_generate(args: argparse.Namespace) -> int:
     """Run the cascade on the released checkpoints (downloaded on first use)."""
     from .cascade import CascadeCheckpoints
-
     from .motion_lora import load_motion_lora, parse_lora_spec
 
     _check_before_running(args)
@@ -238,8 +253,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(DEMO_NOTICE)
     ns = argparse.Namespace(
-        models_dir=None, precision="fp32", device="cpu", memory="balanced", stages=4, clean_caption=False,
-        format="gif", output=str(Path(args.output_dir) / "demo.mp4"), save_intermediate=True, overwrite=args.overwrite,
+        models_dir=None,
+        precision="fp32",
+        device="cpu",
+        memory="balanced",
+        stages=4,
+        clean_caption=False,
+        format="gif",
+        output=str(Path(args.output_dir) / "demo.mp4"),
+        save_intermediate=True,
+        overwrite=args.overwrite,
     )
     _check_outputs(ns)
     with tempfile.TemporaryDirectory(prefix="show1-demo-") as tmp:
@@ -338,7 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--precision", default=None, choices=["fp16", "bf16", "fp32"], help="default fp16 on GPU, fp32 on CPU")
     gen.add_argument("--memory", default=MemoryPolicy.BALANCED.value, choices=[p.value for p in MemoryPolicy])
     gen.add_argument(
-        "--motion-lora", action="append", default=[], metavar="FILE[:SCALE]",
+        "--motion-lora",
+        action="append",
+        default=[],
+        metavar="FILE[:SCALE]",
         help="a motion LoRA from `show1 train-motion` for stage 1 or 2 (its file says which), at SCALE (default 1); repeat to stack",
     )
     _speed_flags(gen)
@@ -349,7 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output-dir", default="show1-demo")
     demo.add_argument("--prompt", default="a panda playing guitar on the beach")
     demo.add_argument("--models-dir", default=None, help="keep the tiny models here instead of a temporary folder")
-    demo.add_argument("--overwrite", action="store_true", help="replace the demo's files (and the tiny models in --models-dir) if they exist")
+    demo.add_argument(
+        "--overwrite", action="store_true", help="replace the demo's files (and the tiny models in --models-dir) if they exist"
+    )
     demo.set_defaults(func=cmd_demo)
 
     tiny = sub.add_parser("tiny-models", help="write the tiny random model set in the released layout")
@@ -360,7 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.set_defaults(func=cmd_tiny_models)
 
     dl = sub.add_parser("download", help="download the released checkpoints (verified against the Hub's checksums)")
-    dl.add_argument("names", nargs="*", help="checkpoints to fetch, e.g. showlab/show-1-base or show-1-sr1 (default: all the cascade needs)")
+    dl.add_argument(
+        "names", nargs="*", help="checkpoints to fetch, e.g. showlab/show-1-base or show-1-sr1 (default: all the cascade needs)"
+    )
     dl.add_argument("--models-dir", default=None, help="where checkpoints are downloaded ($SHOW1_MODELS_DIR)")
     dl.add_argument("--stages", type=int, default=4, choices=[1, 2, 3, 4], help="without names: fetch what these stages need")
     dl.add_argument("--no-first-frame-model", action="store_true", help="without names: skip the gated IF-II-L")

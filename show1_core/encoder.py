@@ -48,9 +48,28 @@ class Mp4Encoder:
         import imageio_ffmpeg
 
         command = [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}", "-r", str(Fraction(fps).limit_denominator()),
-            "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(CRF), str(path),
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{size[0]}x{size[1]}",
+            "-r",
+            str(Fraction(fps).limit_denominator()),
+            "-i",
+            "-",
+            "-an",
+            "-vcodec",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-crf",
+            str(CRF),
+            str(path),
         ]
         self.path = path
         self.process = subprocess.Popen(

@@ -107,7 +107,9 @@ def empty_cache(device: torch.device) -> None:
 class ModelPlacer:
     """Moves models between the accelerator and the CPU according to a policy."""
 
-    def __init__(self, device: torch.device | str, policy: MemoryPolicy | str = MemoryPolicy.BALANCED, settings: PolicySettings | None = None):
+    def __init__(
+        self, device: torch.device | str, policy: MemoryPolicy | str = MemoryPolicy.BALANCED, settings: PolicySettings | None = None
+    ):
         """``settings`` replaces what the policy means (e.g. to reproduce another program's strategy in a benchmark)."""
         self.device = torch.device(device)
         self.policy = MemoryPolicy(policy)

@@ -153,8 +153,7 @@ def check_destinations(paths: list[Path], overwrite: bool = False) -> None:
     if existing and not overwrite:
         names = ", ".join(str(p) for p in existing)
         raise OutputError(
-            f"refusing to overwrite existing file(s): {names}. Pass --overwrite to replace them, or choose another "
-            "output name"
+            f"refusing to overwrite existing file(s): {names}. Pass --overwrite to replace them, or choose another output name"
         )
     for folder in dict.fromkeys(p.parent for p in paths):
         _check_folder(folder)

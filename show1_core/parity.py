@@ -232,7 +232,10 @@ PIECES: dict[str, Piece] = {
 
 
 def run_parity(
-    case_dir: Path, models_dir: Path, only: list[str] | None = None, dtype: torch.dtype = torch.float32,
+    case_dir: Path,
+    models_dir: Path,
+    only: list[str] | None = None,
+    dtype: torch.dtype = torch.float32,
     speed: SpeedSettings = SpeedSettings(),
 ) -> dict[str, torch.Tensor]:
     """Compute the requested pieces (every piece the case lists by default) in ``dtype`` with the models

@@ -114,24 +114,37 @@ def _vae_settings(stage: PlacedStage, settings: LatentSRSettings) -> LatentSRSet
 
 
 def run_keyframes(
-    stage: PlacedStage, embeds: PromptEmbeds, settings: KeyframeSettings = KeyframeSettings(), seed: int = 0,
-    callback: StepCallback | None = None, batch: int = 1,
+    stage: PlacedStage,
+    embeds: PromptEmbeds,
+    settings: KeyframeSettings = KeyframeSettings(),
+    seed: int = 0,
+    callback: StepCallback | None = None,
+    batch: int = 1,
 ) -> torch.Tensor:
     """Stage 1: ``(batch, 3, frames, height, width)`` keyframes from T5 embeddings."""
     return _run(stage, lambda: generate_keyframes(stage.model, embeds, settings, seed, batch, callback))
 
 
 def run_interpolation(
-    stage: PlacedStage, frames: torch.Tensor, embeds: PromptEmbeds, settings: InterpolationSettings = InterpolationSettings(),
-    seed: int = 0, callback: StepCallback | None = None,
+    stage: PlacedStage,
+    frames: torch.Tensor,
+    embeds: PromptEmbeds,
+    settings: InterpolationSettings = InterpolationSettings(),
+    seed: int = 0,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """Stage 2: ``frames_between`` new frames between each neighbouring pair of ``frames``."""
     return _run(stage, lambda: interpolate_frames(stage.model, frames, embeds, settings, seed, callback))
 
 
 def run_pixel_sr(
-    stage: PlacedStage, video: torch.Tensor, embeds: PromptEmbeds, settings: PixelSRSettings = PixelSRSettings(),
-    seed: int = 0, callback: StepCallback | None = None, first_frame: PlacedStage | None = None,
+    stage: PlacedStage,
+    video: torch.Tensor,
+    embeds: PromptEmbeds,
+    settings: PixelSRSettings = PixelSRSettings(),
+    seed: int = 0,
+    callback: StepCallback | None = None,
+    first_frame: PlacedStage | None = None,
     first_frame_settings: FirstFrameSettings = FirstFrameSettings(),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stage 3: frame 0 upscaled (by IF-II-L when ``first_frame`` is given, else bilinearly), then the windows.
@@ -151,7 +164,14 @@ def run_pixel_sr(
         anchor = _run(
             first_frame,
             lambda: upscale_first_frame(
-                first_frame.model, low, embeds, height, width, first_frame_settings, seed, callback,
+                first_frame.model,
+                low,
+                embeds,
+                height,
+                width,
+                first_frame_settings,
+                seed,
+                callback,
                 StageSteps(Stage.PIXEL_SR.value, 0, total),
             ),
         )
@@ -166,8 +186,12 @@ def _stage4_input(stage: PlacedStage, video: torch.Tensor, width: int, height: i
 
 
 def run_latent_sr(
-    stage: PlacedStage, video: torch.Tensor, embeds: PromptEmbeds, settings: LatentSRSettings = LatentSRSettings(),
-    seed: int = 0, callback: StepCallback | None = None,
+    stage: PlacedStage,
+    video: torch.Tensor,
+    embeds: PromptEmbeds,
+    settings: LatentSRSettings = LatentSRSettings(),
+    seed: int = 0,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """Stage 4: a stage-3 video (any size) to the raw VAE decode at ``settings.width`` x ``settings.height``."""
     _vae(stage)
@@ -185,8 +209,12 @@ def run_vae_encode(stage: PlacedStage, video: torch.Tensor, width: int, height: 
 
 
 def run_latent_refine(
-    stage: PlacedStage, latents: torch.Tensor, embeds: PromptEmbeds, settings: LatentSRSettings = LatentSRSettings(),
-    seed: int = 0, callback: StepCallback | None = None,
+    stage: PlacedStage,
+    latents: torch.Tensor,
+    embeds: PromptEmbeds,
+    settings: LatentSRSettings = LatentSRSettings(),
+    seed: int = 0,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """Stage 4's middle: re-noise scaled latents to ``settings.strength`` and denoise them."""
     return _run(stage, lambda: refine_latents(stage.model, latents, embeds, settings, seeded_generator(seed), callback))

@@ -76,7 +76,9 @@ class OriginalDPMSolverMultistepScheduler(DPMSolverMultistepScheduler):
             x0 = model_output
         return self._threshold_sample(x0) if self.config.thresholding else x0
 
-    def dpm_solver_first_order_update(self, model_output: torch.Tensor, *args, sample: torch.Tensor | None = None, noise=None, **kwargs) -> torch.Tensor:
+    def dpm_solver_first_order_update(
+        self, model_output: torch.Tensor, *args, sample: torch.Tensor | None = None, noise=None, **kwargs
+    ) -> torch.Tensor:
         """First-order step (DDIM) from the current timestep to the next."""
         if not self.uses_original_arithmetic:
             return super().dpm_solver_first_order_update(model_output, sample=sample, noise=noise)

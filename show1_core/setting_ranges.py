@@ -153,7 +153,10 @@ def pixel_sr_problems(settings: PixelSRSettings) -> list[Problem]:
     ]
     if not window:
         problems += whole(
-            "pixel_sr.stride", settings.stride, 1, settings.window - 1,
+            "pixel_sr.stride",
+            settings.stride,
+            1,
+            settings.window - 1,
             why=f" (smaller than the window of {settings.window}, so neighbouring windows share a frame)",
         )
     return problems
@@ -173,7 +176,10 @@ def latent_sr_problems(settings: LatentSRSettings) -> list[Problem]:
     names = {p.setting for p in problems}
     if settings.frame_window and not names & {"latent_sr.frame_window"}:
         problems += whole(
-            "latent_sr.frame_overlap", settings.frame_overlap, 0, settings.frame_window - 1,
+            "latent_sr.frame_overlap",
+            settings.frame_overlap,
+            0,
+            settings.frame_window - 1,
             why=f" (smaller than frame_window {settings.frame_window})",
         )
     if not names & {"latent_sr.steps", "latent_sr.strength"} and int(settings.steps * settings.strength) < 1:

@@ -19,10 +19,10 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from contextlib import AbstractContextManager
 from typing import Callable, Protocol
 
 import torch

@@ -106,7 +106,14 @@ def _t5_tokenizer(folder: Path) -> None:
     (folder / "spiece.model").write_bytes(model.getvalue())
     _write_json(
         folder / "tokenizer_config.json",
-        {"tokenizer_class": "T5Tokenizer", "model_max_length": 512, "extra_ids": 0, "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"},
+        {
+            "tokenizer_class": "T5Tokenizer",
+            "model_max_length": 512,
+            "extra_ids": 0,
+            "eos_token": "</s>",
+            "pad_token": "<pad>",
+            "unk_token": "<unk>",
+        },
     )
 
 
@@ -151,8 +158,16 @@ def tiny_t5_config():
     from transformers import T5Config
 
     return T5Config(
-        d_model=TEXT_WIDTH, d_ff=64, d_kv=8, num_heads=4, num_layers=2, vocab_size=96, feed_forward_proj="gated-gelu",
-        is_encoder_decoder=False, use_cache=False, tie_word_embeddings=False,
+        d_model=TEXT_WIDTH,
+        d_ff=64,
+        d_kv=8,
+        num_heads=4,
+        num_layers=2,
+        vocab_size=96,
+        feed_forward_proj="gated-gelu",
+        is_encoder_decoder=False,
+        use_cache=False,
+        tie_word_embeddings=False,
     )
 
 
@@ -161,15 +176,24 @@ def tiny_clip_config(vocab_size: int):
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
-        hidden_size=TEXT_WIDTH, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2, vocab_size=vocab_size,
-        max_position_embeddings=77, projection_dim=TEXT_WIDTH, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1,
+        hidden_size=TEXT_WIDTH,
+        intermediate_size=64,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=vocab_size,
+        max_position_embeddings=77,
+        projection_dim=TEXT_WIDTH,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
         pad_token_id=vocab_size - 1,
     )
 
 
 def tiny_vae_config() -> dict[str, Any]:
     """The show-1-sr2 VAE config (same depth and scale) at toy width."""
-    return dict(KNOWN_CHECKPOINTS["show-1-sr2"].expected_config("vae"), block_out_channels=[8, 8, 8, 8], layers_per_block=1, norm_num_groups=4)
+    return dict(
+        KNOWN_CHECKPOINTS["show-1-sr2"].expected_config("vae"), block_out_channels=[8, 8, 8, 8], layers_per_block=1, norm_num_groups=4
+    )
 
 
 def _write_t5(root: Path, fmt: str) -> None:

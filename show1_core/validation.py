@@ -22,8 +22,8 @@ from .loading.components import read_json
 from .loading.detect import describe_stage, stage_of_unet_config
 from .loading.registry import Stage
 from .loading.stage_model import StageModel, pipeline_folders
-from .settings import CascadeSettings
 from .setting_ranges import Problem, raise_problems, settings_problems
+from .settings import CascadeSettings
 from .stages.interpolation import interpolated_length
 
 
@@ -182,7 +182,13 @@ def _work(settings: CascadeSettings, limits: Mapping[Stage, ModelLimits], stage:
     scale = limits[stage].vae_scale or 1
     window = min(lsr.frame_window or frames, frames)
     return _Work(
-        window, -(-lsr.height // scale), -(-lsr.width // scale), frames, lsr.height, lsr.width, lsr.guidance > 1,
+        window,
+        -(-lsr.height // scale),
+        -(-lsr.width // scale),
+        frames,
+        lsr.height,
+        lsr.width,
+        lsr.guidance > 1,
         "latent_sr.frame_window (frames per UNet call) or fewer frames",
     )
 

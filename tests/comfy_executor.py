@@ -112,7 +112,7 @@ def _validate_node(prompt: dict, classes: dict, node_id: str, validated: dict, v
     if node_id in validated:
         return validated[node_id]
     if node_id in visiting:
-        cycle = visiting[visiting.index(node_id):] + [node_id]
+        cycle = visiting[visiting.index(node_id) :] + [node_id]
         path = " -> ".join(f"{n} ({prompt[n]['class_type']})" for n in cycle)
         for member in dict.fromkeys(cycle):
             validated[member] = (False, [_error("dependency_cycle", "Dependency cycle detected", path, node_id=member)], member)
@@ -151,7 +151,9 @@ def _validate_node(prompt: dict, classes: dict, node_id: str, validated: dict, v
         try:
             value = inputs[name] = _coerce(value, input_type)
         except (TypeError, ValueError) as err:
-            errors.append(_error("invalid_input_type", f"Failed to convert an input value to a {input_type} value", f"{name}, {value}, {err}"))
+            errors.append(
+                _error("invalid_input_type", f"Failed to convert an input value to a {input_type} value", f"{name}, {value}, {err}")
+            )
             continue
         if name not in function_inputs and not has_kwargs:
             problem = _check_literal(name, value, input_type, options)
@@ -159,11 +161,7 @@ def _validate_node(prompt: dict, classes: dict, node_id: str, validated: dict, v
                 errors.append(problem)
 
     if function is not None and (function_inputs or has_kwargs):
-        arguments = {
-            name: (None if _is_link(value) else value)
-            for name, value in inputs.items()
-            if name in function_inputs or has_kwargs
-        }
+        arguments = {name: (None if _is_link(value) else value) for name, value in inputs.items() if name in function_inputs or has_kwargs}
         answer = function(**arguments)
         if answer is not True:
             for name in arguments or (None,):
@@ -182,7 +180,12 @@ def validate_prompt(prompt: dict, classes: dict) -> tuple[bool, dict | None, lis
     for node_id, node in prompt.items():
         if "class_type" not in node:
             title = node.get("_meta", {}).get("title")
-            return False, _error("missing_node_type", f"Node '{title or f'ID #{node_id}'}' has no class_type.", f"Node ID '#{node_id}'"), [], {}
+            return (
+                False,
+                _error("missing_node_type", f"Node '{title or f'ID #{node_id}'}' has no class_type.", f"Node ID '#{node_id}'"),
+                [],
+                {},
+            )
         if node["class_type"] not in classes:
             title = node.get("_meta", {}).get("title", node["class_type"])
             message = f"Node '{title}' not found. The custom node may not be installed."
@@ -205,7 +208,9 @@ def validate_prompt(prompt: dict, classes: dict) -> tuple[bool, dict | None, lis
         failures.append((output, reasons))
         for node_id, (node_valid, node_reasons, _) in validated.items():
             if node_valid is not True and node_reasons:
-                entry = node_errors.setdefault(node_id, {"errors": node_reasons, "dependent_outputs": [], "class_type": prompt[node_id]["class_type"]})
+                entry = node_errors.setdefault(
+                    node_id, {"errors": node_reasons, "dependent_outputs": [], "class_type": prompt[node_id]["class_type"]}
+                )
                 entry["dependent_outputs"].append(output)
     if not good:
         details = "\n".join(f"{e['message']}: {e['details']}" for _, reasons in failures for e in reasons)
@@ -283,9 +288,7 @@ class Executor:
 
     def _arguments(self, prompt: dict, node_id: str, results: dict, extra_data: dict) -> dict:
         cls = self.classes[prompt[node_id]["class_type"]]
-        arguments = {
-            name: results[value[0]][value[1]] if _is_link(value) else value for name, value in prompt[node_id]["inputs"].items()
-        }
+        arguments = {name: results[value[0]][value[1]] if _is_link(value) else value for name, value in prompt[node_id]["inputs"].items()}
         hidden = {"PROMPT": prompt, "EXTRA_PNGINFO": extra_data.get("extra_pnginfo"), "UNIQUE_ID": node_id}
         for name, kind in cls.INPUT_TYPES().get("hidden", {}).items():
             if kind in HIDDEN_VALUES:
@@ -326,7 +329,9 @@ def _check_widget_value(where: str, name: str | None, input_type: Any, options: 
         return [] if value in CONTROL_VALUES else [f"{where}: control value {value!r} after the seed is not one of {CONTROL_VALUES}"]
     if input_type == "UPLOAD":
         return []
-    python_type = None if isinstance(input_type, list) else {"INT": int, "FLOAT": (int, float), "STRING": str, "BOOLEAN": bool}.get(input_type)
+    python_type = (
+        None if isinstance(input_type, list) else {"INT": int, "FLOAT": (int, float), "STRING": str, "BOOLEAN": bool}.get(input_type)
+    )
     if python_type is not None and (not isinstance(value, python_type) or (input_type == "INT" and isinstance(value, bool))):
         return [f"{where}: widget {name!r} holds {value!r}, not a {input_type}"]
     problem = _check_literal(name, value, input_type, options)

@@ -200,7 +200,11 @@ class FakeComfy:
                 raise InterruptProcessingException()
 
         for function in (
-            load_models_gpu, unload_all_models, free_memory, interrupt_current_processing, processing_interrupted,
+            load_models_gpu,
+            unload_all_models,
+            free_memory,
+            interrupt_current_processing,
+            processing_interrupted,
             throw_exception_if_processing_interrupted,
         ):
             setattr(mm, function.__name__, function)

@@ -8,7 +8,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from comfy_core_nodes import CORE_NODE_CLASSES
 from comfy_fakes import FakeComfy
 
@@ -21,9 +20,7 @@ _TINY: dict[str, Path] = {}
 def load_pack() -> ModuleType:
     """The pack root, imported like ComfyUI's ``load_custom_node`` does (``spec_from_file_location`` as a package)."""
     if PACK_MODULE not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            PACK_MODULE, PACK_ROOT / "__init__.py", submodule_search_locations=[str(PACK_ROOT)]
-        )
+        spec = importlib.util.spec_from_file_location(PACK_MODULE, PACK_ROOT / "__init__.py", submodule_search_locations=[str(PACK_ROOT)])
         module = importlib.util.module_from_spec(spec)
         sys.modules[PACK_MODULE] = module
         spec.loader.exec_module(module)

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from pinned_kernels import PinnedRun, RecipeUnavailable
 
 REPO = Path(__file__).resolve().parent.parent

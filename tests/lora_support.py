@@ -28,9 +28,17 @@ def lora_weights(unet, rank: int = RANK, seed: int = 0, targets: list[str] | Non
 def info_for(model: StageModel, **changes) -> MotionLoraInfo:
     """Metadata of a rank-4 LoRA on every temporal-attention projection of ``model``, with ``changes``."""
     info = MotionLoraInfo(
-        stage=model.stage, base_checkpoint="tiny", base_fingerprint=unet_fingerprint(model.unet), rank=RANK, alpha=float(RANK),
-        target_modules=tuple(temporal_attention_targets(model.unet)), steps=10, prompts=("a square moving right",),
-        frames=8, height=8, width=16,
+        stage=model.stage,
+        base_checkpoint="tiny",
+        base_fingerprint=unet_fingerprint(model.unet),
+        rank=RANK,
+        alpha=float(RANK),
+        target_modules=tuple(temporal_attention_targets(model.unet)),
+        steps=10,
+        prompts=("a square moving right",),
+        frames=8,
+        height=8,
+        width=16,
     )
     return replace(info, **changes)
 

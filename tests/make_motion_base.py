@@ -39,9 +39,9 @@ import time
 from pathlib import Path
 
 import torch
+from motion_support import BASE, FRAMES, PROMPT_FILE, as_model_input, random_clip
 from safetensors.torch import save_file
 
-from motion_support import BASE, FRAMES, PROMPT_FILE, as_model_input, random_clip
 from show1_core.loading.registry import KNOWN_CHECKPOINTS
 from show1_core.models import Show1UNet
 from show1_core.tiny import TEXT_WIDTH, tiny_unet_config

@@ -75,7 +75,10 @@ class PinnedRun:
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(WORKER), str(self.out / "jobs.json"), str(self.out)],
-                env=recipe_environment(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=recipe_environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
 
     def stop(self) -> None:

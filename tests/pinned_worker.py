@@ -25,9 +25,8 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
-
 from pinned_kernels import PINNED_CAPABILITY, SKIPPED
+from safetensors.torch import save_file
 
 
 def _parity(job: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -44,9 +43,8 @@ def _parity(job: dict) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def _compiled_keyframes(job: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    from torch._dynamo.utils import counters
-
     from speed_support import compiled_keyframes
+    from torch._dynamo.utils import counters
 
     counters.clear()
     first: list[int] = []

@@ -20,7 +20,9 @@ def compiled_keyframes(case_dir: Path, models: Path, dtype: torch.dtype, graphs_
     """
     case = ParityCase(case_dir, models, dtype, SpeedSettings(compile=True, compile_backend="aot_eager"))
     p = case.params
-    settings = KeyframeSettings(num_frames=p["frames"], height=p["height"], width=p["width"], steps=p["steps"], guidance=case.guidance("keyframes"))
+    settings = KeyframeSettings(
+        num_frames=p["frames"], height=p["height"], width=p["width"], steps=p["steps"], guidance=case.guidance("keyframes")
+    )
 
     def count(event) -> None:
         if event.step:

@@ -83,7 +83,16 @@ def test_the_fp8_error_script_measures_every_piece_and_the_t5_encoder(capsys):
     finally:
         torch.set_num_threads(threads)
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"fwd_base_out", "fwd_interp_out", "fwd_sr1_out", "keyframes", "sr1_first_frame", "sr2_latents", "sr2", "t5_embedding"}
+    assert set(report) == {
+        "fwd_base_out",
+        "fwd_interp_out",
+        "fwd_sr1_out",
+        "keyframes",
+        "sr1_first_frame",
+        "sr2_latents",
+        "sr2",
+        "t5_embedding",
+    }
     assert all(0 < value["relative_rms"] < 0.5 and value["max_abs"] > 0 for value in report.values())
 
 

@@ -174,6 +174,8 @@ def test_a_missing_attention_kernel_or_a_lora_on_fp8_weights_is_refused_before_a
     assert "pip install xformers" in capsys.readouterr().err
     assert main(argv + ["--fp8", "--motion-lora", str(tmp_path / "pan.safetensors")]) == 2
     assert "motion LoRAs cannot adapt" in capsys.readouterr().err
+
+
 # --- issue 12: settings checked before the first step, values out of range, progress ------
 
 
@@ -205,8 +207,19 @@ def test_out_of_range_settings_are_all_refused_before_anything_loads(tmp_path):
 def test_settings_a_later_stage_cannot_use_are_refused_before_the_first_stage(tiny_root, tmp_path):
     """The stage-4 VAE's size step and the keyframe model's are read from the configs before stage 1 runs."""
     done = _show1(
-        "generate", "a cat", "--models-dir", str(tiny_root), "--offline", "--device", "cpu", *SMALL,
-        "--latent-sr-width", "60", "--keyframes-width", "36", cwd=tmp_path,
+        "generate",
+        "a cat",
+        "--models-dir",
+        str(tiny_root),
+        "--offline",
+        "--device",
+        "cpu",
+        *SMALL,
+        "--latent-sr-width",
+        "60",
+        "--keyframes-width",
+        "36",
+        cwd=tmp_path,
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "--latent-sr-width must be a multiple of 8 for the stage-4 VAE, got 60; the nearest is 64" in done.stderr
@@ -218,9 +231,24 @@ def test_settings_a_later_stage_cannot_use_are_refused_before_the_first_stage(ti
 def test_sizes_beyond_the_devices_memory_are_refused_with_an_estimate(tiny_root, tmp_path):
     """In range, but 4081 frames at 4096x4096 need terabytes: refused with the estimate, not an allocator error."""
     done = _show1(
-        "generate", "a cat", "--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--stages", "3",
-        "--keyframes-width", "1024", "--keyframes-height", "1024", "--keyframes-num-frames", "256",
-        "--interpolation-frames-between", "15", cwd=tmp_path,
+        "generate",
+        "a cat",
+        "--models-dir",
+        str(tiny_root),
+        "--offline",
+        "--device",
+        "cpu",
+        "--stages",
+        "3",
+        "--keyframes-width",
+        "1024",
+        "--keyframes-height",
+        "1024",
+        "--keyframes-num-frames",
+        "256",
+        "--interpolation-frames-between",
+        "15",
+        cwd=tmp_path,
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     needed = re.search(r"the pixel super-resolution \(stage 3\) needs at least ([\d.]+) GiB at 4096x4096 with 4081 frames", done.stderr)
@@ -230,21 +258,30 @@ def test_sizes_beyond_the_devices_memory_are_refused_with_an_estimate(tiny_root,
 
 
 def test_generate_shows_each_phase_closes_each_bar_with_its_stage_and_sums_up_the_time(tiny_root, tmp_path):
-    done = _show1("generate", "a cat", "--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--stages", "2", *SMALL, cwd=tmp_path)
+    done = _show1(
+        "generate", "a cat", "--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--stages", "2", *SMALL, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     lines = [line.strip() for line in re.split(r"[\r\n]", done.stderr) if line.strip()]
     announced = [line for line in lines if line.endswith("…")]
     assert announced == [
-        "encoding the prompt (T5-XXL, stages 1-3) …", "loading show-1-base …", "loading show-1-interpolation …", "writing the outputs …"
+        "encoding the prompt (T5-XXL, stages 1-3) …",
+        "loading show-1-base …",
+        "loading show-1-interpolation …",
+        "writing the outputs …",
     ]
     # The keyframes bar is finished (2/2, then a line end) before the next model starts loading.
     assert re.search(r"keyframes: 100%[^\r\n]*2/2[^\r\n]*\nloading show-1-interpolation …\n", done.stderr)
     assert re.search(r"interpolation: 100%[^\r\n]*2/2[^\r\n]*\nwriting the outputs …\n", done.stderr)
-    summary = done.stderr[done.stderr.index("time per phase (total "):].splitlines()
+    summary = done.stderr[done.stderr.index("time per phase (total ") :].splitlines()
     phases = [re.fullmatch(r"  (.+?) +(\d+\.\d) s", line).group(1) for line in summary[1:]]
     assert phases == [
-        "encoding the prompt (T5-XXL, stages 1-3)", "loading show-1-base", "keyframes (stage 1)", "loading show-1-interpolation",
-        "temporal interpolation (stage 2)", "writing the outputs",
+        "encoding the prompt (T5-XXL, stages 1-3)",
+        "loading show-1-base",
+        "keyframes (stage 1)",
+        "loading show-1-interpolation",
+        "temporal interpolation (stage 2)",
+        "writing the outputs",
     ]
     assert "wrote" in done.stdout and "time per phase" not in done.stdout
 

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from comfy_support import comfy, load_pack, pack_module, tiny_models
+
 from show1_core.errors import MissingFilesError, OfflineError, WrongStageError
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import save_file
-
 from comfy_support import comfy, load_pack, pack_module
 from lora_support import write_lora
+from safetensors.torch import save_file
+
 from show1_core.errors import InputError, StateDictMismatchError
 from show1_core.motion_lora import active_motion_loras, load_motion_lora, motion_loras
 from show1_core.settings import KeyframeSettings
@@ -83,7 +83,10 @@ def test_chained_nodes_stack_their_loras(setup):
     node = nodes()["Show1KeyframeMotionLoRA"]()
     (first,) = node.apply(loaded, "pan_right.safetensors", 0.8)
     (both,) = node.apply(first, "motion/zoom.safetensors", -0.5)
-    loras = [load_motion_lora(setup["show1"] / "pan_right.safetensors", 0.8), load_motion_lora(setup["comfy"] / "motion" / "zoom.safetensors", -0.5)]
+    loras = [
+        load_motion_lora(setup["show1"] / "pan_right.safetensors", 0.8),
+        load_motion_lora(setup["comfy"] / "motion" / "zoom.safetensors", -0.5),
+    ]
     with torch.inference_mode(), motion_loras(loaded.model, loras):
         expected = generate_keyframes(loaded.model, embeds.embeds, SETTINGS, SEED)
     assert torch.equal(run_keyframes(both, embeds), pack_module("image_video").video_to_image(expected))

@@ -13,17 +13,32 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from comfy_support import PACK_ROOT, comfy, load_pack, pack_module, tiny_models
+
 from show1_core.errors import GatedRepoAccessError, InputError, MissingFilesError, WrongStageError
 from show1_core.settings import PAPER_SETTINGS, SpeedSettings
 from show1_core.stages.frames import to_uint8_frames
 
 NODE_IDS = {
-    "Show1KeyframeModelLoader", "Show1InterpolationModelLoader", "Show1PixelSRModelLoader", "Show1FirstFrameModelLoader",
-    "Show1LatentSRModelLoader", "Show1T5Loader", "Show1CLIPLoader", "Show1TextEncode", "Show1Keyframes",
-    "Show1Interpolation", "Show1PixelSR", "Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode",
-    "Show1KeyframeMotionLoRA", "Show1InterpolationMotionLoRA", "Show1UpscaleVideo", "Show1SpeedSettings",
+    "Show1KeyframeModelLoader",
+    "Show1InterpolationModelLoader",
+    "Show1PixelSRModelLoader",
+    "Show1FirstFrameModelLoader",
+    "Show1LatentSRModelLoader",
+    "Show1T5Loader",
+    "Show1CLIPLoader",
+    "Show1TextEncode",
+    "Show1Keyframes",
+    "Show1Interpolation",
+    "Show1PixelSR",
+    "Show1LatentSR",
+    "Show1VAEEncode",
+    "Show1LatentRefine",
+    "Show1VAEDecode",
+    "Show1KeyframeMotionLoRA",
+    "Show1InterpolationMotionLoRA",
+    "Show1UpscaleVideo",
+    "Show1SpeedSettings",
 }
 COMFY_TYPES = {"IMAGE", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "VAE", "VIDEO"}
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -131,14 +146,26 @@ def test_loaders_say_they_download_and_each_model_type_fits_one_stage_node():
         if node_id.endswith("Loader"):
             assert "(Down)load" in pack.NODE_DISPLAY_NAME_MAPPINGS[node_id]
     model_types = {t for t in produced if t.endswith("_MODEL")}
-    assert model_types == {"SHOW1_KEYFRAME_MODEL", "SHOW1_INTERPOLATION_MODEL", "SHOW1_PIXEL_SR_MODEL", "SHOW1_FIRST_FRAME_MODEL", "SHOW1_LATENT_SR_MODEL"}
+    assert model_types == {
+        "SHOW1_KEYFRAME_MODEL",
+        "SHOW1_INTERPOLATION_MODEL",
+        "SHOW1_PIXEL_SR_MODEL",
+        "SHOW1_FIRST_FRAME_MODEL",
+        "SHOW1_LATENT_SR_MODEL",
+    }
     assert all(len([n for n in produced[t] if n.endswith("Loader")]) == 1 for t in model_types)
     assert produced["SHOW1_KEYFRAME_MODEL"] == ["Show1KeyframeModelLoader", "Show1KeyframeMotionLoRA"]
     assert produced["SHOW1_INTERPOLATION_MODEL"] == ["Show1InterpolationModelLoader", "Show1InterpolationMotionLoRA"]
     assert consumed["SHOW1_KEYFRAME_MODEL"] == {"Show1Keyframes", "Show1KeyframeMotionLoRA"}
     assert consumed["SHOW1_INTERPOLATION_MODEL"] == {"Show1Interpolation", "Show1InterpolationMotionLoRA"}
     assert consumed["SHOW1_PIXEL_SR_MODEL"] == consumed["SHOW1_FIRST_FRAME_MODEL"] == {"Show1PixelSR", "Show1UpscaleVideo"}
-    assert consumed["SHOW1_LATENT_SR_MODEL"] == {"Show1LatentSR", "Show1VAEEncode", "Show1LatentRefine", "Show1VAEDecode", "Show1UpscaleVideo"}
+    assert consumed["SHOW1_LATENT_SR_MODEL"] == {
+        "Show1LatentSR",
+        "Show1VAEEncode",
+        "Show1LatentRefine",
+        "Show1VAEDecode",
+        "Show1UpscaleVideo",
+    }
     assert consumed["SHOW1_T5_EMBEDS"] == {"Show1Keyframes", "Show1Interpolation", "Show1PixelSR", "Show1UpscaleVideo"}
     assert consumed["SHOW1_CLIP_EMBEDS"] == {"Show1LatentSR", "Show1LatentRefine", "Show1UpscaleVideo"}
 
@@ -149,21 +176,39 @@ def _defaults(node_id: str) -> dict:
 
 
 def test_widget_defaults_are_the_papers_settings():
-    kf, it, ff, sr, ls = (asdict(s) for s in (PAPER_SETTINGS.keyframes, PAPER_SETTINGS.interpolation, PAPER_SETTINGS.first_frame, PAPER_SETTINGS.pixel_sr, PAPER_SETTINGS.latent_sr))
+    kf, it, ff, sr, ls = (
+        asdict(s)
+        for s in (
+            PAPER_SETTINGS.keyframes,
+            PAPER_SETTINGS.interpolation,
+            PAPER_SETTINGS.first_frame,
+            PAPER_SETTINGS.pixel_sr,
+            PAPER_SETTINGS.latent_sr,
+        )
+    )
     keyframes = _defaults("Show1Keyframes")
-    assert {k: keyframes[k] for k in ("width", "height", "steps", "guidance", "fps")} == {k: kf[k] for k in ("width", "height", "steps", "guidance", "fps")}
+    assert {k: keyframes[k] for k in ("width", "height", "steps", "guidance", "fps")} == {
+        k: kf[k] for k in ("width", "height", "steps", "guidance", "fps")
+    }
     assert keyframes["frames"] == kf["num_frames"]
     interpolation = _defaults("Show1Interpolation")
-    assert {k: interpolation[k] for k in ("frames_between", "steps", "guidance")} == {k: it[k] for k in ("frames_between", "steps", "guidance")}
+    assert {k: interpolation[k] for k in ("frames_between", "steps", "guidance")} == {
+        k: it[k] for k in ("frames_between", "steps", "guidance")
+    }
     assert interpolation["fps"] == kf["fps"]
     pixel = _defaults("Show1PixelSR")
     assert {k: pixel[k] for k in ("steps", "guidance", "noise_level")} == {k: sr[k] for k in ("steps", "guidance", "noise_level")}
     assert {k: pixel[f"first_frame_{k}"] for k in ("steps", "guidance", "noise_level")} == ff
     assert pixel["fps"] == 8.0
     latent = _defaults("Show1LatentSR")
-    assert {k: latent[k] for k in ("width", "height", "steps", "strength", "guidance")} == {k: ls[k] for k in ("width", "height", "steps", "strength", "guidance")}
+    assert {k: latent[k] for k in ("width", "height", "steps", "strength", "guidance")} == {
+        k: ls[k] for k in ("width", "height", "steps", "strength", "guidance")
+    }
     text = _defaults("Show1TextEncode")
-    assert (text["negative_prompt"], text["clip_negative_prompt"]) == (PAPER_SETTINGS.negative_prompt, PAPER_SETTINGS.latent_negative_prompt)
+    assert (text["negative_prompt"], text["clip_negative_prompt"]) == (
+        PAPER_SETTINGS.negative_prompt,
+        PAPER_SETTINGS.latent_negative_prompt,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -302,7 +347,9 @@ def test_a_link_inside_a_model_folder_that_leads_out_is_refused(tmp_path, monkey
         target.unlink()
     target.symlink_to(tiny / "show-1-base" / linked)
     monkeypatch.setenv("SHOW1_MODELS_DIR", str(root))
-    with pytest.raises(InputError, match=re.escape(f"$SHOW1_MODELS_DIR/partial/{linked} is a link that leads outside the Show-1 models folder")):
+    with pytest.raises(
+        InputError, match=re.escape(f"$SHOW1_MODELS_DIR/partial/{linked} is a link that leads outside the Show-1 models folder")
+    ):
         pack_module("model_folders").resolve_model("partial")
     assert "outside" in load_pack().NODE_CLASS_MAPPINGS["Show1KeyframeModelLoader"].VALIDATE_INPUTS("partial")
 
@@ -317,7 +364,12 @@ def test_a_link_loop_inside_a_model_folder_is_walked_once(tmp_path, monkeypatch,
 
 @pytest.mark.parametrize(
     "name, message",
-    [(".", "'.' is the models folder itself"), ("./.", "'.' is the models folder itself"), ("x" * 300, "at most 255 bytes"), ("a\0b", "NUL")],
+    [
+        (".", "'.' is the models folder itself"),
+        ("./.", "'.' is the models folder itself"),
+        ("x" * 300, "at most 255 bytes"),
+        ("a\0b", "NUL"),
+    ],
 )
 def test_dot_and_impossible_names_fail_validation_cleanly(monkeypatch, tiny, name, message):
     monkeypatch.setenv("SHOW1_MODELS_DIR", str(tiny))
@@ -380,7 +432,13 @@ def test_frame_latents_of_an_image_vae_are_one_video():
     assert video.shape == (1, 4, 5, 6, 8) and torch.equal(video[0, :, 2], frames[2])
 
 
-STAGE_LOADERS = ["Show1KeyframeModelLoader", "Show1InterpolationModelLoader", "Show1PixelSRModelLoader", "Show1FirstFrameModelLoader", "Show1LatentSRModelLoader"]
+STAGE_LOADERS = [
+    "Show1KeyframeModelLoader",
+    "Show1InterpolationModelLoader",
+    "Show1PixelSRModelLoader",
+    "Show1FirstFrameModelLoader",
+    "Show1LatentSRModelLoader",
+]
 
 
 def test_speed_settings_come_from_one_node_into_every_stage_loader():
@@ -388,7 +446,9 @@ def test_speed_settings_come_from_one_node_into_every_stage_loader():
     node = pack["Show1SpeedSettings"]()
     assert node.settings("sdpa", "off", False, False, False) == (SpeedSettings(),)
     assert node.settings("native", "aot_eager", True, True, True) == (
-        SpeedSettings(attention="native", compile=True, compile_backend="aot_eager", fp8_weights=True, stream_blocks=True, split_guidance=True),
+        SpeedSettings(
+            attention="native", compile=True, compile_backend="aot_eager", fp8_weights=True, stream_blocks=True, split_guidance=True
+        ),
     )
     for loader in STAGE_LOADERS:
         assert pack[loader].INPUT_TYPES()["optional"]["speed"][0] == "SHOW1_SPEED"
@@ -414,6 +474,8 @@ def test_a_stage_loader_applies_its_speed_settings_and_refuses_anything_else(mon
     assert loader.load("show-1-sr1", "fp32", "balanced")[0].model.speed == SpeedSettings()
     with pytest.raises(InputError, match="Show-1 Speed Settings"):
         loader.load("show-1-sr1", "fp32", "balanced", speed="fast")
+
+
 def test_importing_the_pack_imports_nothing_from_comfyui():
     """As docs/ARCHITECTURE.md says: ComfyUI modules are looked up when a node runs or lists its models, never at import."""
     code = f"""
@@ -424,7 +486,9 @@ class Guard(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in COMFY:
             raise AssertionError("imported " + name)
 sys.meta_path.insert(0, Guard())
-spec = importlib.util.spec_from_file_location("custom_nodes.show1", {str(PACK_ROOT / "__init__.py")!r}, submodule_search_locations=[{str(PACK_ROOT)!r}])
+spec = importlib.util.spec_from_file_location(
+    "custom_nodes.show1", {str(PACK_ROOT / "__init__.py")!r}, submodule_search_locations=[{str(PACK_ROOT)!r}]
+)
 module = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = module
 spec.loader.exec_module(module)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from comfy_support import comfy, load_pack, pack_module, tiny_models
 from PIL import Image
 
-from comfy_support import comfy, load_pack, pack_module, tiny_models
 from show1_core.errors import InputError, WrongStageError
 from show1_core.settings import PAPER_SETTINGS
 from show1_core.stages import (
@@ -86,7 +86,7 @@ def test_keyframes_match_show1_core_and_go_through_comfyuis_model_management(fak
     assert fps == 2.0
     assert torch.equal(images, pack_module("image_video").video_to_image(expected))
 
-    (patcher, force_full_load), = [(p, full) for p, full in fake.log.loads if p.model.__class__.__name__ != "Show1T5Encoder"]
+    ((patcher, force_full_load),) = [(p, full) for p, full in fake.log.loads if p.model.__class__.__name__ != "Show1T5Encoder"]
     assert force_full_load and patcher.load_device == torch.device("cpu")
     assert list(patcher.model.parts) == [keyframe_model.model.unet]
     assert type(patcher.model).__name__ == "Show1KeyframesModel"  # the name ComfyUI's log shows
@@ -121,7 +121,9 @@ def test_stage_4_previews_use_comfyuis_sd_latent_format(fake, models):
     fake.args.preview_method = fake.modules["comfy.cli_args"].LatentPreviewMethod.Auto
     stage3 = torch.rand(1, 3, 2, 16, 24, generator=torch.Generator().manual_seed(1)) * 2 - 1
     arguments = dict(width=64, height=32, steps=STEPS, strength=0.8, guidance=15.0, seed=SEED, fps=8.0)
-    nodes()["Show1LatentSR"]().upscale(models["latent_sr"], models["clip_embeds"], pack_module("image_video").video_to_image(stage3), **arguments)
+    nodes()["Show1LatentSR"]().upscale(
+        models["latent_sr"], models["clip_embeds"], pack_module("image_video").video_to_image(stage3), **arguments
+    )
     assert [tuple(x0.shape) for x0 in fake.log.previewed] == [(1, 4, 4, 8)] * len(fake.log.previewed) != []
     assert fake.log.progress[-1][2][1].size == (8, 4)  # latent-sized, as ComfyUI's Latent2RGB previews are
 
@@ -154,6 +156,7 @@ def test_the_low_vram_policy_unloads_its_own_model_only(fake, models):
 def test_comfyuis_placement_moves_the_stage_and_keeps_it_as_the_policy_says(fake, policy, after):
     """Seen through the parameters' device, with meta standing in for ComfyUI's torch device."""
     from devices import ACCELERATOR, RoundTrip, where
+
     from show1_core import MemoryPolicy, Stage, StageModel
 
     fake.mm.get_torch_device = lambda: ACCELERATOR
@@ -291,7 +294,9 @@ def test_stage_nodes_refuse_the_wrong_model_or_embeddings(models):
     with pytest.raises(InputError, match="needs T5 \\(stages 1-3\\) embeddings, got CLIP"):
         run_keyframes(models["keyframes"], models["clip_embeds"])
     with pytest.raises(InputError, match="needs CLIP \\(stage 4\\) embeddings, got T5"):
-        nodes()["Show1LatentRefine"]().refine(models["latent_sr"], models["t5_embeds"], {"samples": torch.zeros(1, 4, 2, 4, 8)}, 2, 0.8, 15.0, 0)
+        nodes()["Show1LatentRefine"]().refine(
+            models["latent_sr"], models["t5_embeds"], {"samples": torch.zeros(1, 4, 2, 4, 8)}, 2, 0.8, 15.0, 0
+        )
     with pytest.raises(InputError, match="carries no embeddings: connect the T5"):
         run_keyframes(models["keyframes"], None)
     encode = nodes()["Show1TextEncode"]().encode
@@ -303,13 +308,17 @@ def test_stage_nodes_refuse_the_wrong_model_or_embeddings(models):
 
 def test_stage_nodes_explain_frames_they_cannot_use(models):
     with pytest.raises(InputError, match="needs at least 2 frames"):
-        nodes()["Show1Interpolation"]().interpolate(models["interpolation"], models["t5_embeds"], frames(1, 8, 16), 3, STEPS, 4.0, 0, 2.0, 0)
+        nodes()["Show1Interpolation"]().interpolate(
+            models["interpolation"], models["t5_embeds"], frames(1, 8, 16), 3, STEPS, 4.0, 0, 2.0, 0
+        )
     with pytest.raises(InputError, match="multiples of 8; got 30x8. The nearest valid size is 32x8"):
         run_keyframes(models["keyframes"], models["t5_embeds"], width=30)
     with pytest.raises(InputError, match="multiples of 16"):
         nodes()["Show1PixelSR"]().upscale(models["pixel_sr"], models["t5_embeds"], frames(2, 6, 10), STEPS, 7.0, 250, 0, 8.0)
     with pytest.raises(InputError, match="4 channels \\(RGBA\\)"):
-        nodes()["Show1LatentSR"]().upscale(models["latent_sr"], models["clip_embeds"], torch.rand(2, 8, 8, 4), 64, 32, STEPS, 0.8, 15.0, 0, 8.0)
+        nodes()["Show1LatentSR"]().upscale(
+            models["latent_sr"], models["clip_embeds"], torch.rand(2, 8, 8, 4), 64, 32, STEPS, 0.8, 15.0, 0, 8.0
+        )
 
 
 @pytest.mark.parametrize("inference_mode", [True, False], ids=["inference-mode", "grad-mode"])
@@ -354,8 +363,12 @@ def test_node_chain_reproduces_the_cascade(tiny, monkeypatch):
         return graph[node_id]().load(name, "fp32", "balanced")[0]
 
     t5_embeds, clip_embeds = graph["Show1TextEncode"]().encode(
-        "a panda", "", "low resolution, blur", False,
-        t5=load_fp32("Show1T5Loader", "show-1-base"), clip=load_fp32("Show1CLIPLoader", "show-1-sr2"),
+        "a panda",
+        "",
+        "low resolution, blur",
+        False,
+        t5=load_fp32("Show1T5Loader", "show-1-base"),
+        clip=load_fp32("Show1CLIPLoader", "show-1-sr2"),
     )
     keyframes, fps = run_keyframes(load_fp32("Show1KeyframeModelLoader", "show-1-base"), t5_embeds)
     interpolated, fps = graph["Show1Interpolation"]().interpolate(
@@ -437,6 +450,7 @@ def test_a_vae_core_comfyui_cannot_build_comes_out_as_an_explanation(fake):
 def test_the_t5_loader_takes_a_single_file_from_comfyuis_text_encoders_folder(fake, tiny):
     """Flux/SD3 users' t5xxl file: listed, loaded (tokenizer and config from show-1-base), names kept inside the folder."""
     from safetensors.torch import save_file
+
     from show1_core.loading import load_text_encoder
 
     weights = load_text_encoder(tiny / "show-1-base" / "text_encoder").state_dict()
@@ -468,7 +482,9 @@ def test_upscale_video_takes_and_returns_a_core_video_keeping_frame_rate_and_aud
     audio = {"waveform": torch.zeros(1, 2, 100), "sample_rate": 44100}
     source = frames(3, 30, 50)
     video = video_node.ComponentsVideo(video_node.VideoComponents(source, Fraction(24000, 1001), audio))
-    arguments = dict(stage3_width=16, stage3_height=8, width=64, height=32, pixel_sr_steps=STEPS, latent_sr_steps=STEPS, strength=0.8, seed=SEED)
+    arguments = dict(
+        stage3_width=16, stage3_height=8, width=64, height=32, pixel_sr_steps=STEPS, latent_sr_steps=STEPS, strength=0.8, seed=SEED
+    )
     (result,) = nodes()["Show1UpscaleVideo"]().upscale(
         video, models["pixel_sr"], models["t5_embeds"], models["latent_sr"], models["clip_embeds"], **arguments
     )
@@ -480,7 +496,9 @@ def test_upscale_video_takes_and_returns_a_core_video_keeping_frame_rate_and_aud
     final, _ = nodes()["Show1LatentSR"]().upscale(models["latent_sr"], models["clip_embeds"], pixel, 64, 32, STEPS, 0.8, 15.0, SEED, 1.0)
     assert torch.equal(parts.images, final)
     with pytest.raises(InputError, match="video needs a VIDEO"):
-        nodes()["Show1UpscaleVideo"]().upscale(source, models["pixel_sr"], models["t5_embeds"], models["latent_sr"], models["clip_embeds"], **arguments)
+        nodes()["Show1UpscaleVideo"]().upscale(
+            source, models["pixel_sr"], models["t5_embeds"], models["latent_sr"], models["clip_embeds"], **arguments
+        )
 
 
 def test_scaling_frames_crops_the_centre_to_the_target_aspect():

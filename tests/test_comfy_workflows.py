@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from comfy_core_nodes import read_video, write_video
 from comfy_executor import Executor, PromptError, ui_to_api, validate_ui_workflow
 from comfy_fakes import InterruptProcessingException
 from comfy_support import PACK_ROOT, all_classes, comfy, tiny_models
+from PIL import Image
 from workflow_shrink import shrink
 
 WORKFLOWS = PACK_ROOT / "example_workflows"
@@ -25,6 +24,8 @@ SOURCE = PACK_ROOT / "workflow_source"
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 INPUT_VIDEOS = {"show1_input.mp4": (5, 48, 80), "other_model_output.mp4": (4, 40, 72)}
 """Videos the workflows' Load Video nodes name: (frames, height, width) of the stand-ins written for the tests."""
+
+
 def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
@@ -106,6 +107,7 @@ def test_the_layout_fits_the_frontend(name):
     """No two nodes overlap (Load Video keeps room for its preview), and every title fits its node."""
     names = {**_builder().node_classes()[1], "Note": "Note"}
     from workflow_graph import PREVIEW_HEIGHTS, title_width  # beside build.py, which put its folder on the path
+
     nodes = _load(WORKFLOWS / f"{name}.json")["nodes"]
     for node in nodes:
         assert node["size"][0] >= title_width(node.get("title") or names[node["type"]]), f"{node['type']}'s title is cut"
@@ -224,8 +226,12 @@ def test_validation_reports_what_comfyui_reports(fake):
     with pytest.raises(PromptError) as caught:
         Executor(all_classes()).validate(broken)
     assert caught.value.error_types() >= {
-        "prompt_outputs_failed_validation", "return_type_mismatch", "value_smaller_than_min", "value_bigger_than_max",
-        "value_not_in_list", "required_input_missing",
+        "prompt_outputs_failed_validation",
+        "return_type_mismatch",
+        "value_smaller_than_min",
+        "value_bigger_than_max",
+        "value_not_in_list",
+        "required_input_missing",
     }
     mismatches = [e["details"] for node in caught.value.node_errors.values() for e in node["errors"] if e["type"] == "return_type_mismatch"]
     assert any("SHOW1_T5_EMBEDS" in d and "SHOW1_CLIP_EMBEDS" in d for d in mismatches)

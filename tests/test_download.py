@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fake_hub import serving
+
 from show1_core.errors import CorruptCheckpointError, OfflineError
 from show1_core.loading import Stage, load_stage_model
 from show1_core.loading.hub import resolve_checkpoint

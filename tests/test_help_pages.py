@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from comfy_support import PACK_ROOT, load_pack
 
 NODES = load_pack().NODE_CLASS_MAPPINGS

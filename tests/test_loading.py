@@ -7,9 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
-
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,13 +52,16 @@ def _unet_output(model, seed: int = 0) -> torch.Tensor:
 @pytest.mark.parametrize("name", ["show-1-base", "show-1-interpolation", "show-1-sr1", "IF-II-L-v1.0", "show-1-sr2"])
 def test_pipeline_folder_loads_with_its_stage(tiny_models, name):
     model = load_stage_model(tiny_models[name])
-    assert model.stage.value == {
-        "show-1-base": "keyframes",
-        "show-1-interpolation": "interpolation",
-        "show-1-sr1": "pixel_sr",
-        "IF-II-L-v1.0": "first_frame",
-        "show-1-sr2": "latent_sr",
-    }[name]
+    assert (
+        model.stage.value
+        == {
+            "show-1-base": "keyframes",
+            "show-1-interpolation": "interpolation",
+            "show-1-sr1": "pixel_sr",
+            "IF-II-L-v1.0": "first_frame",
+            "show-1-sr2": "latent_sr",
+        }[name]
+    )
     assert (model.noising_scheduler is not None) == (name in ("show-1-sr1", "IF-II-L-v1.0"))
     assert (model.vae is not None) == (name == "show-1-sr2")
     assert not any(p.requires_grad for p in model.unet.parameters())

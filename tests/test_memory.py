@@ -6,8 +6,8 @@ import contextlib
 
 import pytest
 import torch
-
 from devices import ACCELERATOR, RoundTrip, where
+
 from show1_core.errors import OutOfMemoryError
 from show1_core.memory import MemoryPolicy, ModelPlacer, retry_smaller_on_oom, tiled_vae
 

@@ -138,9 +138,6 @@ def test_temporal_attention_runs_in_bounded_batches_with_the_same_result(monkeyp
     assert torch.equal(chunked, whole)
 
 
-
-
-
 def test_the_unet_declares_its_structure_as_diffusers_reads_it():
     """Compile, fp8 and motion LoRAs read the blocks and temporal transformers the model names."""
     from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel

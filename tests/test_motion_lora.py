@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from lora_support import RANK, info_for, lora_weights, write_lora
 from safetensors.torch import save_file
 
-from lora_support import RANK, info_for, lora_weights, write_lora
 from show1_core.cli import main
 from show1_core.errors import CorruptCheckpointError, InputError, MissingFilesError, StateDictMismatchError, WrongStageError
 from show1_core.loading import Stage, load_stage_model
@@ -219,7 +219,11 @@ def test_a_scale_that_is_not_a_number_is_a_bad_strength_not_a_missing_file(tmp_p
 
 def test_the_cli_refuses_an_out_of_range_strength_before_anything_loads(tmp_path, capsys):
     args = ["generate", "a cat", "-o", str(tmp_path / "v.mp4"), "--models-dir", str(tmp_path / "none"), "--offline"]
-    for spec, message in [("x.safetensors:1e9", "got 1000000000.0"), ("x.safetensors:-50", "from -10 to 10"), ("x.safetensors:abc", "bad strength")]:
+    for spec, message in [
+        ("x.safetensors:1e9", "got 1000000000.0"),
+        ("x.safetensors:-50", "from -10 to 10"),
+        ("x.safetensors:abc", "bad strength"),
+    ]:
         assert main(args + ["--motion-lora", spec]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1 and "does not exist" not in err

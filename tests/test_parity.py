@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from pinned_kernels import recipe_environment
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from pinned_kernels import recipe_environment
 from show1_core.loading import Stage, load_stage_model
 from show1_core.parity import PIECES, run_parity
 from show1_core.schedulers import OriginalDPMSolverMultistepScheduler

@@ -131,9 +131,18 @@ def server(tmp_path_factory) -> Iterator[Server]:
     env = {**os.environ, "SHOW1_MODELS_DIR": str(work / "tiny")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(engine_path), os.environ.get("PYTHONPATH")]))
     command = [
-        str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--disable-auto-launch",
-        "--verbose", "DEBUG",  # ComfyUI logs its hint to rename a templates folder at debug level
-        "--preview-method", "latent2rgb",  # the harness checks one preview per denoising step
+        str(python),
+        "main.py",
+        "--cpu",
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        url.rsplit(":", 1)[1],
+        "--disable-auto-launch",
+        "--verbose",
+        "DEBUG",  # ComfyUI logs its hint to rename a templates folder at debug level
+        "--preview-method",
+        "latent2rgb",  # the harness checks one preview per denoising step
     ]
     with log.open("w") as log_file:
         process = subprocess.Popen(command, cwd=comfy_dir, env=env, stdout=log_file, stderr=subprocess.STDOUT)
@@ -154,9 +163,20 @@ def server(tmp_path_factory) -> Iterator[Server]:
 def test_the_real_comfyui_harness_passes_every_check(server):
     """Checks 1-5 of the harness, every workflow shrunk (--shrink-all, as run_checks.sh --quick)."""
     command = [
-        str(server.python), str(REPO / "tests" / "real_comfy_checks.py"), str(server.harness), "--url", server.url,
-        "--comfy-dir", str(server.comfy_dir), "--pack-dir", str(server.pack_dir), "--log", str(server.log),
-        "--out", str(server.out), "--shrink-all",
+        str(server.python),
+        str(REPO / "tests" / "real_comfy_checks.py"),
+        str(server.harness),
+        "--url",
+        server.url,
+        "--comfy-dir",
+        str(server.comfy_dir),
+        "--pack-dir",
+        str(server.pack_dir),
+        "--log",
+        str(server.log),
+        "--out",
+        str(server.out),
+        "--shrink-all",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=CHECKS_TIMEOUT_S)
     summary = [line for line in result.stdout.splitlines() if line.startswith("SUMMARY")]
@@ -226,7 +246,6 @@ def _streams(ffmpeg: str, path: Path) -> str:
 @pytest.mark.parametrize("template", ["show1_upscale_any_video", "show1_mixed_stage4_on_other_frames"])
 def test_the_audio_of_an_uploaded_video_reaches_the_saved_video(server, template):
     import imageio_ffmpeg
-
     from workflow_shrink import shrink
 
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
@@ -262,8 +281,9 @@ def _saved_frames(server: Server, entry: dict) -> bytes:
 
 def test_a_motion_lora_from_comfyuis_lora_folder_runs_in_the_keyframes_template(server):
     from lora_support import write_lora
-    from show1_core.loading import Stage, load_stage_model
     from workflow_shrink import shrink
+
+    from show1_core.loading import Stage, load_stage_model
 
     folder = server.comfy_dir / "models" / "loras" / "show1_real_check"
     write_lora(folder / "pan.safetensors", load_stage_model(server.models / "show-1-base", Stage.KEYFRAMES), seed=1)

@@ -30,8 +30,17 @@ CALLS_IN_STEP = (
 )
 """How diffusers' ``step`` calls the replaced methods (the subclass takes ``sample`` by keyword)."""
 CONFIG_READ = (
-    "algorithm_type", "solver_type", "final_sigmas_type", "use_karras_sigmas", "use_lu_lambdas", "use_exponential_sigmas",
-    "use_beta_sigmas", "use_flow_sigmas", "prediction_type", "variance_type", "thresholding",
+    "algorithm_type",
+    "solver_type",
+    "final_sigmas_type",
+    "use_karras_sigmas",
+    "use_lu_lambdas",
+    "use_exponential_sigmas",
+    "use_beta_sigmas",
+    "use_flow_sigmas",
+    "prediction_type",
+    "variance_type",
+    "thresholding",
 )
 TABLES = ("alpha_t", "sigma_t", "lambda_t", "alphas_cumprod")
 """Per-timestep tables the subclass indexes by timestep, one entry per training timestep."""

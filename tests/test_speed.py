@@ -18,9 +18,8 @@ from dataclasses import replace
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention
-from safetensors.torch import load_file
-
 from lora_support import write_lora
+from safetensors.torch import load_file
 from speed_support import compiled_keyframes
 
 import show1_core.speed.attention as attention_module
@@ -180,8 +179,12 @@ def test_the_native_backend_dispatches_every_attention_and_keeps_the_temporal_ch
     assert spatial and all(isinstance(p, DispatchAddedKVProcessor) for p in spatial)
 
 
-@pytest.mark.parametrize("backend, command", [("flash", "pip install flash-attn"), ("sage", "pip install sageattention"), ("xformers", "pip install xformers")])
-def test_an_attention_backend_that_is_not_installed_is_refused_with_the_command_that_installs_it(backend, command, monkeypatch, compact_case):
+@pytest.mark.parametrize(
+    "backend, command", [("flash", "pip install flash-attn"), ("sage", "pip install sageattention"), ("xformers", "pip install xformers")]
+)
+def test_an_attention_backend_that_is_not_installed_is_refused_with_the_command_that_installs_it(
+    backend, command, monkeypatch, compact_case
+):
     monkeypatch.setattr(attention_module.importlib.util, "find_spec", lambda name: None)
     model = load_stage_model(compact_case[1] / "show-1-base-tiny", Stage.KEYFRAMES)
     with pytest.raises(InputError, match=command):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
-
 import types
 from dataclasses import replace
 
 import numpy as np
+import pytest
+import torch
 
 from show1_core.errors import GenerationCancelled, InputError, InvalidSettingsError, NonFiniteOutputError, WrongStageError
 from show1_core.loading import load_stage_model
+from show1_core.schedulers import OriginalDPMSolverMultistepScheduler
 from show1_core.settings import (
     FirstFrameSettings,
     InterpolationSettings,
@@ -21,11 +21,11 @@ from show1_core.settings import (
 )
 from show1_core.stages import (
     PromptEmbeds,
-    prepare_input,
     decode_latents,
     encode_video,
     generate_keyframes,
     interpolate_frames,
+    prepare_input,
     refine_latents,
     super_resolve_latent,
     super_resolve_pixels,
@@ -33,7 +33,6 @@ from show1_core.stages import (
     upscale_first_frame,
     window_starts,
 )
-from show1_core.schedulers import OriginalDPMSolverMultistepScheduler
 from show1_core.stages.sampling import seeded_generator
 
 WIDTH = 32
@@ -98,8 +97,7 @@ def test_interpolation_batched_equals_one_window_at_a_time(tiny_models, t5, fram
     embeds = PromptEmbeds(t5.positive.double(), t5.negative.double())
     keyframes = frames[:, :, :4, :8, :8].double()
     runs = [
-        interpolate_frames(model, keyframes, embeds, InterpolationSettings(steps=2, window_batch=batch), seed=3)
-        for batch in (None, 2, 1)
+        interpolate_frames(model, keyframes, embeds, InterpolationSettings(steps=2, window_batch=batch), seed=3) for batch in (None, 2, 1)
     ]
     assert runs[0].shape == (1, 3, 13, 8, 8)
     for other in runs[1:]:
@@ -226,8 +224,9 @@ def test_dynamic_thresholding_uses_each_frames_own_quantile(models, t5, monkeypa
     eps = (sample - alpha * clean) / sigma
     output = torch.cat([eps, torch.zeros_like(eps)], dim=1)
     monkeypatch.setattr(model.unet, "forward", lambda *a, **k: types.SimpleNamespace(sample=output))
-    stepped = guided_denoise(model.unet, scheduler, sample, scheduler.timesteps, t5.to("cpu", torch.float64), 1.0,
-                             progress=StageSteps("keyframes", 0, 1))
+    stepped = guided_denoise(
+        model.unet, scheduler, sample, scheduler.timesteps, t5.to("cpu", torch.float64), 1.0, progress=StageSteps("keyframes", 0, 1)
+    )
     expected = torch.empty_like(sample)
     thresholds = []
     for frame in range(2):
@@ -342,8 +341,18 @@ def test_window_predictions_are_blended_with_pyramid_weights():
     unet.forward = numbered
     assert frame_windows(10, 4, 2) == [0, 2, 4, 6] and frame_windows(9, 4, 2) == [0, 2, 4, 5]
     blended = predict_in_windows(unet, video, torch.tensor(1), torch.zeros(1, 77, 8), None, 4, 2)[0, 0, :, 0, 0]
-    expected = [1, 1, (1 * 2 + 3 * 1) / 3, (1 * 1 + 3 * 2) / 3, (3 * 2 + 5 * 1) / 3, (3 * 1 + 5 * 2) / 3,
-                (5 * 2 + 7 * 1) / 3, (5 * 1 + 7 * 2) / 3, 7, 7]
+    expected = [
+        1,
+        1,
+        (1 * 2 + 3 * 1) / 3,
+        (1 * 1 + 3 * 2) / 3,
+        (3 * 2 + 5 * 1) / 3,
+        (3 * 1 + 5 * 2) / 3,
+        (5 * 2 + 7 * 1) / 3,
+        (5 * 1 + 7 * 2) / 3,
+        7,
+        7,
+    ]
     assert torch.allclose(blended, torch.tensor(expected))
 
 
@@ -563,10 +572,16 @@ def _pixel_sr(models, t5, **changes):
 @pytest.mark.parametrize(
     "run, message",
     [
-        (lambda m, t5: _keyframes(m, t5, guidance=-1.0), r"keyframes.guidance must be a number from 0 to 100 \(1 or less: no guidance\), got -1.0"),
+        (
+            lambda m, t5: _keyframes(m, t5, guidance=-1.0),
+            r"keyframes.guidance must be a number from 0 to 100 \(1 or less: no guidance\), got -1.0",
+        ),
         (lambda m, t5: _keyframes(m, t5, guidance=float("nan")), "keyframes.guidance must be .* got nan"),
         (lambda m, t5: _keyframes(m, t5, width=100000), "keyframes.width must be a whole number from 1 to 4096, got 100000"),
-        (lambda m, t5: interpolate_frames(m["show-1-interpolation"], _video(2), t5, InterpolationSettings(guidance=float("inf"))), "guidance .* got inf"),
+        (
+            lambda m, t5: interpolate_frames(m["show-1-interpolation"], _video(2), t5, InterpolationSettings(guidance=float("inf"))),
+            "guidance .* got inf",
+        ),
         (lambda m, t5: _first_frame(m, t5, noise_level=-1), "first_frame.noise_level must be a whole number from 0 to 999"),
         (lambda m, t5: _pixel_sr(m, t5, noise_level=5000), "pixel_sr.noise_level must be a whole number from 0 to 999 .* got 5000"),
         (lambda m, t5: prepare_input(_video(2), 0, 32), "latent_sr.width must be a whole number from 1 to 4096, got 0"),
@@ -613,7 +628,9 @@ def test_non_finite_embeddings_are_named_before_the_first_step(models, t5, which
     embeds = PromptEmbeds(nan, t5.negative) if which == "prompt" else PromptEmbeds(t5.positive, nan)
     steps = []
     with pytest.raises(InputError, match=f"^the {which} embeddings given to the keyframes .* contain NaN or infinite values"):
-        generate_keyframes(models["show-1-base"], embeds, KeyframeSettings(num_frames=2, height=16, width=16, steps=1), callback=steps.append)
+        generate_keyframes(
+            models["show-1-base"], embeds, KeyframeSettings(num_frames=2, height=16, width=16, steps=1), callback=steps.append
+        )
     assert steps == []
 
 

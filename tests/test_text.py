@@ -81,7 +81,8 @@ def test_damaged_cache_file_is_recomputed(tiny_models, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "stored", [torch.full((1, 77, 32), float("nan")), torch.zeros(1, 77, 16), torch.zeros(1, 77, 32, dtype=torch.int64)],
+    "stored",
+    [torch.full((1, 77, 32), float("nan")), torch.zeros(1, 77, 16), torch.zeros(1, 77, 32, dtype=torch.int64)],
     ids=["nan", "wrong width", "integers"],
 )
 def test_a_readable_cache_file_of_the_wrong_shape_dtype_or_values_is_recomputed(tiny_models, tmp_path, stored):

@@ -171,11 +171,20 @@ def test_resuming_from_a_checkpoint_ends_with_the_same_weights_as_one_run(tmp_pa
     straight = train_motion_lora(keyframe_model, clips, embeddings, quick_settings(), tmp_path / "a.safetensors", "tiny", progress=False)
     assert [p.name for p in straight.checkpoints] == ["step-000002.safetensors"]
 
-    first = train_motion_lora(keyframe_model, clips, embeddings, quick_settings(steps=2, checkpoint_every=1), tmp_path / "b.safetensors", "tiny", progress=False)
+    first = train_motion_lora(
+        keyframe_model, clips, embeddings, quick_settings(steps=2, checkpoint_every=1), tmp_path / "b.safetensors", "tiny", progress=False
+    )
     folder = checkpoint_folder(first.path)
     assert sorted(p.name for p in folder.iterdir()) == ["step-000001.safetensors", "step-000001.state.safetensors"]
     resumed = train_motion_lora(
-        keyframe_model, clips, embeddings, quick_settings(checkpoint_every=1), tmp_path / "b.safetensors", "tiny", resume=True, progress=False
+        keyframe_model,
+        clips,
+        embeddings,
+        quick_settings(checkpoint_every=1),
+        tmp_path / "b.safetensors",
+        "tiny",
+        resume=True,
+        progress=False,
     )
     assert resumed.steps == 4
     a, b = load_motion_lora(straight.path), load_motion_lora(resumed.path)
@@ -190,15 +199,21 @@ def test_resuming_from_a_checkpoint_ends_with_the_same_weights_as_one_run(tmp_pa
 
 def test_resuming_with_other_settings_is_refused(tmp_path, keyframe_model):
     clips, embeddings = square_clips(), embeddings_for(square_clips())
-    train_motion_lora(keyframe_model, clips, embeddings, quick_settings(steps=2, checkpoint_every=1), tmp_path / "a.safetensors", "tiny", progress=False)
+    train_motion_lora(
+        keyframe_model, clips, embeddings, quick_settings(steps=2, checkpoint_every=1), tmp_path / "a.safetensors", "tiny", progress=False
+    )
     with pytest.raises(InputError, match=r"other training settings or data \(rank\)"):
-        train_motion_lora(keyframe_model, clips, embeddings, quick_settings(rank=4), tmp_path / "a.safetensors", "tiny", resume=True, progress=False)
+        train_motion_lora(
+            keyframe_model, clips, embeddings, quick_settings(rank=4), tmp_path / "a.safetensors", "tiny", resume=True, progress=False
+        )
 
 
 def test_training_leaves_the_model_as_loaded_and_refuses_other_stages(tmp_path, keyframe_model, tiny_models):
     state = {k: v.clone() for k, v in keyframe_model.unet.state_dict().items()}
     clips = square_clips()
-    result = train_motion_lora(keyframe_model, clips, embeddings_for(clips), quick_settings(steps=1), tmp_path / "a.safetensors", "tiny", progress=False)
+    result = train_motion_lora(
+        keyframe_model, clips, embeddings_for(clips), quick_settings(steps=1), tmp_path / "a.safetensors", "tiny", progress=False
+    )
     assert keyframe_model.unet.state_dict().keys() == state.keys()
     assert all(torch.equal(state[k], v) for k, v in keyframe_model.unet.state_dict().items())
     assert not any(p.requires_grad for p in keyframe_model.unet.parameters())
@@ -209,13 +224,17 @@ def test_training_leaves_the_model_as_loaded_and_refuses_other_stages(tmp_path, 
     with pytest.raises(InputError, match="motion LoRAs adapt the keyframes"):
         train_motion_lora(pixel_sr, clips, embeddings_for(clips), quick_settings(), tmp_path / "b.safetensors", "tiny", progress=False)
     with pytest.raises(InputError, match="multiples of 8"):
-        train_motion_lora(keyframe_model, clips, embeddings_for(clips), quick_settings(height=12), tmp_path / "c.safetensors", "tiny", progress=False)
+        train_motion_lora(
+            keyframe_model, clips, embeddings_for(clips), quick_settings(height=12), tmp_path / "c.safetensors", "tiny", progress=False
+        )
 
 
 def test_the_interpolation_model_trains_on_conditioned_windows(tmp_path, tiny_models):
     model = load_stage_model(tiny_models["show-1-interpolation"], Stage.INTERPOLATION)
     clips = square_clips()
-    result = train_motion_lora(model, clips, embeddings_for(clips), quick_settings(frames=5, fps=8.0, steps=2), tmp_path / "i.safetensors", "tiny", progress=False)
+    result = train_motion_lora(
+        model, clips, embeddings_for(clips), quick_settings(frames=5, fps=8.0, steps=2), tmp_path / "i.safetensors", "tiny", progress=False
+    )
     info = read_motion_lora_info(result.path)
     assert info.stage == Stage.INTERPOLATION and info.frames == 5
 
@@ -231,9 +250,30 @@ def test_train_motion_then_generate_with_the_lora_from_the_command_line(tmp_path
     (clips / "pan0.txt").write_text("a square sliding right")
     out = tmp_path / "pan.safetensors"
     args = [
-        "train-motion", str(clips), "-o", str(out), "--prompt", "a square", "--models-dir", str(tiny_root), "--offline",
-        "--steps", "2", "--rank", "2", "--width", "16", "--height", "8", "--frames", "3", "--checkpoint-every", "1", "--quiet",
-        "--device", "cpu",
+        "train-motion",
+        str(clips),
+        "-o",
+        str(out),
+        "--prompt",
+        "a square",
+        "--models-dir",
+        str(tiny_root),
+        "--offline",
+        "--steps",
+        "2",
+        "--rank",
+        "2",
+        "--width",
+        "16",
+        "--height",
+        "8",
+        "--frames",
+        "3",
+        "--checkpoint-every",
+        "1",
+        "--quiet",
+        "--device",
+        "cpu",
     ]
     assert main(args) == 0
     info = read_motion_lora_info(out)
@@ -244,8 +284,25 @@ def test_train_motion_then_generate_with_the_lora_from_the_command_line(tmp_path
 
     video = tmp_path / "v.gif"
     generate = [
-        "generate", "a square", "-o", str(video), "--stages", "1", "--models-dir", str(tiny_root), "--offline", "--device", "cpu",
-        "--keyframes-steps", "2", "--keyframes-width", "16", "--keyframes-height", "8", "--keyframes-num-frames", "3",
+        "generate",
+        "a square",
+        "-o",
+        str(video),
+        "--stages",
+        "1",
+        "--models-dir",
+        str(tiny_root),
+        "--offline",
+        "--device",
+        "cpu",
+        "--keyframes-steps",
+        "2",
+        "--keyframes-width",
+        "16",
+        "--keyframes-height",
+        "8",
+        "--keyframes-num-frames",
+        "3",
     ]
     assert main(generate + ["--motion-lora", f"{out}:0.7"]) == 0 and video.is_file()
     (tmp_path / "broken.safetensors").write_bytes(b"junk")
@@ -270,8 +327,28 @@ def test_a_single_frame_clip_is_refused_and_short_clips_are_named(tmp_path, tiny
     write_video(moving_square_video(frames=1), clips / "still.gif", fps=8.0)
     out = tmp_path / "still.safetensors"
     args = [
-        "train-motion", str(clips), "-o", str(out), "--prompt", "a square", "--models-dir", str(tiny_root), "--offline",
-        "--steps", "1", "--rank", "2", "--width", "16", "--height", "8", "--frames", "3", "--quiet", "--device", "cpu",
+        "train-motion",
+        str(clips),
+        "-o",
+        str(out),
+        "--prompt",
+        "a square",
+        "--models-dir",
+        str(tiny_root),
+        "--offline",
+        "--steps",
+        "1",
+        "--rank",
+        "2",
+        "--width",
+        "16",
+        "--height",
+        "8",
+        "--frames",
+        "3",
+        "--quiet",
+        "--device",
+        "cpu",
     ]
     assert main(args) == 2
     assert "still.gif has 1 frame: a still image has no motion to learn" in capsys.readouterr().err
@@ -280,8 +357,7 @@ def test_a_single_frame_clip_is_refused_and_short_clips_are_named(tmp_path, tiny
     short = Clip(Path("short.mp4"), "s", torch.zeros(4, 3, 2, 2, dtype=torch.uint8), fps=8.0)
     long = Clip(Path("long.mp4"), "l", torch.zeros(9, 3, 2, 2, dtype=torch.uint8), fps=8.0)
     assert short_clips([short, long], 8) == (
-        "notice: 1 of 2 clips have fewer than the 8 frames of a sample, so frames repeat and the motion they teach is "
-        "slower: short.mp4 (4)"
+        "notice: 1 of 2 clips have fewer than the 8 frames of a sample, so frames repeat and the motion they teach is slower: short.mp4 (4)"
     )
     assert short_clips([long], 8) is None
 

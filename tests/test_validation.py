@@ -38,7 +38,9 @@ def cascade(tiny_root) -> Show1Cascade:
 def test_the_cascade_refuses_a_later_stages_settings_before_the_first_step(cascade):
     """A stage-4 size off the VAE's step and a stage-3 noise level: both named, before any model loads or any step."""
     settings = replace(
-        SMALL, latent_sr=replace(SMALL.latent_sr, width=60), pixel_sr=replace(SMALL.pixel_sr, noise_level=1000),
+        SMALL,
+        latent_sr=replace(SMALL.latent_sr, width=60),
+        pixel_sr=replace(SMALL.pixel_sr, noise_level=1000),
     )
     seen = []
     with pytest.raises(InvalidSettingsError) as caught:
@@ -55,7 +57,8 @@ def test_the_python_cascade_prints_nothing_and_reports_phases_through_its_hooks(
     cascade.run("a cat", SMALL, stages=1, on_phase=phases.append, on_stage=lambda name, video, fps: stages.append(name))
     assert capfd.readouterr() == ("", "")
     assert phases == [
-        Phase("encode", "encoding the prompt (T5-XXL, stages 1-3)"), Phase("load", "loading show-1-base"),
+        Phase("encode", "encoding the prompt (T5-XXL, stages 1-3)"),
+        Phase("load", "loading show-1-base"),
         Phase("stage", "keyframes (stage 1)"),
     ]
     assert stages == ["keyframes"]

@@ -231,7 +231,16 @@ def to_ui(graph: Graph, classes: dict[str, type], names: dict[str, str], note: s
             source = node.inputs.get(spec.name)
             if isinstance(source, Output):
                 link_id = len(links) + 1
-                links.append([link_id, source.node.id, source.slot, node.id, len(ui_inputs), classes[source.node.class_type].RETURN_TYPES[source.slot]])
+                links.append(
+                    [
+                        link_id,
+                        source.node.id,
+                        source.slot,
+                        node.id,
+                        len(ui_inputs),
+                        classes[source.node.class_type].RETURN_TYPES[source.slot],
+                    ]
+                )
                 entry["link"] = link_id
                 outputs[source.node.id][source.slot]["links"].append(link_id)
             ui_inputs.append(entry)
@@ -254,7 +263,10 @@ def to_ui(graph: Graph, classes: dict[str, type], names: dict[str, str], note: s
             "mode": 0,
             "inputs": ui_inputs,
             "outputs": outputs[node.id],
-            "properties": {"cnr_id": PACK_CNR_ID if node.class_type.startswith("Show1") else CORE_CNR_ID, "Node name for S&R": node.class_type},
+            "properties": {
+                "cnr_id": PACK_CNR_ID if node.class_type.startswith("Show1") else CORE_CNR_ID,
+                "Node name for S&R": node.class_type,
+            },
             "widgets_values": widgets,
         }
         if node.title:

@@ -73,16 +73,29 @@ def text_to_video() -> Graph:
     text = _encoders(g, "a panda playing guitar on the beach")
     keyframes = g.add("Show1Keyframes", "Stage 1: keyframes", model=g.add("Show1KeyframeModelLoader")[0], t5_embeds=text[0])
     interpolated = g.add(
-        "Show1Interpolation", "Stage 2: interpolation", model=g.add("Show1InterpolationModelLoader")[0], t5_embeds=text[0],
-        images=keyframes[0], fps=keyframes[1],
+        "Show1Interpolation",
+        "Stage 2: interpolation",
+        model=g.add("Show1InterpolationModelLoader")[0],
+        t5_embeds=text[0],
+        images=keyframes[0],
+        fps=keyframes[1],
     )
     pixel_sr = g.add(
-        "Show1PixelSR", "Stage 3: pixel super-resolution", model=g.add("Show1PixelSRModelLoader")[0], t5_embeds=text[0],
-        images=interpolated[0], fps=interpolated[1], first_frame_model=g.add("Show1FirstFrameModelLoader")[0],
+        "Show1PixelSR",
+        "Stage 3: pixel super-resolution",
+        model=g.add("Show1PixelSRModelLoader")[0],
+        t5_embeds=text[0],
+        images=interpolated[0],
+        fps=interpolated[1],
+        first_frame_model=g.add("Show1FirstFrameModelLoader")[0],
     )
     latent_sr = g.add(
-        "Show1LatentSR", "Stage 4: expert latent super-resolution", model=g.add("Show1LatentSRModelLoader")[0],
-        clip_embeds=text[1], images=pixel_sr[0], fps=pixel_sr[1],
+        "Show1LatentSR",
+        "Stage 4: expert latent super-resolution",
+        model=g.add("Show1LatentSRModelLoader")[0],
+        clip_embeds=text[1],
+        images=pixel_sr[0],
+        fps=pixel_sr[1],
     )
     _save(g, latent_sr[0], latent_sr[1], "video/show1_text_to_video")
     return g
@@ -120,9 +133,13 @@ def upscale_any_video() -> Graph:
     )
     text = _encoders(g, "a cat running through a garden", title="Describe the input video")
     upscaled = g.add(
-        "Show1UpscaleVideo", "Stages 3-4: upscale the video", video=g.add("LoadVideo", file="show1_input.mp4")[0],
-        pixel_sr_model=g.add("Show1PixelSRModelLoader")[0], t5_embeds=text[0],
-        latent_sr_model=g.add("Show1LatentSRModelLoader")[0], clip_embeds=text[1],
+        "Show1UpscaleVideo",
+        "Stages 3-4: upscale the video",
+        video=g.add("LoadVideo", file="show1_input.mp4")[0],
+        pixel_sr_model=g.add("Show1PixelSRModelLoader")[0],
+        t5_embeds=text[0],
+        latent_sr_model=g.add("Show1LatentSRModelLoader")[0],
+        clip_embeds=text[1],
     )
     g.add("SaveVideo", video=upscaled[0], filename_prefix="video/show1_upscaled")
     return g

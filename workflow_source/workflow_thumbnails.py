@@ -12,7 +12,6 @@ import hashlib
 import io
 
 from PIL import Image, ImageDraw, ImageFont
-
 from workflow_graph import DiagramStep
 
 SIZE = 512

@@ -126,7 +126,9 @@ def _diagnose(folder: Path, what: str, skeleton: Callable[[], nn.Module], error:
     return CorruptCheckpointError(f"{folder} could not be loaded as a {what} ({error}); download the checkpoint again")
 
 
-def _from_pretrained(load: Callable[..., Any], folder: Path, what: str, skeleton: Callable[[], nn.Module], variant: str | None, **kwargs) -> nn.Module:
+def _from_pretrained(
+    load: Callable[..., Any], folder: Path, what: str, skeleton: Callable[[], nn.Module], variant: str | None, **kwargs
+) -> nn.Module:
     """``load(folder, ...)`` with the weight file chosen here, every key checked and every failure explained."""
     weights = find_weights(folder, variant=variant)
     if weights.name.endswith(".index.json"):
@@ -135,21 +137,29 @@ def _from_pretrained(load: Callable[..., Any], folder: Path, what: str, skeleton
     try:
         with _quiet_libraries():
             model, info = load(
-                str(folder), variant=found_variant, use_safetensors=use_safetensors, output_loading_info=True,
-                local_files_only=True, **kwargs,
+                str(folder),
+                variant=found_variant,
+                use_safetensors=use_safetensors,
+                output_loading_info=True,
+                local_files_only=True,
+                **kwargs,
             )
     except FileNotFoundError as err:
         raise MissingFilesError(f"{err.filename or folder} is missing; download the checkpoint again") from err
     except (OSError, ValueError, RuntimeError, TypeError, KeyError, AttributeError, ZeroDivisionError, pickle.UnpicklingError) as err:
         problem = _diagnose(folder, what, skeleton, err)
         raise problem from (None if isinstance(problem, UnsafeCheckpointError) else err)  # never pass on advice to unpickle
-    missing, unexpected = (sorted(k for k in info.get(name) or () if not k.endswith(IGNORED_KEY_SUFFIXES)) for name in ("missing_keys", "unexpected_keys"))
+    missing, unexpected = (
+        sorted(k for k in info.get(name) or () if not k.endswith(IGNORED_KEY_SUFFIXES)) for name in ("missing_keys", "unexpected_keys")
+    )
     if missing or unexpected:
         raise _mismatch_error(folder, missing, unexpected, [], {})
     return model.eval().requires_grad_(False)
 
 
-def load_unet(folder: Path, expected_stage: Stage | None = None, dtype: torch.dtype = torch.float32, variant: str | None = None) -> nn.Module:
+def load_unet(
+    folder: Path, expected_stage: Stage | None = None, dtype: torch.dtype = torch.float32, variant: str | None = None
+) -> nn.Module:
     """Load a Show-1 UNet (or the IF-II-L 2-D UNet) from a ``unet/`` folder.
 
     Raises :class:`WrongStageError` if ``expected_stage`` is given and the config belongs to
@@ -187,15 +197,15 @@ def load_text_encoder(folder: Path, dtype: torch.dtype = torch.float32, variant:
     config = read_json(folder / "config.json")
     kind = config.get("model_type")
     if kind not in TEXT_ENCODERS:
-        raise WrongStageError(
-            f"{folder} holds a {kind!r} model; Show-1 uses a T5 encoder (stages 1-3) or a CLIP text model (stage 4)"
-        )
+        raise WrongStageError(f"{folder} holds a {kind!r} model; Show-1 uses a T5 encoder (stages 1-3) or a CLIP text model (stage 4)")
     cls = getattr(transformers, TEXT_ENCODERS[kind])
 
     def skeleton() -> nn.Module:
         return cls(cls.config_class.from_dict(config))
 
-    return _from_pretrained(cls.from_pretrained, folder, cls.__name__, skeleton, variant, dtype=dtype, attn_implementation=ORIGINAL_ATTENTION)
+    return _from_pretrained(
+        cls.from_pretrained, folder, cls.__name__, skeleton, variant, dtype=dtype, attn_implementation=ORIGINAL_ATTENTION
+    )
 
 
 def load_scheduler(folder: Path) -> SchedulerMixin:

@@ -1,6 +1,7 @@
 """Rewriting a downloaded checkpoint as safetensors (the released showlab repos ship pickled ``.bin``).
 
-The result goes to a new folder, renamed into place when complete. Every component folder is copied; weight files are read with the safe loader and written as
+The result goes to a new folder, renamed into place when complete. Every component folder is copied;
+weight files are read with the safe loader and written as
 ``.safetensors`` by ``huggingface_hub.save_torch_state_dict`` (sharded with an index above
 ``max_shard_gb``, tied tensors stored once), optionally cast to a smaller precision.
 Non-weight files (configs, tokenizers, schedulers) are copied as they are.

@@ -69,9 +69,7 @@ KNOWN_CHECKPOINTS: dict[str, KnownCheckpoint] = {
     for c in (
         KnownCheckpoint("show-1-base", "showlab/show-1-base", Stage.KEYFRAMES, ("unet", "scheduler"), 3.5),
         KnownCheckpoint("show-1-interpolation", "showlab/show-1-interpolation", Stage.INTERPOLATION, ("unet", "scheduler"), 3.5),
-        KnownCheckpoint(
-            "show-1-sr1", "showlab/show-1-sr1", Stage.PIXEL_SR, ("unet", "scheduler", "image_noising_scheduler"), 1.6
-        ),
+        KnownCheckpoint("show-1-sr1", "showlab/show-1-sr1", Stage.PIXEL_SR, ("unet", "scheduler", "image_noising_scheduler"), 1.6),
         KnownCheckpoint(
             "IF-II-L-v1.0",
             "DeepFloyd/IF-II-L-v1.0",
@@ -81,7 +79,9 @@ KNOWN_CHECKPOINTS: dict[str, KnownCheckpoint] = {
             licence_url="https://huggingface.co/DeepFloyd/IF-II-L-v1.0",
             component_patterns=(("unet", ("unet/config.json", "unet/*.fp16.*")),),
         ),
-        KnownCheckpoint("show-1-sr2", "showlab/show-1-sr2", Stage.LATENT_SR, ("unet", "scheduler", "vae", "text_encoder", "tokenizer"), 3.7),
+        KnownCheckpoint(
+            "show-1-sr2", "showlab/show-1-sr2", Stage.LATENT_SR, ("unet", "scheduler", "vae", "text_encoder", "tokenizer"), 3.7
+        ),
     )
 }
 

@@ -78,7 +78,9 @@ def _stage_named(name: object) -> Stage:
         raise InputError(f"unknown stage {name!r}; choose one of {', '.join(s.value for s in Stage)}") from None
 
 
-def load_stage_model(path: Path | str, stage: Stage | str | None = None, dtype: torch.dtype = torch.float32, variant: str | None = None) -> StageModel:
+def load_stage_model(
+    path: Path | str, stage: Stage | str | None = None, dtype: torch.dtype = torch.float32, variant: str | None = None
+) -> StageModel:
     """Load a stage from a local diffusers-format folder (or its ``unet/`` folder).
 
     Args:

@@ -69,14 +69,20 @@ def _check_fits(path: Path, model: nn.Module, weights: dict[str, torch.Tensor]) 
     expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
-    mis_shaped = [f"{k} {tuple(weights[k].shape)} (expected {expected[k]})" for k in expected if k in weights and tuple(weights[k].shape) != expected[k]]
+    mis_shaped = [
+        f"{k} {tuple(weights[k].shape)} (expected {expected[k]})"
+        for k in expected
+        if k in weights and tuple(weights[k].shape) != expected[k]
+    ]
     if missing or unexpected or mis_shaped:
         details = "; ".join(
-            part for part in (
+            part
+            for part in (
                 f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "",
                 f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" if unexpected else "",
                 f"mis-shaped {', '.join(mis_shaped[:3])}{' ...' if len(mis_shaped) > 3 else ''}" if mis_shaped else "",
-            ) if part
+            )
+            if part
         )
         raise WrongStageError(
             f"{path} is not the T5-v1.1-XXL encoder Show-1 uses ({details}); pick t5xxl_fp16.safetensors or "

@@ -97,8 +97,7 @@ def _read_one(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError:  # the safe unpickler refused it: never retried unsafely, nor its advice passed on
         if not _is_well_formed_pickle(path):
             raise CorruptCheckpointError(
-                f"{path} is not a readable PyTorch file (not a complete pickle). It is probably damaged: delete it and "
-                "download it again."
+                f"{path} is not a readable PyTorch file (not a complete pickle). It is probably damaged: delete it and download it again."
             ) from None
         raise UnsafeCheckpointError(
             f"{path} contains pickled objects other than tensors, so it was not loaded: loading it could run "

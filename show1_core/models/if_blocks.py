@@ -117,9 +117,7 @@ class _IFVideoLayers(nn.Module):
             self.attentions.append(_spatial_attention(s, out_channels, self._only_cross_attention))
             self.temp_attentions.append(_temporal_attention(s, out_channels))
 
-    def _run_layer(
-        self, index: int, hidden: torch.Tensor, temb: torch.Tensor, text: torch.Tensor | None, num_frames: int
-    ) -> torch.Tensor:
+    def _run_layer(self, index: int, hidden: torch.Tensor, temb: torch.Tensor, text: torch.Tensor | None, num_frames: int) -> torch.Tensor:
         hidden = self.resnets[index](hidden, temb)
         hidden = self.temp_convs[index](hidden, num_frames=num_frames)
         if self.has_cross_attention:
@@ -227,9 +225,7 @@ class IFMidBlock3D(_IFVideoLayers):
         """Run the middle of the UNet."""
         hidden_states = self.resnets[0](hidden_states, temb)
         hidden_states = self.temp_convs[0](hidden_states, num_frames=num_frames)
-        for attn, temp_attn, resnet, temp_conv in zip(
-            self.attentions, self.temp_attentions, self.resnets[1:], self.temp_convs[1:]
-        ):
+        for attn, temp_attn, resnet, temp_conv in zip(self.attentions, self.temp_attentions, self.resnets[1:], self.temp_convs[1:]):
             hidden_states = attn(hidden_states, encoder_hidden_states=encoder_hidden_states)
             hidden_states = temp_attn(hidden_states, num_frames=num_frames, return_dict=False)[0]
             hidden_states = resnet(hidden_states, temb)

@@ -208,9 +208,7 @@ class Show1UNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         )
         self.encoder_hid_proj = nn.Linear(encoder_hid_dim, cross_dims[0]) if encoder_hid_dim is not None else None
         self.class_embedding = (
-            TimestepEmbedding(block_out_channels[0], time_embed_dim, act_fn=act_fn)
-            if class_embed_type == "timestep"
-            else None
+            TimestepEmbedding(block_out_channels[0], time_embed_dim, act_fn=act_fn) if class_embed_type == "timestep" else None
         )
         self.add_embedding = (
             TextTimeEmbedding(encoder_hid_dim or cross_dims[0], time_embed_dim, num_heads=addition_embed_type_num_heads)
@@ -329,14 +327,17 @@ class Show1UNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         # out
         self.conv_norm_out = nn.GroupNorm(num_groups=norm_num_groups, num_channels=block_out_channels[0], eps=norm_eps)
         self.conv_act = get_activation(act_fn)
-        self.conv_out = nn.Conv2d(
-            block_out_channels[0], out_channels, conv_out_kernel, padding=(conv_out_kernel - 1) // 2
-        )
+        self.conv_out = nn.Conv2d(block_out_channels[0], out_channels, conv_out_kernel, padding=(conv_out_kernel - 1) // 2)
         limit_temporal_attention_batch(self)
 
     def _embed_time(
-        self, timestep: torch.Tensor | float | int, batch: int, dtype: torch.dtype, device: torch.device,
-        class_labels: torch.Tensor | None, encoder_hidden_states: torch.Tensor,
+        self,
+        timestep: torch.Tensor | float | int,
+        batch: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        class_labels: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor,
     ) -> torch.Tensor:
         if not torch.is_tensor(timestep):
             timestep = torch.tensor([timestep], dtype=torch.float64 if isinstance(timestep, float) else torch.int64)
@@ -346,9 +347,7 @@ class Show1UNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         emb = self.time_embedding(self.time_proj(timestep.expand(batch)).to(dtype))
         if self.class_embedding is not None:
             if class_labels is None:
-                raise ValueError(
-                    "this UNet is conditioned on a noise level (class_embed_type 'timestep'): pass class_labels"
-                )
+                raise ValueError("this UNet is conditioned on a noise level (class_embed_type 'timestep'): pass class_labels")
             labels = self.time_proj(class_labels.to(device)).to(dtype)
             emb = emb + self.class_embedding(labels).to(dtype)
         if self.add_embedding is not None:
@@ -436,9 +435,7 @@ def _reject_unsupported(**values) -> None:
     }
     for key, options in allowed.items():
         if values[key] not in options:
-            raise ValueError(
-                f"Show1UNet does not support {key}={values[key]!r} (Show-1 checkpoints use one of {options})"
-            )
+            raise ValueError(f"Show1UNet does not support {key}={values[key]!r} (Show-1 checkpoints use one of {options})")
     if values["norm_num_groups"] is None:
         raise ValueError("Show1UNet needs norm_num_groups (every Show-1 checkpoint uses 32)")
     if values["encoder_hid_dim_type"] == "text_proj" and values["encoder_hid_dim"] is None:

@@ -84,9 +84,13 @@ class MotionLoraInfo:
                 format=FORMAT,
             )
         except (ValueError, KeyError, TypeError) as err:
-            raise CorruptCheckpointError(f"{source} has unreadable Show-1 motion LoRA metadata ({err}); train or download it again") from err
+            raise CorruptCheckpointError(
+                f"{source} has unreadable Show-1 motion LoRA metadata ({err}); train or download it again"
+            ) from err
         if info.rank < 1 or not info.target_modules or not math.isfinite(info.alpha):
-            raise CorruptCheckpointError(f"{source} declares an invalid LoRA (rank {info.rank}, alpha {info.alpha}, {len(info.target_modules)} targets)")
+            raise CorruptCheckpointError(
+                f"{source} declares an invalid LoRA (rank {info.rank}, alpha {info.alpha}, {len(info.target_modules)} targets)"
+            )
         return info
 
     def peft_config(self) -> dict:
@@ -180,8 +184,7 @@ def check_layout(weights: dict[str, torch.Tensor], info: MotionLoraInfo, source:
     off_target = [m for m in info.target_modules if not is_temporal_attention_target(m)]
     if off_target:
         raise StateDictMismatchError(
-            f"{source} adapts {off_target[0]}, which is not a temporal attention projection; motion LoRAs only adapt "
-            "temporal attention"
+            f"{source} adapts {off_target[0]}, which is not a temporal attention projection; motion LoRAs only adapt temporal attention"
         )
     for module in info.target_modules:
         a, b = weights[f"{module}.lora_A.weight"], weights[f"{module}.lora_B.weight"]
@@ -191,7 +194,9 @@ def check_layout(weights: dict[str, torch.Tensor], info: MotionLoraInfo, source:
                 "layout the metadata declares (A: rank x in, B: out x rank)"
             )
         if not (a.is_floating_point() and b.is_floating_point()) or not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-            raise CorruptCheckpointError(f"{source}: the LoRA weights of {module} are not finite floats; the training diverged or the file is damaged")
+            raise CorruptCheckpointError(
+                f"{source}: the LoRA weights of {module} are not finite floats; the training diverged or the file is damaged"
+            )
 
 
 def parse_lora_spec(spec: str) -> tuple[Path, float]:

@@ -27,11 +27,7 @@ _PROJECTION_ENDS = tuple(f".{p}" for p in PROJECTIONS)
 
 def temporal_attention_targets(unet: nn.Module) -> list[str]:
     """Names of the temporal-attention projection layers (``nn.Linear``) of a Show-1 UNet, in model order."""
-    targets = [
-        name
-        for name, module in unet.named_modules()
-        if isinstance(module, nn.Linear) and is_temporal_attention_target(name)
-    ]
+    targets = [name for name, module in unet.named_modules() if isinstance(module, nn.Linear) and is_temporal_attention_target(name)]
     if not targets:
         raise InputError(f"{type(unet).__name__} has no temporal attention layers; motion LoRAs need a Show-1 video UNet")
     return targets
@@ -51,6 +47,4 @@ def unet_fingerprint(unet: nn.Module) -> str:
 def check_trainable_stage(stage: Stage) -> None:
     """Refuse stages whose motion a LoRA does not customise."""
     if stage not in TRAINABLE_STAGES:
-        raise InputError(
-            f"motion LoRAs adapt the {' or the '.join(s.title for s in TRAINABLE_STAGES)} model, not the {stage.title} model"
-        )
+        raise InputError(f"motion LoRAs adapt the {' or the '.join(s.title for s in TRAINABLE_STAGES)} model, not the {stage.title} model")

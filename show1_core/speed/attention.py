@@ -47,8 +47,12 @@ class DispatchAttnProcessor(_Dispatching):
     """
 
     def __call__(
-        self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The attention layer's output for ``hidden_states``."""
         _refuse_unused_features(attn, attention_mask)
@@ -79,7 +83,10 @@ class DispatchAddedKVProcessor(_Dispatching):
     keys and values of the image plus the projected text) with its SDPA call dispatched."""
 
     def __call__(
-        self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The attention layer's output for the image ``hidden_states`` ``(batch, channels, h, w)``."""

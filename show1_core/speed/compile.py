@@ -55,4 +55,3 @@ def compile_repeated_blocks(model: nn.Module, backend: str = "inductor") -> int:
     for block in blocks:
         block.compile(backend=backend)
     return len(blocks)
-

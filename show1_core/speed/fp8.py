@@ -26,4 +26,3 @@ def store_in_fp8(model: nn.Module, compute_dtype: torch.dtype) -> None:
         return
     kept = tuple(getattr(model, "_keep_in_fp32_modules", None) or ())
     apply_layerwise_casting(model, FP8, compute_dtype, skip_modules_pattern=DEFAULT_SKIP_MODULES_PATTERN + kept)
-

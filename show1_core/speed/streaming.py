@@ -19,6 +19,10 @@ def stream_blocks(model: nn.Module, device: torch.device) -> None:
     """Keep ``model`` on the CPU and move each of its blocks to ``device`` only while it runs (in place)."""
     model.to("cpu")
     apply_group_offloading(
-        model, onload_device=device, offload_device=torch.device("cpu"), offload_type="block_level", num_blocks_per_group=1,
+        model,
+        onload_device=device,
+        offload_device=torch.device("cpu"),
+        offload_type="block_level",
+        num_blocks_per_group=1,
         use_stream=device.type == "cuda",
     )

@@ -10,13 +10,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from ..loading.registry import Stage
 from ..loading.stage_model import StageModel
+from ..setting_ranges import first_frame_problems, raise_problems
 from ..settings import FirstFrameSettings
 from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
-from ..errors import InputError
-from ..setting_ranges import first_frame_problems, raise_problems
 from .validation import check_image, check_spatial_size
 
 

@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from ..loading.registry import Stage
-from ..memory import retry_smaller_on_oom
 from ..loading.stage_model import StageModel
+from ..memory import retry_smaller_on_oom
+from ..setting_ranges import interpolation_problems, raise_problems
 from ..settings import InterpolationSettings
 from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
-from ..setting_ranges import interpolation_problems, raise_problems
 from .validation import check_spatial_size, check_video
 
 

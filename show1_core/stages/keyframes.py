@@ -6,10 +6,10 @@ import torch
 
 from ..loading.registry import Stage
 from ..loading.stage_model import StageModel
+from ..setting_ranges import keyframe_problems, raise_problems
 from ..settings import KeyframeSettings
 from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
-from ..setting_ranges import keyframe_problems, raise_problems
 from .validation import check_positive, check_spatial_size
 
 

@@ -23,9 +23,11 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from ..errors import InputError, NonFiniteOutputError
 from ..footprint import downscale_factor
 from ..loading.registry import Stage
-from ..memory import retry_smaller_on_oom
 from ..loading.stage_model import StageModel
+from ..memory import retry_smaller_on_oom
+from ..setting_ranges import frame_size_problems, latent_sr_problems, raise_problems
 from ..settings import LatentSRSettings
+from .frames import resize_uint8_frames, to_uint8_frames, uint8_frames_to_video
 from .progress import StageSteps, StepCallback
 from .sampling import (
     PromptEmbeds,
@@ -36,8 +38,6 @@ from .sampling import (
     noise_like,
     seeded_generator,
 )
-from ..setting_ranges import frame_size_problems, latent_sr_problems, raise_problems
-from .frames import resize_uint8_frames, to_uint8_frames, uint8_frames_to_video
 from .validation import check_positive, check_video
 
 

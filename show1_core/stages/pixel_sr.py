@@ -18,6 +18,7 @@ import torch
 from ..errors import InputError
 from ..loading.registry import Stage
 from ..loading.stage_model import StageModel
+from ..setting_ranges import pixel_sr_problems, raise_problems
 from ..settings import PixelSRSettings
 from .first_frame import noised_condition, upscale_bilinear
 from .progress import StageSteps, StepCallback
@@ -30,7 +31,6 @@ from .sampling import (
     noise_like,
     seeded_generator,
 )
-from ..setting_ranges import pixel_sr_problems, raise_problems
 from .validation import check_image, check_positive, check_spatial_size, check_video
 
 
@@ -43,9 +43,7 @@ def window_starts(num_frames: int, window: int, stride: int) -> list[tuple[int, 
     """
     check_positive(window=window, stride=stride)
     if stride >= window:
-        raise InputError(
-            f"stride ({stride}) must be smaller than the window ({window}) so neighbouring windows share a frame"
-        )
+        raise InputError(f"stride ({stride}) must be smaller than the window ({window}) so neighbouring windows share a frame")
     if num_frames <= window:
         return [(0, 0)]
     starts = [(s, s) for s in range(0, num_frames - window + 1, stride)]
@@ -81,9 +79,7 @@ def super_resolve_pixels(
     embeds = embeddings_for(unet, embeds, Stage.PIXEL_SR.title, batch)
     check_image(first_frame, "the upscaled first frame")
     if tuple(first_frame.shape) != (batch, 3, height, width):
-        raise InputError(
-            f"the upscaled first frame must be {(batch, 3, height, width)} to match the video, got {tuple(first_frame.shape)}"
-        )
+        raise InputError(f"the upscaled first frame must be {(batch, 3, height, width)} to match the video, got {tuple(first_frame.shape)}")
     windows = window_starts(num_frames, settings.window, settings.stride)
     device, dtype = unet.device, unet.dtype
     video = video.to(device, dtype)

@@ -94,8 +94,13 @@ def frame_windows(frames: int, window: int, overlap: int) -> list[int]:
 
 
 def predict_in_windows(
-    unet: nn.Module, model_input: torch.Tensor, t: torch.Tensor, text: torch.Tensor, labels: torch.Tensor | None,
-    window: int, overlap: int,
+    unet: nn.Module,
+    model_input: torch.Tensor,
+    t: torch.Tensor,
+    text: torch.Tensor,
+    labels: torch.Tensor | None,
+    window: int,
+    overlap: int,
 ) -> torch.Tensor:
     """The UNet's prediction for a video computed over windows of at most ``window`` frames.
 
@@ -118,8 +123,14 @@ def predict_in_windows(
 
 
 def predict_guided(
-    unet: nn.Module, model_input: torch.Tensor, t: torch.Tensor, text: torch.Tensor, labels: torch.Tensor | None,
-    window: int, overlap: int, split: bool,
+    unet: nn.Module,
+    model_input: torch.Tensor,
+    t: torch.Tensor,
+    text: torch.Tensor,
+    labels: torch.Tensor | None,
+    window: int,
+    overlap: int,
+    split: bool,
 ) -> torch.Tensor:
     """The UNet's prediction for a ``[negative, positive]`` batch: one call, or (``split``) one call per half.
 

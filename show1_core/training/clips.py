@@ -114,9 +114,7 @@ def load_clips(folder: Path | str, prompt: str | None, height: int, width: int) 
         caption = caption_for(path, prompt)
         frames, fps = read_frames(path)
         if len(frames) < 2:
-            raise InputError(
-                f"{path.name} has {len(frames)} frame: a still image has no motion to learn; give clips of at least 2 frames"
-            )
+            raise InputError(f"{path.name} has {len(frames)} frame: a still image has no motion to learn; give clips of at least 2 frames")
         clips.append(Clip(path=path, caption=caption, frames=fit_frames(frames, height, width), fps=fps))
     return clips
 

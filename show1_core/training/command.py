@@ -15,10 +15,17 @@ def _settings(args: argparse.Namespace, defaults: dict):
 
     chosen = {k: getattr(args, k) for k in defaults if getattr(args, k) is not None}
     return TrainingSettings(
-        **{**defaults, **chosen}, rank=args.rank, alpha=args.alpha if args.alpha is not None else float(args.rank),
-        steps=args.steps, learning_rate=args.learning_rate, batch_size=args.batch_size, caption_dropout=args.caption_dropout,
-        gradient_checkpointing=not args.no_gradient_checkpointing, optimizer=args.optimizer,
-        checkpoint_every=args.checkpoint_every, seed=args.seed,
+        **{**defaults, **chosen},
+        rank=args.rank,
+        alpha=args.alpha if args.alpha is not None else float(args.rank),
+        steps=args.steps,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        caption_dropout=args.caption_dropout,
+        gradient_checkpointing=not args.no_gradient_checkpointing,
+        optimizer=args.optimizer,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
     )
 
 
@@ -56,7 +63,13 @@ def cmd_train_motion(args: argparse.Namespace) -> int:
     model.unet.to(device)
     known = known_checkpoint(model_folder.name)
     result = train_motion_lora(
-        model, clips, embeddings, settings, output, known.repo_id if known else model_folder.name, resume=args.resume,
+        model,
+        clips,
+        embeddings,
+        settings,
+        output,
+        known.repo_id if known else model_folder.name,
+        resume=args.resume,
         progress=not args.quiet,
     )
     print(f"wrote {result.path} ({result.steps} steps, loss {result.loss:.4f})")

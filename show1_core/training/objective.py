@@ -85,7 +85,10 @@ class NoiseSchedule:
         model_log_variance = fraction * max_log + (1.0 - fraction) * min_log
 
         kl = 0.5 * (
-            -1.0 + model_log_variance - min_log + torch.exp(min_log - model_log_variance)
+            -1.0
+            + model_log_variance
+            - min_log
+            + torch.exp(min_log - model_log_variance)
             + (true_mean - model_mean) ** 2 * torch.exp(-model_log_variance)
         )
         nll = -_discretised_gaussian_log_likelihood(clean, model_mean, 0.5 * model_log_variance)

@@ -22,8 +22,10 @@ def stage_defaults(stage: Stage) -> dict:
     keyframes, interpolation = PAPER_SETTINGS.keyframes, PAPER_SETTINGS.interpolation
     if stage == Stage.INTERPOLATION:
         return dict(
-            frames=interpolation.frames_between + 2, fps=interpolated_fps(keyframes.fps, interpolation.frames_between),
-            height=keyframes.height, width=keyframes.width,
+            frames=interpolation.frames_between + 2,
+            fps=interpolated_fps(keyframes.fps, interpolation.frames_between),
+            height=keyframes.height,
+            width=keyframes.width,
         )
     return dict(frames=keyframes.num_frames, fps=keyframes.fps, height=keyframes.height, width=keyframes.width)
 

@@ -35,7 +35,7 @@ def _flatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def _unflatten(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    (kind, content), = node.items()
+    ((kind, content),) = node.items()
     if kind == "tensor":
         return tensors[content]
     if kind == "dict":

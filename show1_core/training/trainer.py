@@ -158,9 +158,17 @@ class _Run:
         """Metadata of the adapter as trained so far."""
         s = self.settings
         return MotionLoraInfo(
-            stage=self.model.stage, base_checkpoint=self.info_base[0], base_fingerprint=self.info_base[1], rank=s.rank,
-            alpha=s.alpha, target_modules=tuple(self.targets), steps=self.step, prompts=tuple(prompts), frames=s.frames,
-            height=s.height, width=s.width,
+            stage=self.model.stage,
+            base_checkpoint=self.info_base[0],
+            base_fingerprint=self.info_base[1],
+            rank=s.rank,
+            alpha=s.alpha,
+            target_modules=tuple(self.targets),
+            steps=self.step,
+            prompts=tuple(prompts),
+            frames=s.frames,
+            height=s.height,
+            width=s.width,
         )
 
     def state(self, identity: dict) -> dict:
@@ -243,7 +251,9 @@ def train_motion_lora(
     folder = checkpoint_folder(output)
     prompts = sorted({clip.caption for clip in clips})
     identity = {
-        **settings.identity(), "stage": model.stage.value, "base": unet_fingerprint(model.unet),
+        **settings.identity(),
+        "stage": model.stage.value,
+        "base": unet_fingerprint(model.unet),
         "clips": [[clip.path.name, clip.caption] for clip in clips],
     }
     schedule = NoiseSchedule(dict(model.scheduler.config))
@@ -263,8 +273,14 @@ def train_motion_lora(
 
 
 def _train(
-    run: _Run, clips: list[Clip], embeddings: CaptionEmbeddings, schedule: NoiseSchedule, folder: Path,
-    prompts: list[str], identity: dict, progress: bool,
+    run: _Run,
+    clips: list[Clip],
+    embeddings: CaptionEmbeddings,
+    schedule: NoiseSchedule,
+    folder: Path,
+    prompts: list[str],
+    identity: dict,
+    progress: bool,
 ) -> list[Path]:
     s, unet, device = run.settings, run.unet, run.device
     autocast = run.dtype in (torch.float16, torch.bfloat16)
@@ -282,7 +298,9 @@ def _train(
                 model_input = noisy if batch.condition is None else torch.cat([noisy, batch.condition], dim=1)
                 with torch.autocast(device.type, dtype=run.dtype, enabled=autocast):
                     prediction = unet(model_input.to(device, run.dtype), timesteps.to(device), text).sample
-                terms = diffusion_loss(prediction, batch.clean.to(device), noisy.to(device), noise.to(device), timesteps.to(device), schedule)
+                terms = diffusion_loss(
+                    prediction, batch.clean.to(device), noisy.to(device), noise.to(device), timesteps.to(device), schedule
+                )
                 if not torch.isfinite(terms.total):
                     raise NonFiniteOutputError(
                         f"the training loss became {terms.total.item()} at step {run.step + 1}; lower the learning rate "
