@@ -7,7 +7,7 @@ They are imported on first use, so ``import show1_core`` itself is instant.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -110,6 +110,105 @@ _PUBLIC = {
     ),
     "validation": ("ModelLimits", "validate_cascade"),
 }
+if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/test_public_surface.py keeps them equal)
+    from .cascade import CascadeCheckpoints, CascadeResult, Phase, Show1Cascade
+    from .console import RunDisplay
+    from .embeds import PromptEmbeds
+    from .errors import (
+        CheckpointError,
+        CorruptCheckpointError,
+        GatedRepoAccessError,
+        GenerationCancelled,
+        HubError,
+        InputError,
+        InvalidSettingsError,
+        MissingFilesError,
+        NonFiniteOutputError,
+        OfflineError,
+        OutOfMemoryError,
+        Show1Error,
+        StateDictMismatchError,
+        UnsafeCheckpointError,
+        WrongStageError,
+    )
+    from .loading import (
+        CHECKPOINT_FOR_STAGE,
+        DTYPES,
+        KNOWN_CHECKPOINTS,
+        T5_CHECKPOINT,
+        T5_DOWNLOAD_GB,
+        KnownCheckpoint,
+        Stage,
+        StageModel,
+        known_checkpoint,
+        load_stage_model,
+        parse_dtype,
+        stage_of_unet_config,
+    )
+    from .loading.hub import DEFAULT_MODELS_DIR_ENV, default_models_dir, resolve_checkpoint, resolve_t5_tokenizer
+    from .loading.t5_file import load_t5_file
+    from .memory import POLICY_SETTINGS, MemoryPolicy, ModelPlacer, PolicySettings, default_device, default_dtype, resolve_device
+    from .motion_lora import (
+        MotionLora,
+        MotionLoraInfo,
+        check_fits,
+        load_motion_lora,
+        motion_loras,
+        parse_lora_spec,
+        read_motion_lora_info,
+        with_motion_loras,
+    )
+    from .runner import (
+        PlacedStage,
+        Placement,
+        PlacerPlacement,
+        place,
+        run_interpolation,
+        run_keyframes,
+        run_latent_refine,
+        run_latent_sr,
+        run_pixel_sr,
+        run_vae_decode,
+        run_vae_encode,
+    )
+    from .setting_ranges import (
+        MAX_GUIDANCE,
+        MAX_LORA_STRENGTH,
+        MAX_NOISE_LEVEL,
+        MAX_SIZE,
+        Problem,
+        first_frame_problems,
+        interpolation_problems,
+        keyframe_problems,
+        latent_sr_problems,
+        pixel_sr_problems,
+        settings_problems,
+    )
+    from .settings import (
+        ATTENTION_BACKENDS,
+        COMPILE_BACKENDS,
+        PAPER_SETTINGS,
+        CascadeSettings,
+        FirstFrameSettings,
+        InterpolationSettings,
+        KeyframeSettings,
+        LatentSRSettings,
+        PixelSRSettings,
+        SpeedSettings,
+    )
+    from .speed import apply_speed, check_attention_backend
+    from .stages import StepCallback, StepEvent, interpolated_fps, window_starts
+    from .text import (
+        EmbeddingCache,
+        EncoderKind,
+        EncoderPlacement,
+        PlacerEncoderPlacement,
+        TextEncoder,
+        TextEncoderSpec,
+        embeddings_cache_dir,
+    )
+    from .validation import ModelLimits, validate_cascade
+
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 __all__ = sorted(_MODULE_OF)
 

@@ -45,3 +45,12 @@ def test_importing_the_package_loads_nothing_heavy():
     code = "import sys, show1_core; print(any(m.startswith(('torch', 'diffusers')) for m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_type_checkers_see_the_same_names_from_the_same_modules_as_the_lazy_imports():
+    """The ``if TYPE_CHECKING:`` imports of ``show1_core/__init__.py`` mirror ``_PUBLIC`` exactly (diffusers does the same)."""
+    tree = ast.parse((REPO / "show1_core" / "__init__.py").read_text())
+    (block,) = [node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"]
+    mirrored = {(node.module, alias.name) for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    lazy = {(module, name) for module, names in show1_core._PUBLIC.items() for name in names}
+    assert mirrored == lazy
