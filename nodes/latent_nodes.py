@@ -57,8 +57,8 @@ class VAEEncode:
             "required": {
                 "model": socket(LATENT_SR_MODEL, MODEL_TOOLTIP),
                 "images": socket("IMAGE", IMAGES_TOOLTIP),
-                "width": size_input(PAPER.width, "Width the frames are resized to before encoding"),
-                "height": size_input(PAPER.height, "Height the frames are resized to before encoding"),
+                "width": size_input("latent_sr.width", PAPER.width, "Width the frames are resized to before encoding"),
+                "height": size_input("latent_sr.height", PAPER.height, "Height the frames are resized to before encoding"),
                 "seed": seed_input(),
             }
         }

@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 
 from show1_core import (
-    MAX_LORA_STRENGTH,
     MotionLora,
     PlacedStage,
     Show1Error,
@@ -27,7 +26,7 @@ from .loaders import LOADER_CATEGORY
 from .lora_files import lora_choices, resolve_lora
 from .model_folders import client_safe, public_message
 from .types import MODEL_TYPE, expect_stage
-from .widgets import combo_input, float_input, socket
+from .widgets import combo_input, limited_input, socket
 
 NO_LORA = "(no motion LoRA found)"
 
@@ -64,12 +63,11 @@ class MotionLoraNode:
                     choices[0],
                     f"A motion LoRA trained for the {cls.STAGE.title} model, from models/show1/loras or models/loras.",
                 ),
-                "strength": float_input(
+                "strength": limited_input(
+                    "motion_lora.strength",
                     1.0,
-                    -MAX_LORA_STRENGTH,
-                    MAX_LORA_STRENGTH,
-                    0.05,
-                    "How strongly the LoRA applies: 1 as trained, 0 exactly the plain model, between them a blend of the motion.",
+                    step=0.05,
+                    tooltip="How strongly the LoRA applies: 1 as trained, 0 exactly the plain model, between them a blend of the motion.",
                 ),
             }
         }

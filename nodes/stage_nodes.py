@@ -7,7 +7,7 @@ from dataclasses import replace
 import torch
 
 from show1_core import (
-    MAX_NOISE_LEVEL,
+    LIMITS,
     PAPER_SETTINGS,
     EncoderKind,
     PlacedStage,
@@ -37,10 +37,10 @@ from .types import (
 )
 from .widget_checks import verdict, widget_problems
 from .widgets import (
-    MAX_FRAMES,
     fps_input,
     guidance_input,
     int_input,
+    limited_input,
     model_and_embeds,
     seed_input,
     size_input,
@@ -84,11 +84,13 @@ class Keyframes(VideoStage):
         return {
             "required": {
                 **model_and_embeds(KEYFRAME_MODEL, "The keyframe model (Show-1 stage 1 loader).", EncoderKind.T5),
-                "width": size_input(KEYFRAMES.width, "Keyframe width"),
-                "height": size_input(KEYFRAMES.height, "Keyframe height"),
-                "frames": int_input(KEYFRAMES.num_frames, 1, MAX_FRAMES, f"Number of keyframes (the paper uses {KEYFRAMES.num_frames})."),
-                "steps": steps_input(KEYFRAMES.steps),
-                "guidance": guidance_input(KEYFRAMES.guidance),
+                "width": size_input("keyframes.width", KEYFRAMES.width, "Keyframe width"),
+                "height": size_input("keyframes.height", KEYFRAMES.height, "Keyframe height"),
+                "frames": limited_input(
+                    "keyframes.num_frames", KEYFRAMES.num_frames, f"Number of keyframes (the paper uses {KEYFRAMES.num_frames})."
+                ),
+                "steps": steps_input("keyframes", KEYFRAMES.steps),
+                "guidance": guidance_input("keyframes", KEYFRAMES.guidance),
                 "seed": seed_input(),
                 "fps": fps_input(KEYFRAMES.fps, f"Frame rate of the keyframes (the paper's {KEYFRAMES.fps} fps)."),
             }
@@ -142,17 +144,19 @@ class Interpolation(VideoStage):
             "required": {
                 **model_and_embeds(INTERPOLATION_MODEL, "The interpolation model (Show-1 stage 2 loader).", EncoderKind.T5),
                 "images": socket("IMAGE", "The frames to interpolate (at least 2, e.g. the keyframes)."),
-                "frames_between": int_input(
-                    INTERPOLATION.frames_between, 1, 15, f"New frames between each pair (the paper uses {INTERPOLATION.frames_between})."
+                "frames_between": limited_input(
+                    "interpolation.frames_between",
+                    INTERPOLATION.frames_between,
+                    f"New frames between each pair (the paper uses {INTERPOLATION.frames_between}).",
                 ),
-                "steps": steps_input(INTERPOLATION.steps),
-                "guidance": guidance_input(INTERPOLATION.guidance),
+                "steps": steps_input("interpolation", INTERPOLATION.steps),
+                "guidance": guidance_input("interpolation", INTERPOLATION.guidance),
                 "seed": seed_input(),
                 "fps": fps_input(KEYFRAMES.fps, "Frame rate of the input frames (wire the keyframes' fps here)."),
                 "window_batch": int_input(
                     0,
                     0,
-                    MAX_FRAMES,
+                    int(LIMITS["keyframes.num_frames"].high),
                     "How many frame pairs are denoised at once (0: all). Halved automatically after an out-of-memory "
                     "error; the result changes only by float rounding.",
                 ),
@@ -203,12 +207,11 @@ class PixelSR(VideoStage):
             "required": {
                 **model_and_embeds(PIXEL_SR_MODEL, "The pixel super-resolution model (Show-1 stage 3 loader).", EncoderKind.T5),
                 "images": socket("IMAGE", "The low-resolution frames (width and height multiples of 4)."),
-                "steps": steps_input(PIXEL_SR.steps),
-                "guidance": guidance_input(PIXEL_SR.guidance),
-                "noise_level": int_input(
+                "steps": steps_input("pixel_sr", PIXEL_SR.steps),
+                "guidance": guidance_input("pixel_sr", PIXEL_SR.guidance),
+                "noise_level": limited_input(
+                    "pixel_sr.noise_level",
                     PIXEL_SR.noise_level,
-                    0,
-                    MAX_NOISE_LEVEL,
                     f"Noise added to the upscaled condition (the paper uses {PIXEL_SR.noise_level}).",
                 ),
                 "seed": seed_input(),
@@ -220,12 +223,11 @@ class PixelSR(VideoStage):
                     "IF-II-L (gated) upscales frame 0, as in the paper. Leave unconnected for a bilinear first frame: "
                     "no extra download, but softer detail throughout the video.",
                 ),
-                "first_frame_steps": steps_input(FIRST_FRAME.steps),
-                "first_frame_guidance": guidance_input(FIRST_FRAME.guidance),
-                "first_frame_noise_level": int_input(
+                "first_frame_steps": steps_input("first_frame", FIRST_FRAME.steps),
+                "first_frame_guidance": guidance_input("first_frame", FIRST_FRAME.guidance),
+                "first_frame_noise_level": limited_input(
+                    "first_frame.noise_level",
                     FIRST_FRAME.noise_level,
-                    0,
-                    MAX_NOISE_LEVEL,
                     f"IF-II-L condition noise level (the paper uses {FIRST_FRAME.noise_level}).",
                 ),
             },
@@ -283,8 +285,8 @@ class LatentSR(VideoStage):
             "required": {
                 **model_and_embeds(LATENT_SR_MODEL, "The expert latent SR model (Show-1 stage 4 loader).", EncoderKind.CLIP),
                 "images": socket("IMAGE", IMAGES_TOOLTIP),
-                "width": size_input(LATENT_SR.width, "Output width"),
-                "height": size_input(LATENT_SR.height, "Output height"),
+                "width": size_input("latent_sr.width", LATENT_SR.width, "Output width"),
+                "height": size_input("latent_sr.height", LATENT_SR.height, "Output height"),
                 **stage4_sampling_inputs(),
                 "fps": fps_input(INTERPOLATED_FPS, FPS_PASSTHROUGH),
             }

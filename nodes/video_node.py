@@ -125,12 +125,16 @@ class UpscaleVideo:
                 "t5_embeds": socket(T5_EMBEDS, "T5 embeddings of a prompt describing the video (Show-1 Text Encode)."),
                 "latent_sr_model": socket(LATENT_SR_MODEL, "The expert latent SR model (Show-1 stage 4 loader)."),
                 "clip_embeds": socket(CLIP_EMBEDS, "CLIP embeddings of the same prompt (Show-1 Text Encode)."),
-                "stage3_width": size_input(STAGE3_WIDTH, "Width the frames are scaled to before the x4 pixel SR", multiple=4),
-                "stage3_height": size_input(STAGE3_HEIGHT, "Height the frames are scaled to before the x4 pixel SR", multiple=4),
-                "width": size_input(LATENT_SR.width, "Output width"),
-                "height": size_input(LATENT_SR.height, "Output height"),
-                "pixel_sr_steps": steps_input(PIXEL.steps),
-                "latent_sr_steps": steps_input(LATENT_SR.steps),
+                "stage3_width": size_input(
+                    "keyframes.width", STAGE3_WIDTH, "Width the frames are scaled to before the x4 pixel SR", multiple=4
+                ),
+                "stage3_height": size_input(
+                    "keyframes.height", STAGE3_HEIGHT, "Height the frames are scaled to before the x4 pixel SR", multiple=4
+                ),
+                "width": size_input("latent_sr.width", LATENT_SR.width, "Output width"),
+                "height": size_input("latent_sr.height", LATENT_SR.height, "Output height"),
+                "pixel_sr_steps": steps_input("pixel_sr", PIXEL.steps),
+                "latent_sr_steps": steps_input("latent_sr", LATENT_SR.steps),
                 "strength": strength_input(),
                 "seed": seed_input(),
             },

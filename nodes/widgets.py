@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from show1_core import DTYPES, MAX_GUIDANCE, PAPER_SETTINGS, EncoderKind, MemoryPolicy
+from show1_core import DTYPES, LIMITS, PAPER_SETTINGS, EncoderKind, MemoryPolicy
 
 from .types import EMBEDS_TYPE, ENCODER_TITLE
 
 Input = tuple[Any, dict[str, Any]]
 
-MAX_SEED = 0xFFFFFFFFFFFFFFFF
-MAX_STEPS = 1000
-MAX_SIZE = 4096
-MAX_FRAMES = 256
-MAX_FPS = 240.0
 PRECISIONS = ["auto", *DTYPES]
 """``auto``: fp16 on an accelerator (as the original runs), fp32 on the CPU."""
 
@@ -27,6 +22,19 @@ def int_input(default: int, minimum: int, maximum: int, tooltip: str, step: int 
 def float_input(default: float, minimum: float, maximum: float, step: float, tooltip: str) -> Input:
     """A FLOAT widget."""
     return ("FLOAT", {"default": default, "min": minimum, "max": maximum, "step": step, "tooltip": tooltip})
+
+
+def limited_input(setting: str, default: float, tooltip: str, step: float = 1) -> Input:
+    """A number widget whose min and max are the range ``show1_core.LIMITS`` declares for ``setting``.
+
+    An excluded lower end (a frame rate above 0) becomes the first step above it; a whole-number setting with a
+    step above 1 (sizes in multiples of 8) starts at its first multiple.
+    """
+    limit = LIMITS[setting]
+    if limit.whole:
+        low = -(-int(limit.low) // int(step)) * int(step)  # the first multiple of step in range
+        return int_input(int(default), low, int(limit.high), tooltip, step=int(step))
+    return float_input(default, limit.low + step if limit.low_open else limit.low, limit.high, step, tooltip)
 
 
 def combo_input(options: list[str], default: str, tooltip: str) -> Input:
@@ -49,34 +57,36 @@ def model_and_embeds(model_type: str, model_tooltip: str, kind: EncoderKind) -> 
 
 def seed_input() -> Input:
     """The ``seed`` widget (ComfyUI adds its control-after-generate widget by the name)."""
-    return int_input(
+    return limited_input(
+        "seed",
         PAPER_SETTINGS.seed,
-        0,
-        MAX_SEED,
         "Seed of the stage's noise; the same seed and inputs give the same result. Default: the original's example seed.",
     )
 
 
-def steps_input(default: int) -> Input:
-    """A denoising-step count."""
-    return int_input(default, 1, MAX_STEPS, f"Denoising steps (the paper uses {default}).")
+def steps_input(stage: str, default: int) -> Input:
+    """A stage's denoising-step count."""
+    return limited_input(f"{stage}.steps", default, f"Denoising steps (the paper uses {default}).")
 
 
-def guidance_input(default: float) -> Input:
-    """A classifier-free guidance scale (guidance applies above 1)."""
-    return float_input(
-        default, 0.0, MAX_GUIDANCE, 0.1, f"Classifier-free guidance scale (the paper uses {default}; 1 or less disables guidance)."
+def guidance_input(stage: str, default: float) -> Input:
+    """A stage's classifier-free guidance scale (guidance applies above 1)."""
+    return limited_input(
+        f"{stage}.guidance",
+        default,
+        step=0.1,
+        tooltip=f"Classifier-free guidance scale (the paper uses {default}; 1 or less disables guidance).",
     )
 
 
 def fps_input(default: float, tooltip: str) -> Input:
     """A frame rate in frames per second."""
-    return float_input(default, 0.01, MAX_FPS, 0.01, tooltip)
+    return limited_input("keyframes.fps", default, tooltip, step=0.01)
 
 
-def size_input(default: int, what: str, multiple: int = 8) -> Input:
-    """A width or height in pixels."""
-    return int_input(default, multiple, MAX_SIZE, f"{what} in pixels (a multiple of {multiple}; the paper uses {default}).", step=multiple)
+def size_input(setting: str, default: int, what: str, multiple: int = 8) -> Input:
+    """A width or height in pixels, in multiples of ``multiple``, in the range of ``setting`` (``latent_sr.width``)."""
+    return limited_input(setting, default, f"{what} in pixels (a multiple of {multiple}; the paper uses {default}).", step=multiple)
 
 
 def precision_input() -> Input:
@@ -104,12 +114,11 @@ def memory_input() -> Input:
 def strength_input() -> Input:
     """How far stage 4 re-noises its input."""
     paper = PAPER_SETTINGS.latent_sr
-    return float_input(
+    return limited_input(
+        "latent_sr.strength",
         paper.strength,
-        0.01,
-        1.0,
-        0.01,
-        f"How far the input is re-noised before refining (the paper uses {paper.strength}; the model was trained on "
+        step=0.01,
+        tooltip=f"How far the input is re-noised before refining (the paper uses {paper.strength}; the model was trained on "
         "timesteps up to 900, so values near 1 leave its range).",
     )
 
@@ -118,8 +127,8 @@ def stage4_sampling_inputs() -> dict[str, Input]:
     """Steps, strength, guidance and seed of the expert latent SR stage."""
     paper = PAPER_SETTINGS.latent_sr
     return {
-        "steps": steps_input(paper.steps),
+        "steps": steps_input("latent_sr", paper.steps),
         "strength": strength_input(),
-        "guidance": guidance_input(paper.guidance),
+        "guidance": guidance_input("latent_sr", paper.guidance),
         "seed": seed_input(),
     }

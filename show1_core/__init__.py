@@ -73,6 +73,7 @@ _PUBLIC = {
         "run_vae_encode",
     ),
     "setting_ranges": (
+        "LIMITS",
         "MAX_GUIDANCE",
         "MAX_LORA_STRENGTH",
         "MAX_NOISE_LEVEL",
@@ -172,6 +173,7 @@ if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/
         run_vae_encode,
     )
     from .setting_ranges import (
+        LIMITS,
         MAX_GUIDANCE,
         MAX_LORA_STRENGTH,
         MAX_NOISE_LEVEL,

@@ -82,73 +82,122 @@ def number(setting: str, value: object, low: float, high: float, low_open: bool 
     return [Problem(setting, f"must be a number {bounds}{why}, got {value!r}")]
 
 
+@dataclass(frozen=True)
+class Limit:
+    """The range of one setting: whole numbers (or finite numbers) from ``low`` to ``high`` (``None``: no upper end)."""
+
+    low: float
+    high: float | None
+    whole: bool = True
+    low_open: bool = False
+    """``low`` itself is excluded (a frame rate, a strength)."""
+    why: str = ""
+
+    def problems(self, setting: str, value: object) -> list[Problem]:
+        """``value`` checked against this range, named ``setting``."""
+        if self.whole:
+            return whole(setting, value, int(self.low), None if self.high is None else int(self.high), self.why)
+        return number(setting, value, self.low, math.inf if self.high is None else self.high, self.low_open, self.why)
+
+
+_STEPS = Limit(1, MAX_STEPS)
+_GUIDANCE = Limit(0.0, MAX_GUIDANCE, whole=False, why=" (1 or less: no guidance)")
+_NOISE_LEVEL = Limit(0, MAX_NOISE_LEVEL, why=" (a level of the noising scheduler)")
+_SIZE = Limit(1, MAX_SIZE)
+LIMITS: dict[str, Limit] = {
+    "seed": Limit(0, MAX_SEED),
+    "keyframes.num_frames": Limit(1, MAX_FRAMES),
+    "keyframes.width": _SIZE,
+    "keyframes.height": _SIZE,
+    "keyframes.steps": _STEPS,
+    "keyframes.guidance": _GUIDANCE,
+    "keyframes.fps": Limit(0.0, MAX_FPS, whole=False, low_open=True),
+    "interpolation.frames_between": Limit(1, MAX_FRAMES_BETWEEN),
+    "interpolation.steps": _STEPS,
+    "interpolation.guidance": _GUIDANCE,
+    "interpolation.window_batch": Limit(1, None, why=" (or None: all windows)"),
+    "first_frame.steps": _STEPS,
+    "first_frame.guidance": _GUIDANCE,
+    "first_frame.noise_level": _NOISE_LEVEL,
+    "pixel_sr.scale": Limit(1, None),
+    "pixel_sr.steps": _STEPS,
+    "pixel_sr.guidance": _GUIDANCE,
+    "pixel_sr.noise_level": _NOISE_LEVEL,
+    "pixel_sr.window": Limit(2, MAX_FRAMES),
+    "latent_sr.width": _SIZE,
+    "latent_sr.height": _SIZE,
+    "latent_sr.steps": _STEPS,
+    "latent_sr.strength": Limit(0.0, 1.0, whole=False, low_open=True),
+    "latent_sr.guidance": _GUIDANCE,
+    "latent_sr.eta": Limit(0.0, 1.0, whole=False),
+    "latent_sr.vae_batch": Limit(1, None),
+    "latent_sr.frame_window": Limit(0, None, why=" (0: all frames at once)"),
+    "motion_lora.strength": Limit(-MAX_LORA_STRENGTH, MAX_LORA_STRENGTH, whole=False),
+}
+"""Every setting's range, declared once: the checks below, the command line (which runs them) and the
+ComfyUI widgets' min/max (``nodes/widgets.py``) all read it."""
+
+
+def check(setting: str, value: object) -> list[Problem]:
+    """``value`` checked against the range :data:`LIMITS` declares for ``setting``."""
+    return LIMITS[setting].problems(setting, value)
+
+
 def seed_problems(seed: object) -> list[Problem]:
     """A seed: a whole number from 0 to :data:`MAX_SEED` (``1.5``, ``"7"``, ``True`` and NaN are refused)."""
-    return whole("seed", seed, 0, MAX_SEED)
+    return check("seed", seed)
 
 
 def lora_strength_problems(strength: object, setting: str = "motion LoRA strength") -> list[Problem]:
     """A motion LoRA's strength: a finite number from -:data:`MAX_LORA_STRENGTH` to :data:`MAX_LORA_STRENGTH`."""
-    return number(setting, strength, -MAX_LORA_STRENGTH, MAX_LORA_STRENGTH)
-
-
-def _steps(stage: str, steps: object) -> list[Problem]:
-    return whole(f"{stage}.steps", steps, 1, MAX_STEPS)
-
-
-def _guidance(stage: str, guidance: object) -> list[Problem]:
-    return number(f"{stage}.guidance", guidance, 0.0, MAX_GUIDANCE, why=" (1 or less: no guidance)")
-
-
-def _noise_level(stage: str, level: object) -> list[Problem]:
-    return whole(f"{stage}.noise_level", level, 0, MAX_NOISE_LEVEL, why=" (a level of the noising scheduler)")
+    return LIMITS["motion_lora.strength"].problems(setting, strength)
 
 
 def frame_size_problems(stage: str, width: object, height: object) -> list[Problem]:
     """A frame size: whole numbers of pixels from 1 to :data:`MAX_SIZE`."""
-    return whole(f"{stage}.width", width, 1, MAX_SIZE) + whole(f"{stage}.height", height, 1, MAX_SIZE)
+    return check(f"{stage}.width", width) + check(f"{stage}.height", height)
 
 
 def keyframe_problems(settings: KeyframeSettings) -> list[Problem]:
     """Stage 1: frame count, size, steps, guidance and frame rate."""
     return [
-        *whole("keyframes.num_frames", settings.num_frames, 1, MAX_FRAMES),
+        *check("keyframes.num_frames", settings.num_frames),
         *frame_size_problems("keyframes", settings.width, settings.height),
-        *_steps("keyframes", settings.steps),
-        *_guidance("keyframes", settings.guidance),
-        *number("keyframes.fps", settings.fps, 0.0, MAX_FPS, low_open=True),
+        *check("keyframes.steps", settings.steps),
+        *check("keyframes.guidance", settings.guidance),
+        *check("keyframes.fps", settings.fps),
     ]
 
 
 def interpolation_problems(settings: InterpolationSettings) -> list[Problem]:
     """Stage 2: frames between each pair, steps, guidance and windows per batch."""
     problems = [
-        *whole("interpolation.frames_between", settings.frames_between, 1, MAX_FRAMES_BETWEEN),
-        *_steps("interpolation", settings.steps),
-        *_guidance("interpolation", settings.guidance),
+        *check("interpolation.frames_between", settings.frames_between),
+        *check("interpolation.steps", settings.steps),
+        *check("interpolation.guidance", settings.guidance),
     ]
     if settings.window_batch is not None:
-        problems += whole("interpolation.window_batch", settings.window_batch, 1, why=" (or None: all windows)")
+        problems += check("interpolation.window_batch", settings.window_batch)
     return problems
 
 
 def first_frame_problems(settings: FirstFrameSettings) -> list[Problem]:
     """Stage 3's IF-II-L frame: steps, guidance and condition noise level."""
     return [
-        *_steps("first_frame", settings.steps),
-        *_guidance("first_frame", settings.guidance),
-        *_noise_level("first_frame", settings.noise_level),
+        *check("first_frame.steps", settings.steps),
+        *check("first_frame.guidance", settings.guidance),
+        *check("first_frame.noise_level", settings.noise_level),
     ]
 
 
 def pixel_sr_problems(settings: PixelSRSettings) -> list[Problem]:
     """Stage 3: scale, steps, guidance, noise level, and windows that share a frame."""
-    window = whole("pixel_sr.window", settings.window, 2, MAX_FRAMES)
+    window = check("pixel_sr.window", settings.window)
     problems = [
-        *whole("pixel_sr.scale", settings.scale, 1),
-        *_steps("pixel_sr", settings.steps),
-        *_guidance("pixel_sr", settings.guidance),
-        *_noise_level("pixel_sr", settings.noise_level),
+        *check("pixel_sr.scale", settings.scale),
+        *check("pixel_sr.steps", settings.steps),
+        *check("pixel_sr.guidance", settings.guidance),
+        *check("pixel_sr.noise_level", settings.noise_level),
         *window,
     ]
     if not window:
@@ -166,12 +215,12 @@ def latent_sr_problems(settings: LatentSRSettings) -> list[Problem]:
     """Stage 4: size, steps, strength (and that it leaves a step to run), guidance, eta and frame windows."""
     problems = [
         *frame_size_problems("latent_sr", settings.width, settings.height),
-        *_steps("latent_sr", settings.steps),
-        *number("latent_sr.strength", settings.strength, 0.0, 1.0, low_open=True),
-        *_guidance("latent_sr", settings.guidance),
-        *number("latent_sr.eta", settings.eta, 0.0, 1.0),
-        *whole("latent_sr.vae_batch", settings.vae_batch, 1),
-        *whole("latent_sr.frame_window", settings.frame_window, 0, why=" (0: all frames at once)"),
+        *check("latent_sr.steps", settings.steps),
+        *check("latent_sr.strength", settings.strength),
+        *check("latent_sr.guidance", settings.guidance),
+        *check("latent_sr.eta", settings.eta),
+        *check("latent_sr.vae_batch", settings.vae_batch),
+        *check("latent_sr.frame_window", settings.frame_window),
     ]
     names = {p.setting for p in problems}
     if settings.frame_window and not names & {"latent_sr.frame_window"}:

@@ -497,3 +497,57 @@ print(len(module.NODE_CLASS_MAPPINGS))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.split()[-1]) == len(NODE_IDS)
+
+
+WIDGET_SETTINGS = {
+    "seed": "seed",
+    "frames": "keyframes.num_frames",
+    "frames_between": "interpolation.frames_between",
+    "noise_level": "pixel_sr.noise_level",
+    "first_frame_steps": "first_frame.steps",
+    "first_frame_guidance": "first_frame.guidance",
+    "first_frame_noise_level": "first_frame.noise_level",
+    "fps": "keyframes.fps",
+    "stage3_width": "keyframes.width",
+    "stage3_height": "keyframes.height",
+    "pixel_sr_steps": "pixel_sr.steps",
+    "latent_sr_steps": "latent_sr.steps",
+    "strength": "latent_sr.strength",
+}
+"""The setting each number widget sets, where its name alone does not say (else ``<node's stage>.<widget>``)."""
+NODE_STAGE = {
+    "Show1Keyframes": "keyframes",
+    "Show1Interpolation": "interpolation",
+    "Show1PixelSR": "pixel_sr",
+    "Show1LatentSR": "latent_sr",
+    "Show1LatentRefine": "latent_sr",
+    "Show1VAEEncode": "latent_sr",
+    "Show1UpscaleVideo": "latent_sr",
+}
+NOT_A_SETTING = {("Show1Interpolation", "window_batch")}
+"""0 stands for the setting's ``None`` (all windows), which a number widget cannot hold."""
+
+
+def test_every_number_widget_takes_its_range_from_the_table_the_command_line_checks():
+    """One table of limits: each INT/FLOAT widget's min/max is the range ``show1_core.LIMITS`` gives its setting, and the
+    checks the command line runs (``settings_problems``) accept that range's ends and refuse what lies beyond them."""
+    from show1_core.setting_ranges import LIMITS, check
+
+    checked = 0
+    for node_id, cls in load_pack().NODE_CLASS_MAPPINGS.items():
+        declared = cls.INPUT_TYPES()
+        for name, (kind, options) in {**declared["required"], **declared.get("optional", {})}.items():
+            if kind not in ("INT", "FLOAT") or (node_id, name) in NOT_A_SETTING:
+                continue
+            if node_id.endswith("MotionLoRA"):
+                setting = "motion_lora.strength"
+            else:
+                setting = WIDGET_SETTINGS.get(name, f"{NODE_STAGE[node_id]}.{name}")
+            limit, step = LIMITS[setting], options["step"]
+            low = limit.low + step if limit.low_open else -(-limit.low // step) * step if limit.whole else limit.low
+            assert (options["min"], options["max"]) == pytest.approx((low, limit.high)), f"{node_id}.{name} vs {setting}"
+            assert check(setting, options["min"]) == [] and check(setting, options["max"]) == [], f"{setting} refuses its widget's ends"
+            beyond = [limit.low] if limit.low_open else [limit.low - 1]
+            assert all(check(setting, value) for value in beyond + [limit.high + 1]), f"{setting} accepts beyond its range"
+            checked += 1
+    assert checked >= 40
