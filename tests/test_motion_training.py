@@ -14,14 +14,34 @@ either):
    base model does.
 3. Every base weight is bit-identical after training, and again after the LoRA is taken off.
 
-The bounds leave room for the spread between training and sampling seeds, and stay well away
-from what a LoRA without effect would give (the same slopes, about half the videos moving
-right). Measured on the fixture with
-these settings: over 512 seeds the base model's mean slope is +0.02 px/frame (standard
-deviation 0.68 per video, so about 0.1 for the mean of :data:`SEEDS`); over ten combinations of
-training and sampling seeds the LoRA raised the mean slope by 0.47 to 0.82 px/frame (the clips
-move 1.25), and 75-94% of its videos moved right (50-65% of the base model's), 79-94% further
-right than the base model's video of the same seed.
+Why it holds on any CPU: the LoRA's training is a chaotic float32 computation, so the kernel
+set (PyTorch's scalar, AVX2 or AVX-512 build, the thread count, MKL's code path) changes the
+LoRA it ends with, and how strongly it learnt. Trained on 8 clips (an earlier version of this
+test) the squares' motion was learnt weakly and unevenly, the LoRA fitting those clips' places
+as much as their direction: it raised the mean slope by +0.40 px/frame under AVX2 kernels but
+by +0.18 under AVX-512 ones, too little to tell apart from chance. Trained on :data:`CLIPS`
+clips, each seen a few times, it learns the direction itself, and strongly under every kernel
+set. Measured with these settings over :data:`SEEDS` seeds (the base model: mean slope +0.01
+px/frame, 44% of its videos moving right):
+
+| ``ATEN_CPU_CAPABILITY`` | threads | LoRA's mean slope (rise) | LoRA's videos moving right | further right than the base |
+|---|---|---|---|---|
+| default (scalar) | 1 | +0.69 (+0.68) | 88% | 89% |
+| default (scalar) | 2 | +0.61 (+0.60) | 81% | 89% |
+| avx2 | 1 | +0.60 (+0.59) | 81% | 88% |
+| avx2 | 2 | +0.75 (+0.74) | 91% | 89% |
+| avx512 | 1 | +0.79 (+0.78) | 88% | 89% |
+| avx512 | 2 | +0.70 (+0.69) | 86% | 89% |
+
+(torch 2.13.0, Intel Xeon with AVX-512; the base model's slopes are the same under every one.)
+
+The bounds are about half the worst of these effects: the mean slope must rise by 0.30 px/frame
+(half of the worst +0.59), at least 65% of the LoRA's videos must move right and 69% move further
+right than the base model's video of the same seed (half the worst margins over 50%: 81% and
+88%). A LoRA without effect gives the base model's slopes: no rise, about half
+the videos right, none further right; one that changed the videos at random would move the
+mean by about 0.12 px/frame (one standard deviation of the mean of :data:`SEEDS` paired differences)
+and put about half of them further right.
 """
 
 from __future__ import annotations
@@ -29,8 +49,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from motion_support import BASE, FRAMES, HEIGHT, SPEED, WIDTH, as_model_input, centroid_slopes, load_prompt, random_clip
+
 from show1_core.loading import Stage, load_stage_model
 from show1_core.motion_lora import load_motion_lora, motion_loras, temporal_attention_targets
 from show1_core.settings import KeyframeSettings
@@ -40,13 +60,29 @@ from show1_core.training.trainer import CaptionEmbeddings, TrainingSettings, tra
 from show1_core.video_io import write_video
 
 CAPTION = "grey squares"
-CLIPS = 8
-SEEDS = 48
+CLIPS = 128
+"""Right-moving training clips: enough that the LoRA learns the direction rather than these clips' places."""
+MIN_RISE = 0.30
+"""px/frame the LoRA must add to the base model's mean slope: half the smallest rise measured (module docstring)."""
+MIN_RIGHT = 0.65
+"""Share of the LoRA's videos that must move right: half the smallest margin over 50% measured."""
+MIN_FURTHER = 0.69
+"""Share of seeds whose LoRA video must move further right than the base model's: half the smallest margin over 50%."""
+SEEDS = 64
 """Videos sampled per model: one batch, the same initial noise for both."""
 SAMPLING = KeyframeSettings(num_frames=FRAMES, height=HEIGHT, width=WIDTH, steps=20, guidance=1.0, fps=2.0)
 TRAINING = TrainingSettings(
-    frames=FRAMES, fps=2.0, height=HEIGHT, width=WIDTH, rank=8, alpha=8.0, steps=300, learning_rate=5e-3, batch_size=8,
-    gradient_checkpointing=False, checkpoint_every=300,
+    frames=FRAMES,
+    fps=2.0,
+    height=HEIGHT,
+    width=WIDTH,
+    rank=8,
+    alpha=8.0,
+    steps=300,
+    learning_rate=5e-3,
+    batch_size=8,
+    gradient_checkpointing=False,
+    checkpoint_every=300,
 )
 
 
@@ -68,9 +104,11 @@ def test_a_motion_lora_moves_the_squares_right_and_changes_only_temporal_attenti
     clips = load_clips(write_clips(tmp_path / "clips"), None, HEIGHT, WIDTH)
     embeddings = CaptionEmbeddings({CAPTION: positive}, empty=negative)
     result = train_motion_lora(model, clips, embeddings, TRAINING, tmp_path / "right.safetensors", "square-base", progress=False)
-    unchanged = lambda: model.unet.state_dict().keys() == before.keys() and all(  # noqa: E731
-        torch.equal(before[name], tensor) for name, tensor in model.unet.state_dict().items()
-    )
+
+    def unchanged() -> bool:
+        after = model.unet.state_dict()
+        return after.keys() == before.keys() and all(torch.equal(before[name], tensor) for name, tensor in after.items())
+
     assert unchanged(), "training changed a base weight"
     lora = load_motion_lora(result.path)
     assert set(lora.info.target_modules) == set(temporal_attention_targets(model.unet))
@@ -84,8 +122,11 @@ def test_a_motion_lora_moves_the_squares_right_and_changes_only_temporal_attenti
 
     base_slope, lora_slope = centroid_slopes(plain), centroid_slopes(adapted)
     print(f"\ncentroid slope, px/frame: base {base_slope.mean():+.2f}, right in {(base_slope > 0).float().mean():.0%}")
-    print(f"                          LoRA {lora_slope.mean():+.2f}, right in {(lora_slope > 0).float().mean():.0%}")
+    print(
+        f"                          LoRA {lora_slope.mean():+.2f}, right in {(lora_slope > 0).float().mean():.0%}, "
+        f"further right than the base in {(lora_slope > base_slope).float().mean():.0%}"
+    )
     assert abs(base_slope.mean()) < 0.25 * SPEED, "the base model already prefers a direction"
-    assert lora_slope.mean() > base_slope.mean() + 0.3 * SPEED, "the LoRA does not move the squares right"
-    assert (lora_slope > 0).float().mean() >= 0.7, "the LoRA moves the squares right in too few videos"
-    assert (lora_slope > base_slope).float().mean() >= 0.7, "the LoRA moves the squares further right for too few seeds"
+    assert lora_slope.mean() > base_slope.mean() + MIN_RISE, "the LoRA does not move the squares right"
+    assert (lora_slope > 0).float().mean() >= MIN_RIGHT, "the LoRA moves the squares right in too few videos"
+    assert (lora_slope > base_slope).float().mean() >= MIN_FURTHER, "the LoRA moves the squares further right for too few seeds"
