@@ -17,11 +17,12 @@ either):
 Why it holds on any CPU: the LoRA's training is a chaotic float32 computation, so the kernel
 set (PyTorch's scalar, AVX2 or AVX-512 build, the thread count, MKL's code path) changes the
 LoRA it ends with, and how strongly it learnt. Trained on 8 clips (an earlier version of this
-test) the squares' motion was learnt weakly and unevenly: it raised the mean slope by +0.40 px/frame under AVX2 kernels but
-by +0.18 under AVX-512 ones, too little to tell apart from chance. Trained on :data:`CLIPS`
-clips, each seen a few times instead of about 300 times, it learns the motion strongly under
-every kernel set. Measured with these settings over :data:`SEEDS` seeds (the base model: mean slope +0.01
-px/frame, 44% of its videos moving right):
+test, each clip seen 300 times) the squares' motion was learnt weakly and unevenly: it raised
+the mean slope by +0.40 px/frame under AVX2 kernels but by +0.18 under AVX-512 ones, too little
+to tell apart from chance. Trained on :data:`CLIPS` clips (each seen about 19 times in the same
+300 steps) it learns the motion strongly under every kernel set. Measured with these settings
+over :data:`SEEDS` seeds (the base model: mean slope +0.01 px/frame, 44% of its videos moving
+right):
 
 | ``ATEN_CPU_CAPABILITY`` | threads | LoRA's mean slope (rise) | LoRA's videos moving right | further right than the base |
 |---|---|---|---|---|
