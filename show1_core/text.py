@@ -31,10 +31,11 @@ from torch import nn
 
 from .captions import preprocess_prompt
 from .embeds import PromptEmbeds
-from .errors import InputError, MissingFilesError
+from .errors import InputError, MissingFilesError, OutputError
 from .loading.components import load_text_encoder
 from .loading.t5_file import load_t5_file
 from .memory import ModelPlacer
+from .outputs import atomic_write
 from .speed import store_in_fp8
 
 MAX_TOKENS = 77
@@ -119,16 +120,15 @@ class EmbeddingCache:
         if self.directory is not None:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                temporary = self.directory / f"{key}.{os.getpid()}.tmp"
-                save_file({"embedding": embedding}, str(temporary))
-                temporary.replace(self.directory / f"{key}.safetensors")
+                with atomic_write(self.directory / f"{key}.safetensors") as temporary:
+                    save_file({"embedding": embedding}, str(temporary))
                 self._prune_files()
-            except OSError as err:  # the embedding is still in memory; later runs recompute it
+            except (OSError, OutputError) as err:  # the embedding is still in memory; later runs recompute it
                 _logger.warning("note: cannot write the embeddings cache in %s (%s); keeping it in memory only", self.directory, err)
                 self.directory = None
 
     def _prune_files(self) -> None:
-        files = sorted(self.directory.glob("*.safetensors"), key=lambda f: f.stat().st_mtime)
+        files = sorted(self.directory.glob("[!.]*.safetensors"), key=lambda f: f.stat().st_mtime)  # not others' unfinished
         for old in files[: max(0, len(files) - self.max_files)]:
             old.unlink(missing_ok=True)
 

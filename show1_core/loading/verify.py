@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import CorruptCheckpointError
+from ..errors import CorruptCheckpointError, OutputError
+from ..outputs import atomic_write
 
 MARKER = ".show1-verified.json"
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -66,12 +66,11 @@ def read_marker(folder: Path) -> dict | None:
 
 
 def _write_marker(folder: Path, marker: dict) -> None:
-    temporary = Path(folder) / f"{MARKER}.{os.getpid()}.tmp"
     try:
-        temporary.write_text(json.dumps(marker, indent=1, sort_keys=True))
-        temporary.replace(Path(folder) / MARKER)
-    except OSError:  # a read-only folder: files are simply hashed again next time they change
-        temporary.unlink(missing_ok=True)
+        with atomic_write(Path(folder) / MARKER) as temporary:
+            temporary.write_text(json.dumps(marker, indent=1, sort_keys=True))
+    except OutputError:  # a read-only folder: files are simply hashed again next time they change
+        pass
 
 
 def _recorded(entry: dict) -> Expected:

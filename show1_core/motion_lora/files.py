@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from .. import __version__
 from ..errors import CorruptCheckpointError, InputError, MissingFilesError, StateDictMismatchError, WrongStageError
 from ..loading.registry import Stage
+from ..outputs import atomic_write
 from ..setting_ranges import MAX_LORA_STRENGTH, lora_strength_problems, raise_problems
 from .targets import TRAINABLE_STAGES, is_temporal_attention_target
 
@@ -130,10 +131,8 @@ def save_motion_lora(path: Path | str, weights: dict[str, torch.Tensor], info: M
     check_layout(weights, info, path)
     tensors = {PREFIX + k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
     metadata = {"format": "pt", SHOW1_KEY: info.to_json(), PEFT_KEY: json.dumps(info.peft_config(), sort_keys=True)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file(tensors, str(partial), metadata=metadata)
-    partial.replace(path)
+    with atomic_write(path) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
     return path
 
 

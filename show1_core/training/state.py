@@ -16,6 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..errors import CorruptCheckpointError
+from ..outputs import atomic_write
 
 _STRUCTURE = "structure"
 
@@ -49,9 +50,8 @@ def save_state(path: Path, state: dict[str, Any]) -> Path:
     """Write a nested state (tensors, dicts, lists, numbers, strings) to one safetensors file, atomically."""
     tensors: dict[str, torch.Tensor] = {}
     structure = _flatten(state, tensors)
-    partial = path.with_name(path.name + ".partial")
-    save_file(tensors, str(partial), metadata={_STRUCTURE: json.dumps(structure)})
-    partial.replace(path)
+    with atomic_write(path) as temporary:
+        save_file(tensors, str(temporary), metadata={_STRUCTURE: json.dumps(structure)})
     return path
 
 
