@@ -36,10 +36,14 @@ def _parity(job: dict) -> tuple[dict[str, torch.Tensor], dict]:
     from show1_core.parity import run_parity
     from show1_core.settings import SpeedSettings
 
+    original = components.SCHEDULERS["DPMSolverMultistepScheduler"]
     if job.get("stock_dpm_solver"):
         components.SCHEDULERS["DPMSolverMultistepScheduler"] = DPMSolverMultistepScheduler
-    speed = SpeedSettings(**job.get("speed", {}))
-    return run_parity(Path(job["case"]), Path(job["models"]), job.get("only"), torch.float64, speed), {}
+    try:
+        speed = SpeedSettings(**job.get("speed", {}))
+        return run_parity(Path(job["case"]), Path(job["models"]), job.get("only"), torch.float64, speed), {}
+    finally:
+        components.SCHEDULERS["DPMSolverMultistepScheduler"] = original  # later jobs use the original's arithmetic
 
 
 def _compiled_keyframes(job: dict) -> tuple[dict[str, torch.Tensor], dict]:
