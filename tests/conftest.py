@@ -53,6 +53,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that compare pinned-kernel jobs last, so the rest of the suite overlaps the worker."""
+    items.sort(key=lambda item: item.get_closest_marker("pinned_float64") is not None)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the pinned-kernel worker in the background with every job the selected tests need."""
     jobs: dict[str, dict] = {}

@@ -11,8 +11,9 @@ session itself keeps whatever kernels the machine and the user chose.
 
 A test asks for a job by name with ``@pytest.mark.pinned_float64("job")`` and the
 ``pinned_float64`` fixture (tests/conftest.py): once collection is done the child starts in
-the background with every job the selected tests need, and the fixture waits for it and
-returns the job's tensors. The comparisons stay in the tests. Where the recipe cannot apply
+the background with every job the selected tests need, those tests are moved to the end of the
+run (so the rest of the suite overlaps the child's work), and the fixture waits for the job and
+returns its tensors. The comparisons stay in the tests. Where the recipe cannot apply
 (no AVX2: an ARM machine, an old x86 CPU) the child says so and those tests skip.
 """
 
@@ -22,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,11 +97,14 @@ class PinnedRun:
             raise KeyError(f"pinned job {job!r} was not requested: mark the test with @pytest.mark.pinned_float64({job!r})")
         self.start()
         assert self.process is not None
-        code = self.process.wait(timeout=WAIT_SECONDS)
+        done = self.out / f"{job}.json"  # written after the job's tensors
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not done.is_file() and self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
         if (self.out / SKIPPED).is_file():
             raise RecipeUnavailable(json.loads((self.out / SKIPPED).read_text())["reason"])
-        if code != 0 or not (self.out / f"{job}.safetensors").is_file():
-            raise RuntimeError(f"the pinned-kernel worker failed (exit {code}):\n{self.log.read_text()[-4000:]}")
+        if not done.is_file():
+            raise RuntimeError(f"the pinned-kernel worker failed (exit {self.process.poll()}):\n{self.log.read_text()[-4000:]}")
         tensors: dict[str, Any] = load_file(str(self.out / f"{job}.safetensors"))
         tensors["meta"] = json.loads((self.out / f"{job}.json").read_text())
         self.loaded[job] = tensors

@@ -75,7 +75,9 @@ def main(jobs_file: str, out: str) -> int:
         tensors, meta = KINDS[job["kind"]](job)
         meta.update(capability=capability, seconds=round(time.perf_counter() - started, 1))
         save_file({key: value.contiguous() for key, value in tensors.items()}, str(out_dir / f"{name}.safetensors"))
-        (out_dir / f"{name}.json").write_text(json.dumps(meta))
+        partial = out_dir / f"{name}.json.partial"
+        partial.write_text(json.dumps(meta))
+        partial.replace(out_dir / f"{name}.json")  # the parent reads a job once this name exists
         print(f"{name}: {meta['seconds']} s", flush=True)
     return 0
 
