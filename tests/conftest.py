@@ -14,8 +14,6 @@ from pinned_kernels import PinnedRun, RecipeUnavailable
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 COMPACT = FIXTURES / "parity" / "compact"
-COMPACT64 = FIXTURES / "parity64" / "case_compact"
-"""The pinned float64 compact case (a copy of ``parity64/pinned/compact/case_compact``)."""
 PINNED_RUN = pytest.StashKey[PinnedRun]()
 
 
@@ -39,9 +37,10 @@ def shared_parity64_dir() -> Path | None:
 
 def pinned_case(name: str) -> tuple[Path, Path] | None:
     """(case folder, models folder) of a float64 case the pinned jobs can name, or None where its data is absent."""
+    root = shared_parity64_dir()
     if name == "compact":
-        return COMPACT64, COMPACT / "models"
-    root, models = shared_parity64_dir(), shared_parity_dir()
+        return (root / "compact" / "case_compact", COMPACT / "models") if root else None
+    models = shared_parity_dir()
     return (root / "case_a", models / "models") if name == "case_a" and root and models else None
 
 
@@ -119,8 +118,11 @@ def case_a() -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def compact64_case() -> tuple[Path, Path]:
-    """(case folder, models folder) of the compact float64 set shipped in the tests (pinned recipe; same models)."""
-    return COMPACT64, COMPACT / "models"
+    """(case folder, models folder) of the pinned float64 compact case in ``../shared/parity64/pinned``, skipped when absent."""
+    case = pinned_case("compact")
+    if case is None:
+        pytest.skip("float64 compact case not found: set SHOW1_PARITY64_DIR to the shared parity64/pinned folder")
+    return case
 
 
 @pytest.fixture(scope="session")
