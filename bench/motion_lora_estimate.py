@@ -20,7 +20,7 @@ import torch
 from accelerate import init_empty_weights
 from torch.utils.flop_counter import FlopCounterMode
 
-from show1_core.loading.registry import CHECKPOINT_FOR_STAGE, Stage
+from show1_core.loading.registry import CHECKPOINT_FOR_STAGE, ModelRole
 from show1_core.models import Show1UNet
 from show1_core.motion_lora import temporal_attention_targets
 from show1_core.training.preparation import stage_defaults
@@ -33,7 +33,7 @@ def _top_block(name: str) -> str:
     return ".".join(parts[:2]) if parts[0] in ("down_blocks", "up_blocks") else parts[0]
 
 
-def estimate(stage: Stage, rank: int, batch: int) -> dict:
+def estimate(stage: ModelRole, rank: int, batch: int) -> dict:
     """Parameter counts, activation bytes (bf16) and forward FLOPs of one training sample batch."""
     config = CHECKPOINT_FOR_STAGE[stage].expected_config("unet")
     with init_empty_weights():
@@ -77,11 +77,11 @@ def estimate(stage: Stage, rank: int, batch: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Print the estimate as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", default=Stage.KEYFRAMES.value, choices=[Stage.KEYFRAMES.value, Stage.INTERPOLATION.value])
+    parser.add_argument("--stage", default=ModelRole.KEYFRAMES.value, choices=[ModelRole.KEYFRAMES.value, ModelRole.INTERPOLATION.value])
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args(argv)
-    print(json.dumps(estimate(Stage(args.stage), args.rank, args.batch), indent=2))
+    print(json.dumps(estimate(ModelRole(args.stage), args.rank, args.batch), indent=2))
     return 0
 
 

@@ -44,7 +44,7 @@ import torch
 
 from show1_core.cascade import CascadeCheckpoints, Show1Cascade
 from show1_core.errors import InputError
-from show1_core.loading import KNOWN_CHECKPOINTS, Stage, StageModel
+from show1_core.loading import KNOWN_CHECKPOINTS, ModelRole, StageModel
 from show1_core.loading.components import SCHEDULERS
 from show1_core.loading.registry import T5_CHECKPOINT
 from show1_core.loading.weights import parse_dtype
@@ -214,7 +214,7 @@ def _random_model(build: Callable[[], torch.nn.Module], dtype: torch.dtype) -> t
         torch.set_default_dtype(previous)
 
 
-def released_models(dtype: torch.dtype, toy: bool = False) -> dict[Stage, StageModel]:
+def released_models(dtype: torch.dtype, toy: bool = False) -> dict[ModelRole, StageModel]:
     """Every stage model at its released size (``toy``: released structure at toy width), randomly initialised on the CPU."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
@@ -233,7 +233,7 @@ def released_models(dtype: torch.dtype, toy: bool = False) -> dict[Stage, StageM
         }
         model = StageModel(checkpoint.stage, _random_model(lambda: unet_cls.from_config(config), dtype), schedulers["scheduler"])
         model.noising_scheduler = schedulers.get("image_noising_scheduler")
-        if checkpoint.stage == Stage.LATENT_SR:
+        if checkpoint.stage == ModelRole.LATENT_SR:
             vae_config = tiny_vae_config() if toy else checkpoint.expected_config("vae")
             model.vae = _random_model(lambda: AutoencoderKL.from_config(vae_config), dtype)
         models[checkpoint.stage] = model
@@ -315,7 +315,7 @@ class Bench:
             speed=config.speed,
         )
         cascade.placer = ModelPlacer(self.device, config.policy, config.policy_settings)
-        for stage in Stage:
+        for stage in ModelRole:
             cascade.model(stage)
         return cascade
 

@@ -20,7 +20,7 @@ from types import ModuleType
 
 import torch
 
-from show1_core import Stage, StepCallback, StepEvent, default_device
+from show1_core import ModelRole, StepCallback, StepEvent, default_device
 
 from .previews import stage_previewer, step_preview
 
@@ -76,7 +76,7 @@ class ComfyProgress:
         self._bar.update_absolute(event.step, event.total, step_preview(self._previewer, event))
 
 
-def progress_callback(stage: Stage) -> StepCallback | None:
+def progress_callback(stage: ModelRole) -> StepCallback | None:
     """A step callback that reports ``stage``'s progress to ComfyUI (and so can be cancelled there); ``None`` outside ComfyUI."""
     runtime = comfy_runtime()
     if runtime is None:

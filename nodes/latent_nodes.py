@@ -16,8 +16,8 @@ import torch
 from show1_core import (
     PAPER_SETTINGS,
     EncoderKind,
-    PlacedStage,
-    Stage,
+    ModelRole,
+    PlacedModel,
     latent_sr_problems,
     run_latent_refine,
     run_vae_decode,
@@ -63,9 +63,9 @@ class VAEEncode:
             }
         }
 
-    def encode(self, model: PlacedStage, images: torch.Tensor, width: int, height: int, seed: int) -> tuple[dict]:
+    def encode(self, model: PlacedModel, images: torch.Tensor, width: int, height: int, seed: int) -> tuple[dict]:
         """IMAGE -> LATENT."""
-        stage = expect_stage(model, Stage.LATENT_SR, "model")
+        stage = expect_stage(model, ModelRole.LATENT_SR, "model")
         video = image_to_video(images, "images", stage.model.unet.dtype)
         return (to_latent(run_vae_encode(stage, video, width, height, seed)),)
 
@@ -100,14 +100,14 @@ class LatentRefine:
         return verdict(widget_problems(latent_sr_problems, PAPER, steps=steps, strength=strength, guidance=guidance))
 
     def refine(
-        self, model: PlacedStage, clip_embeds: object, latent: dict, steps: int, strength: float, guidance: float, seed: int
+        self, model: PlacedModel, clip_embeds: object, latent: dict, steps: int, strength: float, guidance: float, seed: int
     ) -> tuple[dict]:
         """LATENT -> LATENT."""
-        stage = expect_stage(model, Stage.LATENT_SR, "model")
+        stage = expect_stage(model, ModelRole.LATENT_SR, "model")
         embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
         samples = latent_samples(latent, "latent")
         settings = replace(PAPER, steps=steps, strength=strength, guidance=guidance)
-        return (to_latent(run_latent_refine(stage, samples, embeds, settings, seed, progress_callback(Stage.LATENT_SR)), latent),)
+        return (to_latent(run_latent_refine(stage, samples, embeds, settings, seed, progress_callback(ModelRole.LATENT_SR)), latent),)
 
 
 class VAEDecode:
@@ -130,7 +130,7 @@ class VAEDecode:
             }
         }
 
-    def decode(self, model: PlacedStage, latent: dict) -> tuple[torch.Tensor]:
+    def decode(self, model: PlacedModel, latent: dict) -> tuple[torch.Tensor]:
         """LATENT -> IMAGE."""
-        stage = expect_stage(model, Stage.LATENT_SR, "model")
+        stage = expect_stage(model, ModelRole.LATENT_SR, "model")
         return (video_to_image(run_vae_decode(stage, latent_samples(latent, "latent")), clamp=True),)

@@ -15,10 +15,10 @@ from show1_core import (
     GatedRepoAccessError,
     MemoryPolicy,
     MissingFilesError,
-    PlacedStage,
+    ModelRole,
+    PlacedModel,
     Show1Error,
     SpeedSettings,
-    Stage,
     TextEncoder,
     TextEncoderSpec,
     WrongStageError,
@@ -128,7 +128,7 @@ class ModelLoader:
 class StageModelLoader(ModelLoader):
     """Loads one stage's checkpoint folder (downloading a known repo id on first use)."""
 
-    STAGE: Stage
+    STAGE: ModelRole
     RETURN_NAMES = ("model",)
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -148,7 +148,7 @@ class StageModelLoader(ModelLoader):
         return {**super().INPUT_TYPES(), "optional": {"speed": speed_socket()}}
 
     @client_safe
-    def load(self, model: str, precision: str, memory: str, speed: SpeedSettings | None = None) -> tuple[PlacedStage]:
+    def load(self, model: str, precision: str, memory: str, speed: SpeedSettings | None = None) -> tuple[PlacedModel]:
         """Resolve (or download) the folder and load the stage's UNet, schedulers and VAE, run as ``speed`` says."""
         speed = SpeedSettings() if speed is None else expect_speed(speed, "speed")
         try:
@@ -163,19 +163,19 @@ class StageModelLoader(ModelLoader):
 class KeyframeModelLoader(StageModelLoader):
     """Loads the Show-1 base model (stage 1, showlab/show-1-base) that generates low-resolution keyframes from text."""
 
-    STAGE = Stage.KEYFRAMES
+    STAGE = ModelRole.KEYFRAMES
 
 
 class InterpolationModelLoader(StageModelLoader):
     """Loads the Show-1 interpolation model (stage 2, showlab/show-1-interpolation) that adds frames between keyframes."""
 
-    STAGE = Stage.INTERPOLATION
+    STAGE = ModelRole.INTERPOLATION
 
 
 class PixelSRModelLoader(StageModelLoader):
     """Loads the Show-1 pixel super-resolution model (stage 3, showlab/show-1-sr1): x4 upscaling in pixel space."""
 
-    STAGE = Stage.PIXEL_SR
+    STAGE = ModelRole.PIXEL_SR
 
 
 class FirstFrameModelLoader(StageModelLoader):
@@ -184,7 +184,7 @@ class FirstFrameModelLoader(StageModelLoader):
     The repository is gated: accept its licence on huggingface.co and log in (hf auth login) before the first download.
     """
 
-    STAGE = Stage.FIRST_FRAME
+    STAGE = ModelRole.FIRST_FRAME
 
 
 class LatentSRModelLoader(StageModelLoader):
@@ -193,7 +193,7 @@ class LatentSRModelLoader(StageModelLoader):
     Its VAE also comes out as a core VAE, so core VAE Decode/Encode work on Show-1 video latents and back.
     """
 
-    STAGE = Stage.LATENT_SR
+    STAGE = ModelRole.LATENT_SR
     EXTRA_OUTPUTS = (
         (
             "VAE",
@@ -203,7 +203,7 @@ class LatentSRModelLoader(StageModelLoader):
         ),
     )
 
-    def load(self, model: str, precision: str, memory: str, speed: SpeedSettings | None = None) -> tuple[PlacedStage, object]:
+    def load(self, model: str, precision: str, memory: str, speed: SpeedSettings | None = None) -> tuple[PlacedModel, object]:
         """The stage-4 model and its VAE as a core ComfyUI VAE."""
         (stage,) = super().load(model, precision, memory, speed)
         return (stage, core_vae(stage.model))

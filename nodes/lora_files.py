@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from show1_core import Show1Error, Stage, read_motion_lora_info
+from show1_core import ModelRole, Show1Error, read_motion_lora_info
 
 from .model_files import files_in, per_file_version, resolve_file
 from .model_folders import _folder_paths, model_roots
@@ -32,7 +32,7 @@ def lora_roots() -> list[Path]:
     return list(dict.fromkeys(roots))
 
 
-def _stage_of_file(path: str) -> Stage | None:
+def _stage_of_file(path: str) -> ModelRole | None:
     """The stage a file is a motion LoRA for (``None`` for any other file)."""
     try:
         return read_motion_lora_info(path).stage
@@ -44,7 +44,7 @@ motion_lora_stage = per_file_version(_stage_of_file)
 """The stage a file is a motion LoRA for (``None`` for any other file); headers are read once per file version."""
 
 
-def lora_choices(stage: Stage) -> list[str]:
+def lora_choices(stage: ModelRole) -> list[str]:
     """Names of the motion LoRA files for ``stage`` in every LoRA folder, sorted, first folder winning a name."""
     return files_in(lora_roots(), lambda path: motion_lora_stage(path) == stage)
 

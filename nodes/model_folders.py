@@ -31,8 +31,8 @@ from show1_core import (
     EncoderKind,
     InputError,
     MissingFilesError,
+    ModelRole,
     Show1Error,
-    Stage,
     default_models_dir,
     known_checkpoint,
     resolve_checkpoint,
@@ -41,7 +41,7 @@ from show1_core import (
 
 FOLDER_NAME = "show1"
 """The ComfyUI model folder name (``models/show1``, and the key in ``extra_model_paths.yaml``)."""
-ENCODER_REPO = {EncoderKind.T5: T5_CHECKPOINT.repo_id, EncoderKind.CLIP: CHECKPOINT_FOR_STAGE[Stage.LATENT_SR].repo_id}
+ENCODER_REPO = {EncoderKind.T5: T5_CHECKPOINT.repo_id, EncoderKind.CLIP: CHECKPOINT_FOR_STAGE[ModelRole.LATENT_SR].repo_id}
 ENCODER_MODEL_TYPE = {"t5": EncoderKind.T5, "clip_text_model": EncoderKind.CLIP}
 
 
@@ -181,7 +181,7 @@ def _read_config(path: Path) -> dict:
         return {}
 
 
-def stage_of_folder(folder: Path) -> Stage | None:
+def stage_of_folder(folder: Path) -> ModelRole | None:
     """The stage a checkpoint folder's UNet belongs to (``None`` if it has no Show-1 UNet)."""
     return stage_of_unet_config(_read_config(folder / "unet" / "config.json"))
 
@@ -198,7 +198,7 @@ def _choices(repo_id: str, accept: Callable[[Path], bool]) -> list[str]:
     return list(dict.fromkeys([repo_id] + local))
 
 
-def stage_choices(stage: Stage) -> list[str]:
+def stage_choices(stage: ModelRole) -> list[str]:
     """Loader options for a stage: its released repo id, then local folders holding that stage's UNet."""
     return _choices(CHECKPOINT_FOR_STAGE[stage].repo_id, lambda folder: stage_of_folder(folder) == stage)
 

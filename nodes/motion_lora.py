@@ -12,10 +12,10 @@ from __future__ import annotations
 import inspect
 
 from show1_core import (
+    ModelRole,
     MotionLora,
-    PlacedStage,
+    PlacedModel,
     Show1Error,
-    Stage,
     WrongStageError,
     check_fits,
     load_motion_lora,
@@ -42,7 +42,7 @@ class MotionLoraNode:
     FUNCTION = "apply"
     CATEGORY = LOADER_CATEGORY
     RETURN_NAMES = ("model",)
-    STAGE: Stage
+    STAGE: ModelRole
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -84,7 +84,7 @@ class MotionLoraNode:
         return True
 
     @client_safe
-    def apply(self, model: PlacedStage, lora_name: str, strength: float) -> tuple[PlacedStage]:
+    def apply(self, model: PlacedModel, lora_name: str, strength: float) -> tuple[PlacedModel]:
         """Check the LoRA against the model and return a handle that runs the model with it."""
         handle = expect_stage(model, self.STAGE, "model")
         lora = _read(lora_name, self.STAGE, strength)
@@ -92,7 +92,7 @@ class MotionLoraNode:
         return (with_motion_loras(handle, [lora]),)
 
 
-def _read(name: str, stage: Stage, strength: float) -> MotionLora:
+def _read(name: str, stage: ModelRole, strength: float) -> MotionLora:
     lora = load_motion_lora(resolve_lora(name), strength)
     if lora.info.stage != stage:
         raise WrongStageError(f"{name} is a motion LoRA for the {lora.info.stage.title} model, not the {stage.title} model")
@@ -102,10 +102,10 @@ def _read(name: str, stage: Stage, strength: float) -> MotionLora:
 class KeyframeMotionLora(MotionLoraNode):
     """Motion LoRA for the keyframe model (stage 1)."""
 
-    STAGE = Stage.KEYFRAMES
+    STAGE = ModelRole.KEYFRAMES
 
 
 class InterpolationMotionLora(MotionLoraNode):
     """Motion LoRA for the interpolation model (stage 2)."""
 
-    STAGE = Stage.INTERPOLATION
+    STAGE = ModelRole.INTERPOLATION

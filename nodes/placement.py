@@ -5,7 +5,7 @@ Inside ComfyUI a stage's modules are handed to ComfyUI's model management as one
 and loads them; they stay resident until ComfyUI needs the memory, or, under the
 ``low-vram`` policy, this stage's model alone is unloaded after the run. Outside ComfyUI
 show1_core's :class:`~show1_core.ModelPlacer` does the same job. Either way the stage runs
-through show1_core's one stage runner (:class:`~show1_core.PlacedStage`).
+through show1_core's one stage runner (:class:`~show1_core.PlacedModel`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Iterator
 
 from torch import nn
 
-from show1_core import MemoryPolicy, ModelPlacer, PlacedStage, PlacerPlacement, StageModel
+from show1_core import MemoryPolicy, ModelPlacer, PlacedModel, PlacerPlacement, StageModel
 
 from .comfy_bridge import ComfyRuntime, comfy_runtime, torch_device
 
@@ -72,9 +72,9 @@ class ComfyPlacement:
         self._mm.soft_empty_cache()
 
 
-def placed_stage(model: StageModel, policy: MemoryPolicy) -> PlacedStage:
+def placed_stage(model: StageModel, policy: MemoryPolicy) -> PlacedModel:
     """A loaded stage under ComfyUI's model management inside ComfyUI, else under show1_core's placer."""
     runtime = comfy_runtime()
     if runtime is not None:
-        return PlacedStage(model, ComfyPlacement(runtime, model, policy), policy)
-    return PlacedStage(model, PlacerPlacement(ModelPlacer(torch_device(), policy), model), policy)
+        return PlacedModel(model, ComfyPlacement(runtime, model, policy), policy)
+    return PlacedModel(model, PlacerPlacement(ModelPlacer(torch_device(), policy), model), policy)

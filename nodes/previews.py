@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from show1_core import Stage, StepEvent
+from show1_core import ModelRole, StepEvent
 
 
 class PixelFrames:
@@ -27,11 +27,11 @@ class PixelFrames:
     taesd_decoder_name = None
 
 
-def stage_previewer(stage: Stage, device: torch.device) -> Any | None:
+def stage_previewer(stage: ModelRole, device: torch.device) -> Any | None:
     """ComfyUI's previewer for a stage's samples, or ``None`` when previews are off (or outside ComfyUI)."""
     try:
         latent_preview = importlib.import_module("latent_preview")
-        latent_format = importlib.import_module("comfy.latent_formats").SD15() if stage == Stage.LATENT_SR else PixelFrames()
+        latent_format = importlib.import_module("comfy.latent_formats").SD15() if stage == ModelRole.LATENT_SR else PixelFrames()
     except ImportError:
         return None
     return latent_preview.get_previewer(device, latent_format)

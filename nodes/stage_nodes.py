@@ -10,8 +10,8 @@ from show1_core import (
     LIMITS,
     PAPER_SETTINGS,
     EncoderKind,
-    PlacedStage,
-    Stage,
+    ModelRole,
+    PlacedModel,
     first_frame_problems,
     interpolated_fps,
     interpolation_problems,
@@ -107,7 +107,7 @@ class Keyframes(VideoStage):
 
     def generate(
         self,
-        model: PlacedStage,
+        model: PlacedModel,
         t5_embeds: object,
         width: int,
         height: int,
@@ -118,10 +118,10 @@ class Keyframes(VideoStage):
         fps: float,
     ) -> tuple[torch.Tensor, float]:
         """Text embeddings -> keyframes."""
-        stage = expect_stage(model, Stage.KEYFRAMES, "model")
+        stage = expect_stage(model, ModelRole.KEYFRAMES, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
         settings = replace(KEYFRAMES, num_frames=frames, height=height, width=width, steps=steps, guidance=guidance, fps=fps)
-        return (video_to_image(run_keyframes(stage, embeds, settings, seed, progress_callback(Stage.KEYFRAMES))), fps)
+        return (video_to_image(run_keyframes(stage, embeds, settings, seed, progress_callback(ModelRole.KEYFRAMES))), fps)
 
 
 class Interpolation(VideoStage):
@@ -170,7 +170,7 @@ class Interpolation(VideoStage):
 
     def interpolate(
         self,
-        model: PlacedStage,
+        model: PlacedModel,
         t5_embeds: object,
         images: torch.Tensor,
         frames_between: int,
@@ -181,11 +181,11 @@ class Interpolation(VideoStage):
         window_batch: int,
     ) -> tuple[torch.Tensor, float]:
         """Frames -> interpolated frames."""
-        stage = expect_stage(model, Stage.INTERPOLATION, "model")
+        stage = expect_stage(model, ModelRole.INTERPOLATION, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance, window_batch=window_batch or None)
-        interpolated = run_interpolation(stage, video, embeds, settings, seed, progress_callback(Stage.INTERPOLATION))
+        interpolated = run_interpolation(stage, video, embeds, settings, seed, progress_callback(ModelRole.INTERPOLATION))
         return (video_to_image(interpolated), interpolated_fps(fps, frames_between))
 
 
@@ -243,7 +243,7 @@ class PixelSR(VideoStage):
 
     def upscale(
         self,
-        model: PlacedStage,
+        model: PlacedModel,
         t5_embeds: object,
         images: torch.Tensor,
         steps: int,
@@ -251,19 +251,19 @@ class PixelSR(VideoStage):
         noise_level: int,
         seed: int,
         fps: float,
-        first_frame_model: PlacedStage | None = None,
+        first_frame_model: PlacedModel | None = None,
         first_frame_steps: int = FIRST_FRAME.steps,
         first_frame_guidance: float = FIRST_FRAME.guidance,
         first_frame_noise_level: int = FIRST_FRAME.noise_level,
     ) -> tuple[torch.Tensor, float]:
         """Low-resolution frames -> frames at 4x the size."""
-        stage = expect_stage(model, Stage.PIXEL_SR, "model")
+        stage = expect_stage(model, ModelRole.PIXEL_SR, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
-        anchor = None if first_frame_model is None else expect_stage(first_frame_model, Stage.FIRST_FRAME, "first_frame_model")
+        anchor = None if first_frame_model is None else expect_stage(first_frame_model, ModelRole.FIRST_FRAME, "first_frame_model")
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(PIXEL_SR, steps=steps, guidance=guidance, noise_level=noise_level)
         anchor_settings = replace(FIRST_FRAME, steps=first_frame_steps, guidance=first_frame_guidance, noise_level=first_frame_noise_level)
-        upscaled, _ = run_pixel_sr(stage, video, embeds, settings, seed, progress_callback(Stage.PIXEL_SR), anchor, anchor_settings)
+        upscaled, _ = run_pixel_sr(stage, video, embeds, settings, seed, progress_callback(ModelRole.PIXEL_SR), anchor, anchor_settings)
         return (video_to_image(upscaled), fps)
 
 
@@ -299,7 +299,7 @@ class LatentSR(VideoStage):
 
     def upscale(
         self,
-        model: PlacedStage,
+        model: PlacedModel,
         clip_embeds: object,
         images: torch.Tensor,
         width: int,
@@ -311,8 +311,11 @@ class LatentSR(VideoStage):
         fps: float,
     ) -> tuple[torch.Tensor, float]:
         """Frames -> frames at width x height."""
-        stage = expect_stage(model, Stage.LATENT_SR, "model")
+        stage = expect_stage(model, ModelRole.LATENT_SR, "model")
         embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(LATENT_SR, width=width, height=height, steps=steps, strength=strength, guidance=guidance)
-        return (video_to_image(run_latent_sr(stage, video, embeds, settings, seed, progress_callback(Stage.LATENT_SR)), clamp=True), fps)
+        return (
+            video_to_image(run_latent_sr(stage, video, embeds, settings, seed, progress_callback(ModelRole.LATENT_SR)), clamp=True),
+            fps,
+        )

@@ -3,7 +3,7 @@
 Every model socket has its own type, so ComfyUI refuses to wire the model of one stage
 into another stage (or T5 embeddings into the CLIP-conditioned stage 4). The nodes check
 the values again at run time, because an API-format prompt can be written by hand. A model
-socket carries a :class:`~show1_core.PlacedStage`: the loaded stage, how it reaches the
+socket carries a :class:`~show1_core.PlacedModel`: the loaded stage, how it reaches the
 accelerator, and its memory policy.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from show1_core import EncoderKind, InputError, PlacedStage, PromptEmbeds, SpeedSettings, Stage, TextEncoder
+from show1_core import EncoderKind, InputError, ModelRole, PlacedModel, PromptEmbeds, SpeedSettings, TextEncoder
 
 KEYFRAME_MODEL = "SHOW1_KEYFRAME_MODEL"
 INTERPOLATION_MODEL = "SHOW1_INTERPOLATION_MODEL"
@@ -26,11 +26,11 @@ SPEED = "SHOW1_SPEED"
 """Speed settings for the stage-model loaders (a :class:`~show1_core.SpeedSettings`)."""
 
 MODEL_TYPE = {
-    Stage.KEYFRAMES: KEYFRAME_MODEL,
-    Stage.INTERPOLATION: INTERPOLATION_MODEL,
-    Stage.PIXEL_SR: PIXEL_SR_MODEL,
-    Stage.FIRST_FRAME: FIRST_FRAME_MODEL,
-    Stage.LATENT_SR: LATENT_SR_MODEL,
+    ModelRole.KEYFRAMES: KEYFRAME_MODEL,
+    ModelRole.INTERPOLATION: INTERPOLATION_MODEL,
+    ModelRole.PIXEL_SR: PIXEL_SR_MODEL,
+    ModelRole.FIRST_FRAME: FIRST_FRAME_MODEL,
+    ModelRole.LATENT_SR: LATENT_SR_MODEL,
 }
 ENCODER_TYPE = {EncoderKind.T5: T5_ENCODER, EncoderKind.CLIP: CLIP_ENCODER}
 EMBEDS_TYPE = {EncoderKind.T5: T5_EMBEDS, EncoderKind.CLIP: CLIP_EMBEDS}
@@ -57,9 +57,9 @@ class Embeddings:
     embeds: PromptEmbeds
 
 
-def expect_stage(value: object, stage: Stage, input_name: str) -> PlacedStage:
+def expect_stage(value: object, stage: ModelRole, input_name: str) -> PlacedModel:
     """The placed stage on ``input_name``; a clear error for anything else or another stage's model."""
-    if not isinstance(value, PlacedStage):
+    if not isinstance(value, PlacedModel):
         raise InputError(
             f"the {input_name!r} input needs a {MODEL_TYPE[stage]} from the Show-1 {stage.title} loader, got {type(value).__name__}"
         )

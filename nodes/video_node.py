@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from show1_core import PAPER_SETTINGS, InputError, PlacedStage, latent_sr_problems
+from show1_core import PAPER_SETTINGS, InputError, PlacedModel, latent_sr_problems
 
 from .comfy_bridge import comfy_runtime
 from .model_folders import public_message
@@ -153,9 +153,9 @@ class UpscaleVideo:
     def upscale(
         self,
         video: Any,
-        pixel_sr_model: PlacedStage,
+        pixel_sr_model: PlacedModel,
         t5_embeds: object,
-        latent_sr_model: PlacedStage,
+        latent_sr_model: PlacedModel,
         clip_embeds: object,
         stage3_width: int,
         stage3_height: int,
@@ -165,7 +165,7 @@ class UpscaleVideo:
         latent_sr_steps: int,
         strength: float,
         seed: int,
-        first_frame_model: PlacedStage | None = None,
+        first_frame_model: PlacedModel | None = None,
     ) -> tuple[Any]:
         """VIDEO -> VIDEO at width x height, through Show-1 Pixel SR and Expert Latent SR."""
         components = components_of(video)

@@ -37,7 +37,7 @@ _PUBLIC = {
         "DTYPES",
         "KNOWN_CHECKPOINTS",
         "KnownCheckpoint",
-        "Stage",
+        "ModelRole",
         "StageModel",
         "T5_CHECKPOINT",
         "T5_DOWNLOAD_GB",
@@ -60,7 +60,7 @@ _PUBLIC = {
         "with_motion_loras",
     ),
     "runner": (
-        "PlacedStage",
+        "PlacedModel",
         "Placement",
         "PlacerPlacement",
         "place",
@@ -139,7 +139,7 @@ if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/
         T5_CHECKPOINT,
         T5_DOWNLOAD_GB,
         KnownCheckpoint,
-        Stage,
+        ModelRole,
         StageModel,
         known_checkpoint,
         load_stage_model,
@@ -160,7 +160,7 @@ if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/
         with_motion_loras,
     )
     from .runner import (
-        PlacedStage,
+        PlacedModel,
         Placement,
         PlacerPlacement,
         place,

@@ -10,11 +10,11 @@ import torch
 
 from .errors import InputError
 from .loading.hub import resolve_checkpoint
-from .loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, Stage
+from .loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, ModelRole
 from .loading.stage_model import StageModel, load_stage_model
 from .memory import MemoryPolicy, ModelPlacer, default_dtype, resolve_device
 from .motion_lora import MotionLora, with_motion_loras
-from .runner import PlacedStage, place, run_interpolation, run_keyframes, run_latent_sr, run_pixel_sr
+from .runner import PlacedModel, place, run_interpolation, run_keyframes, run_latent_sr, run_pixel_sr
 from .settings import PAPER_SETTINGS, CascadeSettings, SpeedSettings
 from .speed import apply_speed
 from .stages import PromptEmbeds, StepCallback, interpolated_fps
@@ -22,7 +22,7 @@ from .text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec
 from .validation import ModelLimits, validate_cascade
 
 STAGE_COUNT = 4
-CASCADE_STAGES = (Stage.KEYFRAMES, Stage.INTERPOLATION, Stage.PIXEL_SR, Stage.LATENT_SR)
+CASCADE_STAGES = (ModelRole.KEYFRAMES, ModelRole.INTERPOLATION, ModelRole.PIXEL_SR, ModelRole.LATENT_SR)
 """The stage model each of the four stages runs (stage 3 also IF-II-L, where it is used)."""
 
 
@@ -43,18 +43,18 @@ class CascadeCheckpoints:
     ) -> "CascadeCheckpoints":
         """Find (downloading on first use) the checkpoints for the first ``stages`` stages."""
 
-        def get(stage: Stage, needed_from: int) -> Path | None:
+        def get(stage: ModelRole, needed_from: int) -> Path | None:
             if stages < needed_from:
                 return None
             return resolve_checkpoint(CHECKPOINT_FOR_STAGE[stage].name, models_dir, allow_download=allow_download)
 
         return cls(
             t5=resolve_checkpoint(T5_CHECKPOINT.name, models_dir, with_text_encoder=True, allow_download=allow_download),
-            keyframes=get(Stage.KEYFRAMES, 1),
-            interpolation=get(Stage.INTERPOLATION, 2),
-            pixel_sr=get(Stage.PIXEL_SR, 3),
-            first_frame=get(Stage.FIRST_FRAME, 3) if use_first_frame_model else None,
-            latent_sr=get(Stage.LATENT_SR, 4),
+            keyframes=get(ModelRole.KEYFRAMES, 1),
+            interpolation=get(ModelRole.INTERPOLATION, 2),
+            pixel_sr=get(ModelRole.PIXEL_SR, 3),
+            first_frame=get(ModelRole.FIRST_FRAME, 3) if use_first_frame_model else None,
+            latent_sr=get(ModelRole.LATENT_SR, 4),
         )
 
 
@@ -111,7 +111,7 @@ class Show1Cascade:
         dtype: torch.dtype | None = None,
         policy: MemoryPolicy | str = MemoryPolicy.BALANCED,
         cache: EmbeddingCache | None = None,
-        models: dict[Stage, StageModel] | None = None,
+        models: dict[ModelRole, StageModel] | None = None,
         text_loaders: dict[EncoderKind, Callable[[], tuple[object, torch.nn.Module]]] | None = None,
         motion_loras: Sequence[MotionLora] = (),
         speed: SpeedSettings = SpeedSettings(),
@@ -125,18 +125,18 @@ class Show1Cascade:
         self.dtype = dtype or default_dtype(self.device)
         self.placer = ModelPlacer(self.device, policy)
         self.cache = cache or EmbeddingCache()
-        self._models: dict[Stage, StageModel] = dict(models or {})
+        self._models: dict[ModelRole, StageModel] = dict(models or {})
         self._text_loaders = dict(text_loaders or {})
         self.motion_loras = list(motion_loras)
         self.speed = speed
 
-    def _folder(self, stage: Stage) -> Path:
+    def _folder(self, stage: ModelRole) -> Path:
         folder = getattr(self.checkpoints, stage.value)
         if folder is None:
             raise InputError(f"no checkpoint was resolved for the {stage.title}; resolve the cascade for that stage")
         return Path(folder)
 
-    def model(self, stage: Stage) -> StageModel:
+    def model(self, stage: ModelRole) -> StageModel:
         """The stage's models, loaded on first use (kept on the CPU between uses unless freed)."""
         if stage not in self._models:
             self._models[stage] = apply_speed(load_stage_model(self._folder(stage), stage, dtype=self.dtype), self.speed, self.device)
@@ -144,21 +144,21 @@ class Show1Cascade:
 
     def uses_first_frame_model(self) -> bool:
         """Whether stage 3 upscales frame 0 with IF-II-L (else bilinearly)."""
-        return self.checkpoints.first_frame is not None or Stage.FIRST_FRAME in self._models
+        return self.checkpoints.first_frame is not None or ModelRole.FIRST_FRAME in self._models
 
-    def limits(self, stages: int = STAGE_COUNT) -> dict[Stage, ModelLimits]:
+    def limits(self, stages: int = STAGE_COUNT) -> dict[ModelRole, ModelLimits]:
         """What each model of the first ``stages`` stages allows, from its configs (nothing is loaded)."""
-        needed = list(CASCADE_STAGES[:stages]) + ([Stage.FIRST_FRAME] if stages >= 3 and self.uses_first_frame_model() else [])
+        needed = list(CASCADE_STAGES[:stages]) + ([ModelRole.FIRST_FRAME] if stages >= 3 and self.uses_first_frame_model() else [])
         return {
             stage: ModelLimits.of_model(self._models[stage]) if stage in self._models else ModelLimits.of_folder(self._folder(stage), stage)
             for stage in needed
         }
 
-    def placed(self, stage: Stage) -> PlacedStage:
+    def placed(self, stage: ModelRole) -> PlacedModel:
         """The stage's models under this cascade's memory policy, with the motion LoRAs made for that stage."""
         return with_motion_loras(place(self.model(stage), self.placer), [lora for lora in self.motion_loras if lora.info.stage == stage])
 
-    def _done_with(self, stage: Stage) -> None:
+    def _done_with(self, stage: ModelRole) -> None:
         if self.placer.settings.free_after_stage and stage in self._models:
             for module in self._models.pop(stage).modules():
                 self.placer.release(module)
@@ -202,15 +202,15 @@ class Show1Cascade:
             phase(Phase("encode", ENCODER_LABEL[kind]))
             return self.encode(kind, prompt, negative, clean_caption)
 
-        def ready(stage: Stage) -> PlacedStage:
+        def ready(stage: ModelRole) -> PlacedModel:
             if stage not in self._models:
                 phase(Phase("load", f"loading {self._folder(stage).name}"))
             return self.placed(stage)
 
-        def begin(stage: Stage) -> None:
+        def begin(stage: ModelRole) -> None:
             phase(Phase("stage", stage.title))
 
-        def finish(name: str, stage: Stage, video: torch.Tensor, fps: float) -> None:
+        def finish(name: str, stage: ModelRole, video: torch.Tensor, fps: float) -> None:
             setattr(result, name, video)
             result.fps[name] = fps
             self._done_with(stage)
@@ -221,32 +221,32 @@ class Show1Cascade:
         t5 = encoded(EncoderKind.T5, negative)
         kf = settings.keyframes
         started("keyframes")
-        model = ready(Stage.KEYFRAMES)
-        begin(Stage.KEYFRAMES)
-        finish("keyframes", Stage.KEYFRAMES, run_keyframes(model, t5, kf, seed, callback), kf.fps)
+        model = ready(ModelRole.KEYFRAMES)
+        begin(ModelRole.KEYFRAMES)
+        finish("keyframes", ModelRole.KEYFRAMES, run_keyframes(model, t5, kf, seed, callback), kf.fps)
         if stages >= 2:
             it = settings.interpolation
             started("interpolated")
-            model = ready(Stage.INTERPOLATION)
-            begin(Stage.INTERPOLATION)
+            model = ready(ModelRole.INTERPOLATION)
+            begin(ModelRole.INTERPOLATION)
             video = run_interpolation(model, result.keyframes, t5, it, seed, callback)
-            finish("interpolated", Stage.INTERPOLATION, video, interpolated_fps(kf.fps, it.frames_between))
+            finish("interpolated", ModelRole.INTERPOLATION, video, interpolated_fps(kf.fps, it.frames_between))
         if stages >= 3:
             started("pixel_sr")
-            model = ready(Stage.PIXEL_SR)
-            anchor = ready(Stage.FIRST_FRAME) if self.uses_first_frame_model() else None
-            begin(Stage.PIXEL_SR)
+            model = ready(ModelRole.PIXEL_SR)
+            anchor = ready(ModelRole.FIRST_FRAME) if self.uses_first_frame_model() else None
+            begin(ModelRole.PIXEL_SR)
             video, result.first_frame = run_pixel_sr(
                 model, result.interpolated, t5, settings.pixel_sr, seed, callback, anchor, settings.first_frame
             )
-            self._done_with(Stage.FIRST_FRAME)
-            finish("pixel_sr", Stage.PIXEL_SR, video, result.fps["interpolated"])
+            self._done_with(ModelRole.FIRST_FRAME)
+            finish("pixel_sr", ModelRole.PIXEL_SR, video, result.fps["interpolated"])
         if stages >= 4:
             started("text_clip")
             clip = encoded(EncoderKind.CLIP, settings.latent_negative_prompt)
             started("latent_sr")
-            model = ready(Stage.LATENT_SR)
-            begin(Stage.LATENT_SR)
+            model = ready(ModelRole.LATENT_SR)
+            begin(ModelRole.LATENT_SR)
             video = run_latent_sr(model, result.pixel_sr, clip, settings.latent_sr, seed, callback)
-            finish("latent_sr", Stage.LATENT_SR, video, result.fps["pixel_sr"])
+            finish("latent_sr", ModelRole.LATENT_SR, video, result.fps["pixel_sr"])
         return result

@@ -30,7 +30,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .loading import Stage, StageModel, load_stage_model
+from .loading import ModelRole, StageModel, load_stage_model
 from .loading.registry import CHECKPOINT_FOR_STAGE
 from .settings import FirstFrameSettings, InterpolationSettings, KeyframeSettings, LatentSRSettings, PixelSRSettings, SpeedSettings
 from .speed import apply_speed
@@ -62,7 +62,7 @@ class ParityCase:
         self.dtype = dtype
         self.speed = speed
         self.params = json.loads((self.case_dir / "case.json").read_text())
-        self._models: dict[Stage, StageModel] = {}
+        self._models: dict[ModelRole, StageModel] = {}
         self._computed: dict[str, torch.Tensor] = {}
 
     def tensor(self, name: str) -> torch.Tensor:
@@ -85,14 +85,14 @@ class ParityCase:
         """The stand-in T5 prompt embeddings."""
         return PromptEmbeds(self.tensor("t5_pos"), self.tensor("t5_neg"))
 
-    def model(self, stage: Stage) -> StageModel:
+    def model(self, stage: ModelRole) -> StageModel:
         """The case's tiny model of ``stage``, loaded once with the project's loader, with the case's speed settings."""
         if stage not in self._models:
             model = load_stage_model(self._model_dir(stage), stage, dtype=self.dtype)
             self._models[stage] = apply_speed(model, self.speed, "cpu")
         return self._models[stage]
 
-    def _model_dir(self, stage: Stage) -> Path:
+    def _model_dir(self, stage: ModelRole) -> Path:
         name = CHECKPOINT_FOR_STAGE[stage].name
         for candidate in (name, f"{name}-tiny", f"{name.removesuffix('-v1.0')}-tiny"):
             if (self.models_dir / candidate).is_dir():
@@ -109,12 +109,12 @@ class ParityCase:
         return float(self.params["guidance"][stage])
 
 
-def _forward(case: ParityCase, name: str, stage: Stage) -> torch.Tensor:
+def _forward(case: ParityCase, name: str, stage: ModelRole) -> torch.Tensor:
     t5 = case.t5()
     text = torch.cat([t5.negative, t5.positive])
     sample = case.tensor(name.replace("_out", "_in"))
     labels = None
-    if stage == Stage.PIXEL_SR:
+    if stage == ModelRole.PIXEL_SR:
         labels = torch.full((sample.shape[0],), case.params["noise_level"]["sr1"], dtype=torch.long)
     with torch.no_grad():
         return case.model(stage).unet(sample, torch.tensor(FORWARD_TIMESTEPS[name]), text, class_labels=labels).sample
@@ -125,14 +125,14 @@ def _keyframes(case: ParityCase) -> torch.Tensor:
     settings = KeyframeSettings(
         num_frames=p["frames"], height=p["height"], width=p["width"], steps=p["steps"], guidance=case.guidance("keyframes")
     )
-    return generate_keyframes(case.model(Stage.KEYFRAMES), case.t5(), settings, seed=case.seed)
+    return generate_keyframes(case.model(ModelRole.KEYFRAMES), case.t5(), settings, seed=case.seed)
 
 
 def _interpolated(case: ParityCase) -> torch.Tensor:
     frames = case.params["frames"]
     between = (case.params["shapes"]["interpolated"][2] - frames) // (frames - 1)
     settings = InterpolationSettings(frames_between=between, steps=case.params["steps"], guidance=case.guidance("interpolation"))
-    return interpolate_frames(case.model(Stage.INTERPOLATION), case.tensor("keyframes"), case.t5(), settings, seed=case.seed)
+    return interpolate_frames(case.model(ModelRole.INTERPOLATION), case.tensor("keyframes"), case.t5(), settings, seed=case.seed)
 
 
 def _first_frame(case: ParityCase) -> torch.Tensor:
@@ -141,7 +141,7 @@ def _first_frame(case: ParityCase) -> torch.Tensor:
         steps=case.params["steps"], guidance=case.guidance("first_frame"), noise_level=case.params["noise_level"]["first_frame"]
     )
     height, width = low.shape[-2] * 4, low.shape[-1] * 4
-    return upscale_first_frame(case.model(Stage.FIRST_FRAME), low, case.t5(), height, width, settings, seed=case.seed)
+    return upscale_first_frame(case.model(ModelRole.FIRST_FRAME), low, case.t5(), height, width, settings, seed=case.seed)
 
 
 def _sr1(case: ParityCase) -> torch.Tensor:
@@ -154,7 +154,7 @@ def _sr1(case: ParityCase) -> torch.Tensor:
         stride=p["sr1_stride"],
     )
     video = case.tensor("interpolated")
-    return super_resolve_pixels(case.model(Stage.PIXEL_SR), video, case.t5(), case.tensor("sr1_first_frame"), settings, seed=case.seed)
+    return super_resolve_pixels(case.model(ModelRole.PIXEL_SR), video, case.t5(), case.tensor("sr1_first_frame"), settings, seed=case.seed)
 
 
 def _sr2_settings(case: ParityCase) -> LatentSRSettings:
@@ -179,7 +179,7 @@ def _sr2_video_and_clip(case: ParityCase) -> tuple[torch.Tensor, PromptEmbeds]:
 
 def _sr2(case: ParityCase) -> torch.Tensor:
     video, clip = _sr2_video_and_clip(case)
-    return super_resolve_latent(case.model(Stage.LATENT_SR), video, clip, _sr2_settings(case), seed=case.seed)
+    return super_resolve_latent(case.model(ModelRole.LATENT_SR), video, clip, _sr2_settings(case), seed=case.seed)
 
 
 def _sr2_raw_latents(case: ParityCase) -> torch.Tensor:
@@ -187,7 +187,7 @@ def _sr2_raw_latents(case: ParityCase) -> torch.Tensor:
 
     def compute() -> torch.Tensor:
         video, clip = _sr2_video_and_clip(case)
-        model, settings = case.model(Stage.LATENT_SR), _sr2_settings(case)
+        model, settings = case.model(ModelRole.LATENT_SR), _sr2_settings(case)
         generator = seeded_generator(case.seed)
         latents = encode_video(model.vae, video, generator, settings.vae_batch)
         return refine_latents(model, latents, clip, settings, generator)
@@ -197,12 +197,12 @@ def _sr2_raw_latents(case: ParityCase) -> torch.Tensor:
 
 def _sr2_latents(case: ParityCase) -> torch.Tensor:
     """The final stage-4 latents as the fixtures store them: in the UNet's (scaled) space."""
-    return _sr2_raw_latents(case) * case.model(Stage.LATENT_SR).vae.config.scaling_factor
+    return _sr2_raw_latents(case) * case.model(ModelRole.LATENT_SR).vae.config.scaling_factor
 
 
 def _sr2_decoded_in_run_precision(case: ParityCase) -> torch.Tensor:
     """Those latents decoded in the run's precision, without the original's final ``.float()``."""
-    return decode_latents(case.model(Stage.LATENT_SR).vae, _sr2_raw_latents(case), dtype=case.dtype)
+    return decode_latents(case.model(ModelRole.LATENT_SR).vae, _sr2_raw_latents(case), dtype=case.dtype)
 
 
 @dataclass(frozen=True)
@@ -216,9 +216,9 @@ class Piece:
 PIECES: dict[str, Piece] = {
     p.name: p
     for p in (
-        Piece("fwd_base_out", lambda c: _forward(c, "fwd_base_out", Stage.KEYFRAMES)),
-        Piece("fwd_interp_out", lambda c: _forward(c, "fwd_interp_out", Stage.INTERPOLATION)),
-        Piece("fwd_sr1_out", lambda c: _forward(c, "fwd_sr1_out", Stage.PIXEL_SR)),
+        Piece("fwd_base_out", lambda c: _forward(c, "fwd_base_out", ModelRole.KEYFRAMES)),
+        Piece("fwd_interp_out", lambda c: _forward(c, "fwd_interp_out", ModelRole.INTERPOLATION)),
+        Piece("fwd_sr1_out", lambda c: _forward(c, "fwd_sr1_out", ModelRole.PIXEL_SR)),
         Piece("keyframes", _keyframes),
         Piece("interpolated", _interpolated),
         Piece("sr1_first_frame", _first_frame),

@@ -1,6 +1,6 @@
 """The one way a stage runs, shared by ``show1 generate``, the Python cascade and the ComfyUI nodes.
 
-A stage runs on a :class:`PlacedStage`: its loaded models, the :class:`Placement` that holds
+A stage runs on a :class:`PlacedModel`: its loaded models, the :class:`Placement` that holds
 them on the accelerator for the run, and the memory policy chosen for them. The ``run_*``
 functions prepare each stage's inputs as the original does, apply the policy (VAE frames per
 batch, tiling), count progress over the whole stage (stage 3's IF-II-L frame and windows as
@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Protocol, TypeVar
 import torch
 
 from .errors import InputError
-from .loading.registry import Stage
+from .loading.registry import ModelRole
 from .loading.stage_model import StageModel
 from .memory import POLICY_SETTINGS, MemoryPolicy, ModelPlacer, PolicySettings, explain_out_of_memory, tiled_vae
 from .setting_ranges import first_frame_problems, latent_sr_problems, pixel_sr_problems, raise_problems
@@ -54,7 +54,7 @@ class Placement(Protocol):
 
 
 @dataclass
-class PlacedStage:
+class PlacedModel:
     """A loaded stage model, how it reaches the accelerator, and its memory policy."""
 
     model: StageModel
@@ -82,39 +82,39 @@ class PlacerPlacement:
         return self.placer.on_device(*self._modules)
 
 
-def place(model: StageModel, placer: ModelPlacer) -> PlacedStage:
+def place(model: StageModel, placer: ModelPlacer) -> PlacedModel:
     """A stage model placed by ``placer`` under the placer's policy (and its meaning of it)."""
-    return PlacedStage(model, PlacerPlacement(placer, model), placer.policy, placer.settings)
+    return PlacedModel(model, PlacerPlacement(placer, model), placer.policy, placer.settings)
 
 
-def _vae(stage: PlacedStage):
+def _vae(stage: PlacedModel):
     """The stage-4 VAE, or a clear error for another stage's model or one loaded without it."""
-    stage.model.require(Stage.LATENT_SR)
+    stage.model.require(ModelRole.LATENT_SR)
     if stage.model.vae is None:
         raise InputError("the expert latent super-resolution model was loaded without its VAE (show-1-sr2/vae)")
     return stage.model.vae
 
 
 @contextmanager
-def _vae_mode(stage: PlacedStage) -> Iterator[None]:
+def _vae_mode(stage: PlacedModel) -> Iterator[None]:
     vae = stage.model.vae
     with tiled_vae(vae, stage.memory.vae_tiling) if vae is not None else nullcontext():
         yield
 
 
-def _run(stage: PlacedStage, work: Callable[[], T]) -> T:
+def _run(stage: PlacedModel, work: Callable[[], T]) -> T:
     """``work()`` with the stage's models on the device; its tensor result comes back on the CPU."""
     with explain_out_of_memory(f"the {stage.model.stage.title}"), torch.inference_mode(), stage.placement.holding(), _vae_mode(stage):
         result = work()
     return result.to("cpu")
 
 
-def _vae_settings(stage: PlacedStage, settings: LatentSRSettings) -> LatentSRSettings:
+def _vae_settings(stage: PlacedModel, settings: LatentSRSettings) -> LatentSRSettings:
     return replace(settings, vae_batch=min(settings.vae_batch, stage.memory.vae_frames_per_batch))
 
 
 def run_keyframes(
-    stage: PlacedStage,
+    stage: PlacedModel,
     embeds: PromptEmbeds,
     settings: KeyframeSettings = KeyframeSettings(),
     seed: int = 0,
@@ -126,7 +126,7 @@ def run_keyframes(
 
 
 def run_interpolation(
-    stage: PlacedStage,
+    stage: PlacedModel,
     frames: torch.Tensor,
     embeds: PromptEmbeds,
     settings: InterpolationSettings = InterpolationSettings(),
@@ -138,13 +138,13 @@ def run_interpolation(
 
 
 def run_pixel_sr(
-    stage: PlacedStage,
+    stage: PlacedModel,
     video: torch.Tensor,
     embeds: PromptEmbeds,
     settings: PixelSRSettings = PixelSRSettings(),
     seed: int = 0,
     callback: StepCallback | None = None,
-    first_frame: PlacedStage | None = None,
+    first_frame: PlacedModel | None = None,
     first_frame_settings: FirstFrameSettings = FirstFrameSettings(),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stage 3: frame 0 upscaled (by IF-II-L when ``first_frame`` is given, else bilinearly), then the windows.
@@ -172,21 +172,21 @@ def run_pixel_sr(
                 first_frame_settings,
                 seed,
                 callback,
-                StageSteps(Stage.PIXEL_SR.value, 0, total),
+                StageSteps(ModelRole.PIXEL_SR.value, 0, total),
             ),
         )
-    progress = StageSteps(Stage.PIXEL_SR.value, anchor_steps, total)
+    progress = StageSteps(ModelRole.PIXEL_SR.value, anchor_steps, total)
     upscaled = _run(stage, lambda: super_resolve_pixels(stage.model, video, embeds, anchor, settings, seed, callback, progress))
     return upscaled, anchor
 
 
-def _stage4_input(stage: PlacedStage, video: torch.Tensor, width: int, height: int) -> torch.Tensor:
+def _stage4_input(stage: PlacedModel, video: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """A stage-3 video as the original feeds stage 4: quantised to 8 bits in the model's precision, resized with PIL."""
     return prepare_input(video.to(stage.model.unet.dtype), width, height)[1]
 
 
 def run_latent_sr(
-    stage: PlacedStage,
+    stage: PlacedModel,
     video: torch.Tensor,
     embeds: PromptEmbeds,
     settings: LatentSRSettings = LatentSRSettings(),
@@ -200,7 +200,7 @@ def run_latent_sr(
     return _run(stage, lambda: super_resolve_latent(stage.model, frames, embeds, _vae_settings(stage, settings), seed, callback))
 
 
-def run_vae_encode(stage: PlacedStage, video: torch.Tensor, width: int, height: int, seed: int = 0) -> torch.Tensor:
+def run_vae_encode(stage: PlacedModel, video: torch.Tensor, width: int, height: int, seed: int = 0) -> torch.Tensor:
     """Stage 4's first part: a video resized as stage 4 does and encoded to scaled latents (one posterior sample)."""
     vae = _vae(stage)
     frames = _stage4_input(stage, video, width, height)
@@ -209,7 +209,7 @@ def run_vae_encode(stage: PlacedStage, video: torch.Tensor, width: int, height: 
 
 
 def run_latent_refine(
-    stage: PlacedStage,
+    stage: PlacedModel,
     latents: torch.Tensor,
     embeds: PromptEmbeds,
     settings: LatentSRSettings = LatentSRSettings(),
@@ -220,7 +220,7 @@ def run_latent_refine(
     return _run(stage, lambda: refine_latents(stage.model, latents, embeds, settings, seeded_generator(seed), callback))
 
 
-def run_vae_decode(stage: PlacedStage, latents: torch.Tensor) -> torch.Tensor:
+def run_vae_decode(stage: PlacedModel, latents: torch.Tensor) -> torch.Tensor:
     """Stage 4's last part: scaled latents to the raw float32 video."""
     batch = _vae_settings(stage, LatentSRSettings()).vae_batch
     vae = _vae(stage)

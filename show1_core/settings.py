@@ -90,7 +90,7 @@ PAPER_SETTINGS = CascadeSettings()
 
 
 TRAINABLE_STAGE_NAMES = ("keyframes", "interpolation")
-"""Stages a motion LoRA can be trained for (``Stage`` values): the two that decide the motion."""
+"""Stages a motion LoRA can be trained for (``ModelRole`` values): the two that decide the motion."""
 ATTENTION_BACKENDS = ("sdpa", "native", "flash", "sage", "xformers")
 """``sdpa``: show1's own attention processors (PyTorch scaled-dot-product attention, today's numbers).
 The others run through diffusers' attention dispatcher: ``native`` (PyTorch SDPA there), ``flash``

@@ -20,7 +20,7 @@ from .errors import CorruptCheckpointError, WrongStageError
 from .footprint import device_memory_bytes, downscale_factor, gib, unet_activation_bytes, video_bytes
 from .loading.components import read_json
 from .loading.detect import describe_stage, stage_of_unet_config
-from .loading.registry import Stage
+from .loading.registry import ModelRole
 from .loading.stage_model import StageModel, pipeline_folders
 from .setting_ranges import Problem, raise_problems, settings_problems
 from .settings import CascadeSettings
@@ -31,7 +31,7 @@ from .stages.interpolation import interpolated_length
 class ModelLimits:
     """What one stage model allows, from its configs."""
 
-    stage: Stage
+    stage: ModelRole
     size_multiple: int
     """Frame sizes must be multiples of this (the UNet's down/up path)."""
     features: int
@@ -45,7 +45,7 @@ class ModelLimits:
 
     @classmethod
     def of_configs(
-        cls, stage: Stage, unet: Mapping[str, Any], noising: Mapping[str, Any] | None = None, vae: Mapping[str, Any] | None = None
+        cls, stage: ModelRole, unet: Mapping[str, Any], noising: Mapping[str, Any] | None = None, vae: Mapping[str, Any] | None = None
     ) -> "ModelLimits":
         """Limits from the UNet config and, where the stage has them, the noising scheduler's and the VAE's."""
         layers = unet["layers_per_block"]
@@ -65,7 +65,7 @@ class ModelLimits:
         return cls.of_configs(model.stage, model.unet.config, noising, None if model.vae is None else model.vae.config)
 
     @classmethod
-    def of_folder(cls, folder: Path | str, stage: Stage) -> "ModelLimits":
+    def of_folder(cls, folder: Path | str, stage: ModelRole) -> "ModelLimits":
         """Limits of a checkpoint folder, reading only its config files.
 
         Raises :class:`WrongStageError` for another stage's UNet (before any size is checked against it)
@@ -80,13 +80,13 @@ class ModelLimits:
                 f"{unet_folder} holds {describe_stage(found)}, but the {stage.title} model was expected. "
                 "Pick the checkpoint made for that stage."
             )
-        schedulers = ["scheduler"] + (["image_noising_scheduler"] if stage in (Stage.FIRST_FRAME, Stage.PIXEL_SR) else [])
+        schedulers = ["scheduler"] + (["image_noising_scheduler"] if stage in (ModelRole.FIRST_FRAME, ModelRole.PIXEL_SR) else [])
         configs = {name: _checked_config(root / name / "scheduler_config.json", SCHEDULER_NUMBERS) for name in schedulers}
         return cls.of_configs(
             stage,
             unet,
             configs.get("image_noising_scheduler"),
-            _checked_config(root / "vae" / "config.json", VAE_NUMBERS) if stage == Stage.LATENT_SR else None,
+            _checked_config(root / "vae" / "config.json", VAE_NUMBERS) if stage == ModelRole.LATENT_SR else None,
         )
 
 
@@ -126,17 +126,17 @@ def _multiple(setting: str, value: int, steps: Mapping[str, int]) -> list[Proble
     return [Problem(setting, f"must be a multiple of {multiple} for {' and '.join(failing)}, got {value}; the nearest is {nearest}")]
 
 
-def model_problems(settings: CascadeSettings, limits: Mapping[Stage, ModelLimits]) -> list[Problem]:
+def model_problems(settings: CascadeSettings, limits: Mapping[ModelRole, ModelLimits]) -> list[Problem]:
     """What the models in ``limits`` cannot take: frame sizes off their size step, noise levels they lack."""
     kf, sr = settings.keyframes, settings.pixel_sr
-    steps = {f"the {s.title} model": limits[s].size_multiple for s in (Stage.KEYFRAMES, Stage.INTERPOLATION) if s in limits}
-    for stage in (Stage.FIRST_FRAME, Stage.PIXEL_SR):
+    steps = {f"the {s.title} model": limits[s].size_multiple for s in (ModelRole.KEYFRAMES, ModelRole.INTERPOLATION) if s in limits}
+    for stage in (ModelRole.FIRST_FRAME, ModelRole.PIXEL_SR):
         if stage in limits:
             multiple = limits[stage].size_multiple
             who = f"the {stage.title} model ({sr.scale}x the size must be a multiple of {multiple})"
             steps[who] = multiple // math.gcd(multiple, sr.scale)
     problems = [p for side in ("width", "height") for p in _multiple(f"keyframes.{side}", getattr(kf, side), steps)]
-    for stage, noise_level in ((Stage.FIRST_FRAME, settings.first_frame.noise_level), (Stage.PIXEL_SR, sr.noise_level)):
+    for stage, noise_level in ((ModelRole.FIRST_FRAME, settings.first_frame.noise_level), (ModelRole.PIXEL_SR, sr.noise_level)):
         levels = limits[stage].noise_levels if stage in limits else None
         if levels is not None and noise_level >= levels:
             problems.append(
@@ -145,7 +145,7 @@ def model_problems(settings: CascadeSettings, limits: Mapping[Stage, ModelLimits
                     f"must be below {levels}, the levels of the {stage.title} noising scheduler, got {noise_level}",
                 )
             )
-    vae_scale = limits[Stage.LATENT_SR].vae_scale if Stage.LATENT_SR in limits else None
+    vae_scale = limits[ModelRole.LATENT_SR].vae_scale if ModelRole.LATENT_SR in limits else None
     if vae_scale is not None:
         for side in ("width", "height"):
             problems += _multiple(f"latent_sr.{side}", getattr(settings.latent_sr, side), {"the stage-4 VAE": vae_scale})
@@ -166,17 +166,17 @@ class _Work:
     advice: str
 
 
-def _work(settings: CascadeSettings, limits: Mapping[Stage, ModelLimits], stage: Stage, frames: int) -> _Work:
+def _work(settings: CascadeSettings, limits: Mapping[ModelRole, ModelLimits], stage: ModelRole, frames: int) -> _Work:
     kf, sr, lsr = settings.keyframes, settings.pixel_sr, settings.latent_sr
     big_h, big_w = kf.height * sr.scale, kf.width * sr.scale
-    if stage == Stage.KEYFRAMES:
+    if stage == ModelRole.KEYFRAMES:
         return _Work(kf.num_frames, kf.height, kf.width, kf.num_frames, kf.height, kf.width, kf.guidance > 1, "fewer keyframes")
-    if stage == Stage.INTERPOLATION:
+    if stage == ModelRole.INTERPOLATION:
         it = settings.interpolation
         return _Work(it.frames_between + 2, kf.height, kf.width, frames, kf.height, kf.width, it.guidance > 1, "fewer frames")
-    if stage == Stage.FIRST_FRAME:
+    if stage == ModelRole.FIRST_FRAME:
         return _Work(1, big_h, big_w, 1, big_h, big_w, settings.first_frame.guidance > 1, "smaller keyframes")
-    if stage == Stage.PIXEL_SR:
+    if stage == ModelRole.PIXEL_SR:
         window = min(sr.window, frames)
         return _Work(window, big_h, big_w, frames, big_h, big_w, sr.guidance > 1, "a smaller pixel_sr.window or fewer frames")
     scale = limits[stage].vae_scale or 1
@@ -193,16 +193,16 @@ def _work(settings: CascadeSettings, limits: Mapping[Stage, ModelLimits], stage:
     )
 
 
-def _frames(settings: CascadeSettings, limits: Mapping[Stage, ModelLimits]) -> int:
+def _frames(settings: CascadeSettings, limits: Mapping[ModelRole, ModelLimits]) -> int:
     """Frames of the video stages 2-4 work on."""
     kf = settings.keyframes
-    return interpolated_length(kf.num_frames, settings.interpolation.frames_between) if Stage.INTERPOLATION in limits else kf.num_frames
+    return interpolated_length(kf.num_frames, settings.interpolation.frames_between) if ModelRole.INTERPOLATION in limits else kf.num_frames
 
 
 def stage_memory_bytes(
     settings: CascadeSettings,
-    limits: Mapping[Stage, ModelLimits],
-    stage: Stage,
+    limits: Mapping[ModelRole, ModelLimits],
+    stage: ModelRole,
     dtype: torch.dtype,
     batch: int = 1,
     split_guidance: bool = False,
@@ -220,7 +220,7 @@ def stage_memory_bytes(
 
 def memory_problems(
     settings: CascadeSettings,
-    limits: Mapping[Stage, ModelLimits],
+    limits: Mapping[ModelRole, ModelLimits],
     device: torch.device,
     dtype: torch.dtype,
     batch: int = 1,
@@ -248,7 +248,7 @@ def memory_problems(
 
 def validate_cascade(
     settings: CascadeSettings,
-    limits: Mapping[Stage, ModelLimits],
+    limits: Mapping[ModelRole, ModelLimits],
     stages: int = 4,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
@@ -261,7 +261,7 @@ def validate_cascade(
     (guided calls counted as one video with ``split_guidance``).
     Raises :class:`~show1_core.errors.InvalidSettingsError`.
     """
-    raise_problems(settings_problems(settings, stages, first_frame_model=Stage.FIRST_FRAME in limits))
+    raise_problems(settings_problems(settings, stages, first_frame_model=ModelRole.FIRST_FRAME in limits))
     problems = model_problems(settings, limits)
     if device is not None and not problems:
         problems = memory_problems(settings, limits, torch.device(device), dtype, split_guidance=split_guidance)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch._dynamo.utils import counters
 
-from show1_core.loading import Stage
+from show1_core.loading import ModelRole
 from show1_core.parity import ParityCase
 from show1_core.settings import KeyframeSettings, SpeedSettings
 from show1_core.stages import generate_keyframes
@@ -28,4 +28,4 @@ def compiled_keyframes(case_dir: Path, models: Path, dtype: torch.dtype, graphs_
         if event.step:
             graphs_per_step.append(counters["stats"]["unique_graphs"])
 
-    return generate_keyframes(case.model(Stage.KEYFRAMES), case.t5(), settings, seed=case.seed, callback=count)
+    return generate_keyframes(case.model(ModelRole.KEYFRAMES), case.t5(), settings, seed=case.seed, callback=count)

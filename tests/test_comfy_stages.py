@@ -157,10 +157,10 @@ def test_comfyuis_placement_moves_the_stage_and_keeps_it_as_the_policy_says(fake
     """Seen through the parameters' device, with meta standing in for ComfyUI's torch device."""
     from devices import ACCELERATOR, RoundTrip, where
 
-    from show1_core import MemoryPolicy, Stage, StageModel
+    from show1_core import MemoryPolicy, ModelRole, StageModel
 
     fake.mm.get_torch_device = lambda: ACCELERATOR
-    model = StageModel(Stage.KEYFRAMES, RoundTrip(), scheduler=None)
+    model = StageModel(ModelRole.KEYFRAMES, RoundTrip(), scheduler=None)
     stage = pack_module("placement").placed_stage(model, MemoryPolicy(policy))
     assert where(model.unet) == "cpu"
     with stage.placement.holding():

@@ -15,7 +15,7 @@ import pytest
 from fake_hub import serving
 
 from show1_core.errors import CorruptCheckpointError, OfflineError
-from show1_core.loading import Stage, load_stage_model
+from show1_core.loading import ModelRole, load_stage_model
 from show1_core.loading.hub import resolve_checkpoint
 from show1_core.loading.verify import MARKER
 
@@ -63,7 +63,7 @@ def test_a_download_is_verified_and_recorded(hub, tmp_path):
     assert marker["repo_id"] == SR1 and marker["revision"] == hub.commits[SR1]
     assert marker["files"][WEIGHTS]["sha256"] == hub.record(SR1, WEIGHTS)["sha256"]
     assert marker["files"]["unet/config.json"]["git_sha1"] == hub.record(SR1, "unet/config.json")["blob_id"]
-    assert load_stage_model(folder).stage == Stage.PIXEL_SR
+    assert load_stage_model(folder).stage == ModelRole.PIXEL_SR
 
 
 def test_a_checkpoint_damaged_after_its_download_is_refused(hub, tmp_path):

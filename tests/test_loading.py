@@ -25,7 +25,7 @@ from show1_core.errors import (
     UnsafeCheckpointError,
     WrongStageError,
 )
-from show1_core.loading import Stage, load_stage_model, load_text_encoder
+from show1_core.loading import ModelRole, load_stage_model, load_text_encoder
 from show1_core.loading.convert import convert_checkpoint
 from show1_core.loading.hub import resolve_checkpoint
 from show1_core.loading.weights import find_weights, read_state_dict
@@ -68,8 +68,8 @@ def test_pipeline_folder_loads_with_its_stage(tiny_models, name):
 
 
 def test_component_folder_loads_like_the_pipeline_folder(tiny_models):
-    whole = load_stage_model(tiny_models["show-1-base"], Stage.KEYFRAMES)
-    component = load_stage_model(tiny_models["show-1-base"] / "unet", Stage.KEYFRAMES)
+    whole = load_stage_model(tiny_models["show-1-base"], ModelRole.KEYFRAMES)
+    component = load_stage_model(tiny_models["show-1-base"] / "unet", ModelRole.KEYFRAMES)
     assert torch.equal(_unet_output(whole), _unet_output(component))
 
 
@@ -158,14 +158,14 @@ def test_a_pickled_t5_shard_that_carries_code_is_refused_in_one_line_without_unp
 
 def test_wrong_stage_says_which_stage_it_looks_like(tiny_models):
     with pytest.raises(WrongStageError, match=r"pixel super-resolution.*showlab/show-1-sr1.*keyframes"):
-        load_stage_model(tiny_models["show-1-sr1"], Stage.KEYFRAMES)
+        load_stage_model(tiny_models["show-1-sr1"], ModelRole.KEYFRAMES)
 
 
 def test_weights_of_another_stage_under_a_config_are_named(tiny_models, tmp_path):
     folder = _copy(tiny_models["show-1-base"], tmp_path / "base")
     shutil.copy(tiny_models["show-1-sr1"] / "unet" / "diffusion_pytorch_model.bin", folder / "unet")
     with pytest.raises(StateDictMismatchError, match="look like the pixel super-resolution"):
-        load_stage_model(folder, Stage.KEYFRAMES)
+        load_stage_model(folder, ModelRole.KEYFRAMES)
 
 
 @pytest.mark.parametrize("edit, message", [("drop", "1 missing"), ("add", "1 unexpected"), ("reshape", "wrong shape")])
@@ -273,7 +273,7 @@ def test_repo_id_downloads_only_what_the_stage_needs_then_reuses_it(local_hub, t
     folder = resolve_checkpoint("showlab/show-1-interpolation", tmp_path)
     assert folder == tmp_path / "show-1-interpolation"
     assert not (folder / "text_encoder").exists()  # the 11 GB T5 copy in that repo is skipped
-    assert load_stage_model(folder).stage == Stage.INTERPOLATION
+    assert load_stage_model(folder).stage == ModelRole.INTERPOLATION
     fetched = len(local_hub.gets)
     assert resolve_checkpoint("show-1-interpolation", tmp_path) == folder
     assert len(local_hub.gets) == fetched and not any(name.startswith("text_encoder/") for _, name, _ in local_hub.gets)
@@ -353,7 +353,7 @@ def test_converted_fp16_checkpoint_is_smaller_and_loads(tiny_models, tmp_path):
     tensors = load_file(str(converted / "unet" / "diffusion_pytorch_model.safetensors"))
     assert all(t.dtype == torch.float16 for t in tensors.values())
     assert json.loads((converted / "model_index.json").read_text())["_class_name"] == "VideoToVideoSDPipeline"
-    assert load_stage_model(converted, dtype=torch.float16).stage == Stage.LATENT_SR
+    assert load_stage_model(converted, dtype=torch.float16).stage == ModelRole.LATENT_SR
 
 
 @pytest.mark.parametrize("content", [bytes(range(256)) * 4, b"null", b"[1, 2]"])
@@ -382,7 +382,7 @@ def test_random_bytes_in_a_bin_file_are_corrupt_not_unsafe(tiny_models, tmp_path
 
 
 def test_the_stage_may_be_named(tiny_models):
-    assert load_stage_model(tiny_models["show-1-base"], "keyframes").stage == Stage.KEYFRAMES
+    assert load_stage_model(tiny_models["show-1-base"], "keyframes").stage == ModelRole.KEYFRAMES
     with pytest.raises(WrongStageError, match="keyframes"):
         load_stage_model(tiny_models["show-1-sr1"], "keyframes")
     from show1_core.errors import InputError

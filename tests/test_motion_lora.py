@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from show1_core.cli import main
 from show1_core.errors import CorruptCheckpointError, InputError, MissingFilesError, StateDictMismatchError, WrongStageError
-from show1_core.loading import Stage, load_stage_model
+from show1_core.loading import ModelRole, load_stage_model
 from show1_core.motion_lora import (
     active_motion_loras,
     apply_motion_loras,
@@ -32,12 +32,12 @@ SETTINGS = KeyframeSettings(num_frames=4, height=8, width=16, steps=2, guidance=
 
 @pytest.fixture(scope="module")
 def keyframe_model(tiny_models):
-    return load_stage_model(tiny_models["show-1-base"], Stage.KEYFRAMES)
+    return load_stage_model(tiny_models["show-1-base"], ModelRole.KEYFRAMES)
 
 
 @pytest.fixture(scope="module")
 def interpolation_model(tiny_models):
-    return load_stage_model(tiny_models["show-1-interpolation"], Stage.INTERPOLATION)
+    return load_stage_model(tiny_models["show-1-interpolation"], ModelRole.INTERPOLATION)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_the_file_carries_its_metadata_in_the_diffusers_layout(tmp_path, keyfram
     assert peft_config["r"] == RANK and set(peft_config["target_modules"]) == set(temporal_attention_targets(keyframe_model.unet))
     info = read_motion_lora_info(path)
     assert info == info_for(keyframe_model)
-    assert (info.stage, info.base_checkpoint, info.steps, info.prompts) == (Stage.KEYFRAMES, "tiny", 10, ("a square moving right",))
+    assert (info.stage, info.base_checkpoint, info.steps, info.prompts) == (ModelRole.KEYFRAMES, "tiny", 10, ("a square moving right",))
 
 
 def test_a_lora_for_another_stage_is_refused(tmp_path, keyframe_model, interpolation_model):
@@ -133,7 +133,7 @@ def test_a_lora_trained_on_another_architecture_is_refused(tmp_path, keyframe_mo
 
 
 def test_a_lora_for_a_stage_without_motion_loras_is_refused(tmp_path, keyframe_model):
-    path = write_lora(tmp_path / "k.safetensors", keyframe_model, stage=Stage.PIXEL_SR)
+    path = write_lora(tmp_path / "k.safetensors", keyframe_model, stage=ModelRole.PIXEL_SR)
     with pytest.raises(WrongStageError, match="stages 1 and 2 only"):
         load_motion_lora(path)
 

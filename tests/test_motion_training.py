@@ -51,7 +51,7 @@ from pathlib import Path
 import torch
 from motion_support import BASE, FRAMES, HEIGHT, SPEED, WIDTH, as_model_input, centroid_slopes, load_prompt, random_clip
 
-from show1_core.loading import Stage, load_stage_model
+from show1_core.loading import ModelRole, load_stage_model
 from show1_core.motion_lora import load_motion_lora, motion_loras, temporal_attention_targets
 from show1_core.settings import KeyframeSettings
 from show1_core.stages import PromptEmbeds, generate_keyframes
@@ -97,7 +97,7 @@ def write_clips(folder: Path) -> Path:
 
 
 def test_a_motion_lora_moves_the_squares_right_and_changes_only_temporal_attention(tmp_path):
-    model = load_stage_model(BASE, Stage.KEYFRAMES)
+    model = load_stage_model(BASE, ModelRole.KEYFRAMES)
     positive, negative = load_prompt()
     before = {name: tensor.clone() for name, tensor in model.unet.state_dict().items()}
 

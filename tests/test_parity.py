@@ -30,7 +30,7 @@ from pinned_kernels import recipe_environment
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from show1_core.loading import Stage, load_stage_model
+from show1_core.loading import ModelRole, load_stage_model
 from show1_core.parity import PIECES, run_parity
 from show1_core.schedulers import OriginalDPMSolverMultistepScheduler
 
@@ -141,10 +141,14 @@ def test_float64_oracle_tells_the_current_diffusers_dpm_solver_apart(pinned_floa
     assert _max_error(pinned_float64["keyframes"], compact64_expected["keyframes"]) > 1e3 * EXACT
 
 
-@pytest.mark.parametrize("stage", [Stage.KEYFRAMES, Stage.INTERPOLATION, Stage.PIXEL_SR])
+@pytest.mark.parametrize("stage", [ModelRole.KEYFRAMES, ModelRole.INTERPOLATION, ModelRole.PIXEL_SR])
 def test_dpm_stages_step_with_the_original_arithmetic(stage, compact_case):
     """Every DPM-Solver++ stage, and every fresh scheduler it makes, computes as diffusers 0.19.3 did."""
-    folder = {Stage.KEYFRAMES: "show-1-base-tiny", Stage.INTERPOLATION: "show-1-interpolation-tiny", Stage.PIXEL_SR: "show-1-sr1-tiny"}
+    folder = {
+        ModelRole.KEYFRAMES: "show-1-base-tiny",
+        ModelRole.INTERPOLATION: "show-1-interpolation-tiny",
+        ModelRole.PIXEL_SR: "show-1-sr1-tiny",
+    }
     model = load_stage_model(compact_case[1] / folder[stage], stage)
     for scheduler in (model.scheduler, model.fresh_scheduler()):
         assert isinstance(scheduler, OriginalDPMSolverMultistepScheduler)

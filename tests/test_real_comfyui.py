@@ -283,10 +283,10 @@ def test_a_motion_lora_from_comfyuis_lora_folder_runs_in_the_keyframes_template(
     from lora_support import write_lora
     from workflow_shrink import shrink
 
-    from show1_core.loading import Stage, load_stage_model
+    from show1_core.loading import ModelRole, load_stage_model
 
     folder = server.comfy_dir / "models" / "loras" / "show1_real_check"
-    write_lora(folder / "pan.safetensors", load_stage_model(server.models / "show-1-base", Stage.KEYFRAMES), seed=1)
+    write_lora(folder / "pan.safetensors", load_stage_model(server.models / "show-1-base", ModelRole.KEYFRAMES), seed=1)
     try:
         status, body = _get(f"{server.url}/object_info/Show1KeyframeMotionLoRA")
         assert status == 200

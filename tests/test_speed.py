@@ -25,7 +25,7 @@ from speed_support import compiled_keyframes
 import show1_core.speed.attention as attention_module
 from show1_core.cascade import CascadeCheckpoints, Show1Cascade
 from show1_core.errors import InputError
-from show1_core.loading import Stage, load_stage_model
+from show1_core.loading import ModelRole, load_stage_model
 from show1_core.models.attention import TEMPORAL_ATTENTION_BATCH, BatchChunkedProcessor
 from show1_core.motion_lora import check_fits, load_motion_lora
 from show1_core.parity import ParityCase, run_parity
@@ -126,7 +126,7 @@ def test_inductor_compiled_blocks_keep_the_forward_pass(pinned_float64, compact_
 
 
 def test_compilation_is_regional_one_compiled_module_per_outermost_repeated_block(compact_case):
-    model = apply_speed(load_stage_model(compact_case[1] / "show-1-base-tiny", Stage.KEYFRAMES), SpeedSettings(compile=True), "cpu")
+    model = apply_speed(load_stage_model(compact_case[1] / "show-1-base-tiny", ModelRole.KEYFRAMES), SpeedSettings(compile=True), "cpu")
     compiled = [m for m in model.unet.modules() if getattr(m, "_compiled_call_impl", None) is not None]
     assert compiled and compiled == repeated_blocks(model.unet)
     assert not any(inner is not outer and inner in compiled for outer in compiled for inner in outer.modules())
@@ -136,7 +136,7 @@ def test_fp8_weights_halve_the_unet_storage_and_stay_within_the_documented_bound
     results = run_parity(*compact_case, only=list(FP8_BOUNDS), speed=SpeedSettings(fp8_weights=True))
     differences = {name: _relative_rms(results[name], today32[name]) for name in FP8_BOUNDS}
     assert all(0 < differences[name] < bound for name, bound in FP8_BOUNDS.items()), differences
-    model = load_stage_model(compact_case[1] / "show-1-base-tiny", Stage.KEYFRAMES, dtype=torch.bfloat16)
+    model = load_stage_model(compact_case[1] / "show-1-base-tiny", ModelRole.KEYFRAMES, dtype=torch.bfloat16)
     before = sum(p.numel() * p.element_size() for p in model.unet.parameters())
     apply_speed(model, SpeedSettings(fp8_weights=True), "cpu")
     after = sum(p.numel() * p.element_size() for p in model.unet.parameters())
@@ -157,7 +157,7 @@ def test_fp8_t5_weights_stay_within_the_documented_bound_and_get_their_own_cache
 
 def test_split_guidance_never_gives_the_unet_more_than_one_video(compact_case):
     case = ParityCase(*compact_case, speed=SpeedSettings(split_guidance=True))
-    model = case.model(Stage.KEYFRAMES)
+    model = case.model(ModelRole.KEYFRAMES)
     batches = []
     model.unet.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
     generate_keyframes(model, case.t5(), KeyframeSettings(num_frames=2, height=8, width=16, steps=2, guidance=9.0))
@@ -165,13 +165,17 @@ def test_split_guidance_never_gives_the_unet_more_than_one_video(compact_case):
 
 
 def test_streamed_blocks_are_left_to_their_hooks_by_the_memory_policy(compact_case):
-    model = apply_speed(load_stage_model(compact_case[1] / "show-1-sr2-tiny", Stage.LATENT_SR), SpeedSettings(stream_blocks=True), "cpu")
+    model = apply_speed(
+        load_stage_model(compact_case[1] / "show-1-sr2-tiny", ModelRole.LATENT_SR), SpeedSettings(stream_blocks=True), "cpu"
+    )
     assert model.modules() == [model.vae]
     assert any(hasattr(block, "_diffusers_hook") for block in model.unet.down_blocks)
 
 
 def test_the_native_backend_dispatches_every_attention_and_keeps_the_temporal_chunking(compact_case):
-    model = apply_speed(load_stage_model(compact_case[1] / "show-1-base-tiny", Stage.KEYFRAMES), SpeedSettings(attention="native"), "cpu")
+    model = apply_speed(
+        load_stage_model(compact_case[1] / "show-1-base-tiny", ModelRole.KEYFRAMES), SpeedSettings(attention="native"), "cpu"
+    )
     processors = [m.processor for m in model.unet.modules() if isinstance(m, Attention)]
     temporal = [p for p in processors if isinstance(p, BatchChunkedProcessor)]
     spatial = [p for p in processors if not isinstance(p, BatchChunkedProcessor)]
@@ -186,7 +190,7 @@ def test_an_attention_backend_that_is_not_installed_is_refused_with_the_command_
     backend, command, monkeypatch, compact_case
 ):
     monkeypatch.setattr(attention_module.importlib.util, "find_spec", lambda name: None)
-    model = load_stage_model(compact_case[1] / "show-1-base-tiny", Stage.KEYFRAMES)
+    model = load_stage_model(compact_case[1] / "show-1-base-tiny", ModelRole.KEYFRAMES)
     with pytest.raises(InputError, match=command):
         apply_speed(model, SpeedSettings(attention=backend), "cpu")
 
@@ -202,16 +206,18 @@ def test_speed_settings_refuse_unknown_names_and_a_second_application(compact_ca
         SpeedSettings(attention="flashy")
     with pytest.raises(InputError, match="compile backend"):
         SpeedSettings(compile=True, compile_backend="tensorrt")
-    model = apply_speed(load_stage_model(compact_case[1] / "show-1-base-tiny", Stage.KEYFRAMES), SpeedSettings(split_guidance=True), "cpu")
+    model = apply_speed(
+        load_stage_model(compact_case[1] / "show-1-base-tiny", ModelRole.KEYFRAMES), SpeedSettings(split_guidance=True), "cpu"
+    )
     with pytest.raises(InputError, match="already applied"):
         apply_speed(model, SpeedSettings(attention="native"), "cpu")
 
 
 @pytest.mark.parametrize("speed", [SpeedSettings(fp8_weights=True), SpeedSettings(stream_blocks=True)], ids=["fp8", "stream"])
 def test_motion_loras_are_refused_on_models_whose_weights_are_not_as_loaded(speed, compact_case, tmp_path):
-    plain = load_stage_model(compact_case[1] / "show-1-base-tiny", Stage.KEYFRAMES)
+    plain = load_stage_model(compact_case[1] / "show-1-base-tiny", ModelRole.KEYFRAMES)
     lora = load_motion_lora(write_lora(tmp_path / "pan.safetensors", plain))
-    model = apply_speed(load_stage_model(compact_case[1] / "show-1-base-tiny", Stage.KEYFRAMES), speed, "cpu")
+    model = apply_speed(load_stage_model(compact_case[1] / "show-1-base-tiny", ModelRole.KEYFRAMES), speed, "cpu")
     with pytest.raises(InputError, match="load it without that option"):
         check_fits(model, lora)
 
@@ -222,7 +228,7 @@ def test_the_cascade_runs_every_model_it_loads_and_the_t5_encoder_with_its_speed
     cascade = Show1Cascade(checkpoints, "cpu", speed=speed)
     settings = replace(PAPER_SETTINGS, keyframes=KeyframeSettings(num_frames=2, height=8, width=16, steps=1))
     result = cascade.run("a panda", settings, stages=1)
-    assert result.keyframes.shape == (1, 3, 2, 8, 16) and cascade.model(Stage.KEYFRAMES).speed == speed
+    assert result.keyframes.shape == (1, 3, 2, 8, 16) and cascade.model(ModelRole.KEYFRAMES).speed == speed
     plain = TextEncoder(TextEncoderSpec(checkpoints.t5, EncoderKind.T5)).encode("a panda", "")
     fp8 = cascade.encode(EncoderKind.T5, "a panda", "")
     assert 0 < _relative_rms(fp8.positive, plain.positive) < T5_FP8_BOUND

@@ -11,7 +11,7 @@ import torch
 
 from show1_core.cli import main
 from show1_core.errors import InputError
-from show1_core.loading import Stage, load_stage_model
+from show1_core.loading import ModelRole, load_stage_model
 from show1_core.loading.registry import KNOWN_CHECKPOINTS
 from show1_core.motion_lora import load_motion_lora, read_motion_lora_info, temporal_attention_targets
 from show1_core.training.clips import Clip, caption_for, fit_frames, load_clips, read_frames, sample_window, short_clips
@@ -143,7 +143,7 @@ def test_training_state_round_trips_without_pickle(tmp_path):
 
 @pytest.fixture
 def keyframe_model(tiny_models):
-    return load_stage_model(tiny_models["show-1-base"], Stage.KEYFRAMES)
+    return load_stage_model(tiny_models["show-1-base"], ModelRole.KEYFRAMES)
 
 
 def square_clips(count: int = 3) -> list[Clip]:
@@ -220,7 +220,7 @@ def test_training_leaves_the_model_as_loaded_and_refuses_other_stages(tmp_path, 
     lora = load_motion_lora(result.path)
     assert set(lora.info.target_modules) == set(temporal_attention_targets(keyframe_model.unet))
 
-    pixel_sr = load_stage_model(tiny_models["show-1-sr1"], Stage.PIXEL_SR)
+    pixel_sr = load_stage_model(tiny_models["show-1-sr1"], ModelRole.PIXEL_SR)
     with pytest.raises(InputError, match="motion LoRAs adapt the keyframes"):
         train_motion_lora(pixel_sr, clips, embeddings_for(clips), quick_settings(), tmp_path / "b.safetensors", "tiny", progress=False)
     with pytest.raises(InputError, match="multiples of 8"):
@@ -230,13 +230,13 @@ def test_training_leaves_the_model_as_loaded_and_refuses_other_stages(tmp_path, 
 
 
 def test_the_interpolation_model_trains_on_conditioned_windows(tmp_path, tiny_models):
-    model = load_stage_model(tiny_models["show-1-interpolation"], Stage.INTERPOLATION)
+    model = load_stage_model(tiny_models["show-1-interpolation"], ModelRole.INTERPOLATION)
     clips = square_clips()
     result = train_motion_lora(
         model, clips, embeddings_for(clips), quick_settings(frames=5, fps=8.0, steps=2), tmp_path / "i.safetensors", "tiny", progress=False
     )
     info = read_motion_lora_info(result.path)
-    assert info.stage == Stage.INTERPOLATION and info.frames == 5
+    assert info.stage == ModelRole.INTERPOLATION and info.frames == 5
 
 
 # --- the command line ------------------------------------------------------------------------------
@@ -277,7 +277,7 @@ def test_train_motion_then_generate_with_the_lora_from_the_command_line(tmp_path
     ]
     assert main(args) == 0
     info = read_motion_lora_info(out)
-    assert info.stage == Stage.KEYFRAMES and info.base_checkpoint == "showlab/show-1-base" and info.steps == 2
+    assert info.stage == ModelRole.KEYFRAMES and info.base_checkpoint == "showlab/show-1-base" and info.steps == 2
     assert info.prompts == ("a square", "a square sliding right")
     assert "wrote" in capsys.readouterr().out
     assert main(args + ["--resume", "--steps", "3"]) == 0 and read_motion_lora_info(out).steps == 3

@@ -14,7 +14,7 @@ import torch
 
 from show1_core.cascade import CascadeCheckpoints, Phase, Show1Cascade
 from show1_core.errors import InvalidSettingsError
-from show1_core.loading import Stage
+from show1_core.loading import ModelRole
 from show1_core.settings import PAPER_SETTINGS
 from show1_core.text import EmbeddingCache
 from show1_core.validation import ModelLimits, stage_memory_bytes
@@ -69,7 +69,7 @@ import json, re, sys
 from dataclasses import replace
 from pathlib import Path
 import torch
-from show1_core.loading import Stage, load_stage_model
+from show1_core.loading import ModelRole, load_stage_model
 from show1_core.settings import PAPER_SETTINGS
 from show1_core.stages import PromptEmbeds, super_resolve_pixels, upscale_bilinear
 from show1_core.validation import ModelLimits, stage_memory_bytes
@@ -85,7 +85,7 @@ kf = replace(PAPER_SETTINGS.keyframes, num_frames=8, width=32, height=32)
 settings = replace(PAPER_SETTINGS, keyframes=kf, pixel_sr=replace(PAPER_SETTINGS.pixel_sr, steps=1))
 video = torch.zeros(1, 3, 8, 32, 32)
 anchor = upscale_bilinear(video[:, :, 0], 128, 128)
-bound = stage_memory_bytes(settings, {Stage.PIXEL_SR: ModelLimits.of_model(model)}, Stage.PIXEL_SR, torch.float32)
+bound = stage_memory_bytes(settings, {ModelRole.PIXEL_SR: ModelLimits.of_model(model)}, ModelRole.PIXEL_SR, torch.float32)
 Path("/proc/self/clear_refs").write_text("5")  # the peak RSS starts again from the current RSS
 before = status_bytes("VmRSS")
 super_resolve_pixels(model, video, embeds, anchor, settings.pixel_sr)
@@ -111,12 +111,12 @@ def test_the_memory_bound_is_below_what_a_stage_really_uses(tiny_models):
 
 def test_split_guidance_counts_one_video_per_guided_call_in_the_memory_bound(tiny_models):
     """Two passes of one video hold half the activations of one batch of two, so the bound must drop."""
-    limits = {Stage.PIXEL_SR: ModelLimits.of_folder(tiny_models["show-1-sr1"], Stage.PIXEL_SR)}
-    batched = stage_memory_bytes(SMALL, limits, Stage.PIXEL_SR, torch.float32)
-    split = stage_memory_bytes(SMALL, limits, Stage.PIXEL_SR, torch.float32, split_guidance=True)
+    limits = {ModelRole.PIXEL_SR: ModelLimits.of_folder(tiny_models["show-1-sr1"], ModelRole.PIXEL_SR)}
+    batched = stage_memory_bytes(SMALL, limits, ModelRole.PIXEL_SR, torch.float32)
+    split = stage_memory_bytes(SMALL, limits, ModelRole.PIXEL_SR, torch.float32, split_guidance=True)
     unguided = replace(SMALL, pixel_sr=replace(SMALL.pixel_sr, guidance=1.0))
     assert split < batched
-    assert stage_memory_bytes(unguided, limits, Stage.PIXEL_SR, torch.float32) == split
+    assert stage_memory_bytes(unguided, limits, ModelRole.PIXEL_SR, torch.float32) == split
 
 
 @pytest.mark.parametrize("seed", [1.5, "7", float("nan"), True, 2**64])

@@ -2,7 +2,7 @@
 
 from .components import load_scheduler, load_text_encoder, load_unet, load_vae
 from .detect import stage_of_unet_config
-from .registry import CHECKPOINT_FOR_STAGE, KNOWN_CHECKPOINTS, T5_CHECKPOINT, T5_DOWNLOAD_GB, KnownCheckpoint, Stage, known_checkpoint
+from .registry import CHECKPOINT_FOR_STAGE, KNOWN_CHECKPOINTS, T5_CHECKPOINT, T5_DOWNLOAD_GB, KnownCheckpoint, ModelRole, known_checkpoint
 from .stage_model import StageModel, load_stage_model
 from .weights import DTYPES, parse_dtype, read_state_dict
 
@@ -11,7 +11,7 @@ __all__ = [
     "DTYPES",
     "KNOWN_CHECKPOINTS",
     "KnownCheckpoint",
-    "Stage",
+    "ModelRole",
     "StageModel",
     "T5_CHECKPOINT",
     "T5_DOWNLOAD_GB",

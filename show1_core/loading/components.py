@@ -38,7 +38,7 @@ from ..errors import (
 from ..models import Show1UNet
 from ..schedulers import OriginalDPMSolverMultistepScheduler
 from .detect import describe_stage, stage_of_state_dict, stage_of_unet_config
-from .registry import Stage
+from .registry import ModelRole
 from .weights import describe_weights, find_weights, read_state_dict, shard_map
 
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
@@ -158,7 +158,7 @@ def _from_pretrained(
 
 
 def load_unet(
-    folder: Path, expected_stage: Stage | None = None, dtype: torch.dtype = torch.float32, variant: str | None = None
+    folder: Path, expected_stage: ModelRole | None = None, dtype: torch.dtype = torch.float32, variant: str | None = None
 ) -> nn.Module:
     """Load a Show-1 UNet (or the IF-II-L 2-D UNet) from a ``unet/`` folder.
 
@@ -173,7 +173,7 @@ def load_unet(
             f"{folder} holds {describe_stage(found)}, but the {expected_stage.title} model was expected. "
             f"Pick the checkpoint made for that stage."
         )
-    cls = UNet2DConditionModel if found == Stage.FIRST_FRAME else Show1UNet
+    cls = UNet2DConditionModel if found == ModelRole.FIRST_FRAME else Show1UNet
     return _from_pretrained(cls.from_pretrained, folder, cls.__name__, lambda: cls.from_config(config), variant, torch_dtype=dtype)
 
 

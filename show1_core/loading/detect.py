@@ -6,26 +6,26 @@ from typing import Any, Mapping
 
 import torch
 
-from .registry import CHECKPOINT_FOR_STAGE, Stage
+from .registry import CHECKPOINT_FOR_STAGE, ModelRole
 
 
-def stage_of_unet_config(config: Mapping[str, Any]) -> Stage | None:
+def stage_of_unet_config(config: Mapping[str, Any]) -> ModelRole | None:
     """Stage a UNet ``config.json`` belongs to, or ``None`` if it is no Show-1 UNet."""
     blocks = list(config.get("down_block_types") or [])
     in_channels = config.get("in_channels")
     noise_conditioned = config.get("class_embed_type") == "timestep"
     if blocks and all(b.endswith("2D") for b in blocks):
-        return Stage.FIRST_FRAME if in_channels == 6 and noise_conditioned else None
+        return ModelRole.FIRST_FRAME if in_channels == 6 and noise_conditioned else None
     if not blocks or not all(b.endswith("3D") for b in blocks):
         return None
     if any(b in ("CrossAttnDownBlock3D", "DownBlock3D") for b in blocks):
-        return Stage.LATENT_SR if in_channels == 4 else None
+        return ModelRole.LATENT_SR if in_channels == 4 else None
     if noise_conditioned:
-        return Stage.PIXEL_SR if in_channels == 6 else None
-    return {3: Stage.KEYFRAMES, 7: Stage.INTERPOLATION}.get(in_channels)
+        return ModelRole.PIXEL_SR if in_channels == 6 else None
+    return {3: ModelRole.KEYFRAMES, 7: ModelRole.INTERPOLATION}.get(in_channels)
 
 
-def stage_of_state_dict(state: Mapping[str, torch.Tensor]) -> Stage | None:
+def stage_of_state_dict(state: Mapping[str, torch.Tensor]) -> ModelRole | None:
     """Stage a UNet state dict looks like, from its input width and telltale layers."""
     conv_in = state.get("conv_in.weight")
     if conv_in is None or conv_in.ndim != 4:
@@ -34,15 +34,15 @@ def stage_of_state_dict(state: Mapping[str, torch.Tensor]) -> Stage | None:
     video = any(".temp_convs." in k for k in state)
     noise_conditioned = any(k.startswith("class_embedding.") for k in state)
     if not video:
-        return Stage.FIRST_FRAME if in_channels == 6 and noise_conditioned else None
+        return ModelRole.FIRST_FRAME if in_channels == 6 and noise_conditioned else None
     if in_channels == 4:
-        return Stage.LATENT_SR
+        return ModelRole.LATENT_SR
     if noise_conditioned:
-        return Stage.PIXEL_SR if in_channels == 6 else None
-    return {3: Stage.KEYFRAMES, 7: Stage.INTERPOLATION}.get(in_channels)
+        return ModelRole.PIXEL_SR if in_channels == 6 else None
+    return {3: ModelRole.KEYFRAMES, 7: ModelRole.INTERPOLATION}.get(in_channels)
 
 
-def describe_stage(stage: Stage | None) -> str:
+def describe_stage(stage: ModelRole | None) -> str:
     """``'pixel super-resolution (stage 3) (showlab/show-1-sr1)'`` or a plain 'not a Show-1 UNet'."""
     if stage is None:
         return "no Show-1 stage this project knows"

@@ -12,8 +12,12 @@ from importlib import resources
 from typing import Any
 
 
-class Stage(str, Enum):
-    """The models of the cascade, in the order they run."""
+class ModelRole(str, Enum):
+    """The role of each of the cascade's five models, in the order they run.
+
+    The four cascade stages are not the same list: stage 3 runs two models, IF-II-L for the
+    first frame (:attr:`FIRST_FRAME`) and the pixel SR UNet for the rest (:attr:`PIXEL_SR`).
+    """
 
     KEYFRAMES = "keyframes"
     INTERPOLATION = "interpolation"
@@ -24,15 +28,15 @@ class Stage(str, Enum):
     @property
     def title(self) -> str:
         """Human-readable name used in messages and progress bars."""
-        return STAGE_TITLES[self]
+        return ROLE_TITLES[self]
 
 
-STAGE_TITLES = {
-    Stage.KEYFRAMES: "keyframes (stage 1)",
-    Stage.INTERPOLATION: "temporal interpolation (stage 2)",
-    Stage.FIRST_FRAME: "IF-II-L first-frame super-resolution (stage 3)",
-    Stage.PIXEL_SR: "pixel super-resolution (stage 3)",
-    Stage.LATENT_SR: "expert latent super-resolution (stage 4)",
+ROLE_TITLES = {
+    ModelRole.KEYFRAMES: "keyframes (stage 1)",
+    ModelRole.INTERPOLATION: "temporal interpolation (stage 2)",
+    ModelRole.FIRST_FRAME: "IF-II-L first-frame super-resolution (stage 3)",
+    ModelRole.PIXEL_SR: "pixel super-resolution (stage 3)",
+    ModelRole.LATENT_SR: "expert latent super-resolution (stage 4)",
 }
 
 
@@ -42,7 +46,7 @@ class KnownCheckpoint:
 
     name: str
     repo_id: str
-    stage: Stage
+    stage: ModelRole
     components: tuple[str, ...]
     approx_download_gb: float
     licence_url: str | None = None
@@ -67,20 +71,20 @@ class KnownCheckpoint:
 KNOWN_CHECKPOINTS: dict[str, KnownCheckpoint] = {
     c.name: c
     for c in (
-        KnownCheckpoint("show-1-base", "showlab/show-1-base", Stage.KEYFRAMES, ("unet", "scheduler"), 3.5),
-        KnownCheckpoint("show-1-interpolation", "showlab/show-1-interpolation", Stage.INTERPOLATION, ("unet", "scheduler"), 3.5),
-        KnownCheckpoint("show-1-sr1", "showlab/show-1-sr1", Stage.PIXEL_SR, ("unet", "scheduler", "image_noising_scheduler"), 1.6),
+        KnownCheckpoint("show-1-base", "showlab/show-1-base", ModelRole.KEYFRAMES, ("unet", "scheduler"), 3.5),
+        KnownCheckpoint("show-1-interpolation", "showlab/show-1-interpolation", ModelRole.INTERPOLATION, ("unet", "scheduler"), 3.5),
+        KnownCheckpoint("show-1-sr1", "showlab/show-1-sr1", ModelRole.PIXEL_SR, ("unet", "scheduler", "image_noising_scheduler"), 1.6),
         KnownCheckpoint(
             "IF-II-L-v1.0",
             "DeepFloyd/IF-II-L-v1.0",
-            Stage.FIRST_FRAME,
+            ModelRole.FIRST_FRAME,
             ("unet", "scheduler", "image_noising_scheduler"),
             2.5,
             licence_url="https://huggingface.co/DeepFloyd/IF-II-L-v1.0",
             component_patterns=(("unet", ("unet/config.json", "unet/*.fp16.*")),),
         ),
         KnownCheckpoint(
-            "show-1-sr2", "showlab/show-1-sr2", Stage.LATENT_SR, ("unet", "scheduler", "vae", "text_encoder", "tokenizer"), 3.7
+            "show-1-sr2", "showlab/show-1-sr2", ModelRole.LATENT_SR, ("unet", "scheduler", "vae", "text_encoder", "tokenizer"), 3.7
         ),
     )
 }
@@ -89,7 +93,7 @@ T5_CHECKPOINT = KNOWN_CHECKPOINTS["show-1-base"]
 """The T5-XXL text encoder used by stages 1-3 ships in the base repository (19 GB fp32 .bin)."""
 T5_DOWNLOAD_GB = 19.1
 
-CHECKPOINT_FOR_STAGE: dict[Stage, KnownCheckpoint] = {c.stage: c for c in KNOWN_CHECKPOINTS.values()}
+CHECKPOINT_FOR_STAGE: dict[ModelRole, KnownCheckpoint] = {c.stage: c for c in KNOWN_CHECKPOINTS.values()}
 
 
 def known_checkpoint(name_or_repo: str) -> KnownCheckpoint | None:

@@ -14,9 +14,9 @@ from ..errors import InputError, MissingFilesError, WrongStageError
 from ..settings import SpeedSettings
 from .components import load_scheduler, load_unet, load_vae, read_json
 from .detect import describe_stage, stage_of_unet_config
-from .registry import CHECKPOINT_FOR_STAGE, Stage
+from .registry import CHECKPOINT_FOR_STAGE, ModelRole
 
-NOISE_CONDITIONED = (Stage.FIRST_FRAME, Stage.PIXEL_SR)
+NOISE_CONDITIONED = (ModelRole.FIRST_FRAME, ModelRole.PIXEL_SR)
 
 
 @dataclass
@@ -24,7 +24,7 @@ class StageModel:
     """The models of one stage: its UNet and scheduler, plus the noising scheduler (stage 3)
     or the VAE (stage 4), and the speed settings its UNet runs with (:func:`~show1_core.speed.apply_speed`)."""
 
-    stage: Stage
+    stage: ModelRole
     unet: nn.Module
     scheduler: SchedulerMixin
     noising_scheduler: SchedulerMixin | None = None
@@ -32,7 +32,7 @@ class StageModel:
     source: Path | None = None
     speed: SpeedSettings = field(default_factory=SpeedSettings)
 
-    def require(self, stage: Stage) -> None:
+    def require(self, stage: ModelRole) -> None:
         """Raise :class:`WrongStageError` unless this is the model of ``stage``."""
         if self.stage != stage:
             raise WrongStageError(
@@ -61,7 +61,7 @@ def pipeline_folders(path: Path) -> tuple[Path, Path]:
     )
 
 
-def _scheduler_from(root: Path, name: str, stage: Stage) -> SchedulerMixin:
+def _scheduler_from(root: Path, name: str, stage: ModelRole) -> SchedulerMixin:
     folder = root / name
     if (folder / "scheduler_config.json").is_file():
         return load_scheduler(folder)
@@ -71,28 +71,28 @@ def _scheduler_from(root: Path, name: str, stage: Stage) -> SchedulerMixin:
     )
 
 
-def _stage_named(name: object) -> Stage:
+def _stage_named(name: object) -> ModelRole:
     try:
-        return Stage(name)
+        return ModelRole(name)
     except ValueError:
-        raise InputError(f"unknown stage {name!r}; choose one of {', '.join(s.value for s in Stage)}") from None
+        raise InputError(f"unknown stage {name!r}; choose one of {', '.join(s.value for s in ModelRole)}") from None
 
 
 def load_stage_model(
-    path: Path | str, stage: Stage | str | None = None, dtype: torch.dtype = torch.float32, variant: str | None = None
+    path: Path | str, stage: ModelRole | str | None = None, dtype: torch.dtype = torch.float32, variant: str | None = None
 ) -> StageModel:
     """Load a stage from a local diffusers-format folder (or its ``unet/`` folder).
 
     Args:
         path: the checkpoint folder (``model_index.json`` + component subfolders) or one
             component folder; schedulers (and the VAE) come from its sibling folders.
-        stage: the stage the caller expects (a :class:`Stage` or its name, e.g. ``"keyframes"``); a
+        stage: the stage the caller expects (a :class:`ModelRole` or its name, e.g. ``"keyframes"``); a
             checkpoint of another stage raises :class:`WrongStageError` naming the stage it looks
             like. ``None`` accepts any.
         dtype: precision of the weights.
         variant: weight-file variant to prefer (e.g. ``"fp16"``).
     """
-    if stage is not None and not isinstance(stage, Stage):
+    if stage is not None and not isinstance(stage, ModelRole):
         stage = _stage_named(stage)
     root, unet_folder = pipeline_folders(Path(path).expanduser())
     found = stage_of_unet_config(read_json(unet_folder / "config.json"))
@@ -102,6 +102,6 @@ def load_stage_model(
     model = StageModel(stage=found, unet=unet, scheduler=_scheduler_from(root, "scheduler", found), source=root)
     if found in NOISE_CONDITIONED:
         model.noising_scheduler = _scheduler_from(root, "image_noising_scheduler", found)
-    if found == Stage.LATENT_SR:
+    if found == ModelRole.LATENT_SR:
         model.vae = load_vae(root / "vae", dtype=dtype, variant=variant)
     return model

@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 
 from .. import __version__
 from ..errors import CorruptCheckpointError, InputError, MissingFilesError, StateDictMismatchError, WrongStageError
-from ..loading.registry import Stage
+from ..loading.registry import ModelRole
 from ..outputs import atomic_write
 from ..setting_ranges import MAX_LORA_STRENGTH, lora_strength_problems, raise_problems
 from .targets import TRAINABLE_STAGES, is_temporal_attention_target
@@ -40,7 +40,7 @@ _KEY = re.compile(r"^unet\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight$")
 class MotionLoraInfo:
     """What a motion LoRA was trained for and how (stored in the file's metadata)."""
 
-    stage: Stage
+    stage: ModelRole
     base_checkpoint: str
     """Folder or repo name of the model it was trained on (e.g. ``show-1-base``)."""
     base_fingerprint: str
@@ -70,7 +70,7 @@ class MotionLoraInfo:
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r} is not {FORMAT!r}")
             info = cls(
-                stage=Stage(data["stage"]),
+                stage=ModelRole(data["stage"]),
                 base_checkpoint=str(data["base_checkpoint"]),
                 base_fingerprint=str(data["base_fingerprint"]),
                 rank=int(data["rank"]),

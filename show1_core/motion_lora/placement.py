@@ -9,7 +9,7 @@ from typing import Iterator, Sequence
 import torch
 
 from ..loading.stage_model import StageModel
-from ..runner import PlacedStage, Placement
+from ..runner import PlacedModel, Placement
 from .adapters import motion_loras
 from .files import MotionLora
 
@@ -34,7 +34,7 @@ class MotionLoraPlacement:
             yield
 
 
-def with_motion_loras(stage: PlacedStage, loras: Sequence[MotionLora]) -> PlacedStage:
+def with_motion_loras(stage: PlacedModel, loras: Sequence[MotionLora]) -> PlacedModel:
     """The same loaded stage, run with ``loras`` added to any it already carries (the model itself is not changed)."""
     if not loras:
         return stage

@@ -15,11 +15,11 @@ import json
 from torch import nn
 
 from ..errors import InputError
-from ..loading.registry import Stage
+from ..loading.registry import ModelRole
 from ..models import Show1UNet
 from ..settings import TRAINABLE_STAGE_NAMES
 
-TRAINABLE_STAGES = tuple(Stage(name) for name in TRAINABLE_STAGE_NAMES)
+TRAINABLE_STAGES = tuple(ModelRole(name) for name in TRAINABLE_STAGE_NAMES)
 """Stages a motion LoRA can be trained for: the two that decide the motion."""
 PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 _PROJECTION_ENDS = tuple(f".{p}" for p in PROJECTIONS)
@@ -44,7 +44,7 @@ def unet_fingerprint(unet: nn.Module) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def check_trainable_stage(stage: Stage) -> None:
+def check_trainable_stage(stage: ModelRole) -> None:
     """Refuse stages whose motion a LoRA does not customise."""
     if stage not in TRAINABLE_STAGES:
         raise InputError(f"motion LoRAs adapt the {' or the '.join(s.title for s in TRAINABLE_STAGES)} model, not the {stage.title} model")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..loading.registry import Stage
+from ..loading.registry import ModelRole
 from ..loading.stage_model import StageModel
 from ..setting_ranges import first_frame_problems, raise_problems
 from ..settings import FirstFrameSettings
@@ -58,13 +58,13 @@ def upscale_first_frame(
     original calls: noise for the sample, then noise for the condition, then the DDPM
     steps' own noise, all from one generator seeded with ``seed``.
     """
-    model.require(Stage.FIRST_FRAME)
+    model.require(ModelRole.FIRST_FRAME)
     unet = model.unet
     raise_problems(first_frame_problems(settings))
     check_image(image, "the frame to upscale")
-    check_spatial_size(unet, height, width, Stage.FIRST_FRAME)
+    check_spatial_size(unet, height, width, ModelRole.FIRST_FRAME)
     batch = image.shape[0]
-    embeds = embeddings_for(unet, embeds, Stage.FIRST_FRAME.title, batch)
+    embeds = embeddings_for(unet, embeds, ModelRole.FIRST_FRAME.title, batch)
     device, dtype = unet.device, unet.dtype
 
     scheduler = model.fresh_scheduler()
@@ -82,7 +82,7 @@ def upscale_first_frame(
         scheduler.timesteps,
         embeds,
         settings.guidance,
-        progress=progress or StageSteps(Stage.FIRST_FRAME.value, 0, len(scheduler.timesteps)),
+        progress=progress or StageSteps(ModelRole.FIRST_FRAME.value, 0, len(scheduler.timesteps)),
         condition=condition.unsqueeze(2),
         class_labels=labels,
         generator=generator,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..loading.registry import Stage
+from ..loading.registry import ModelRole
 from ..loading.stage_model import StageModel
 from ..memory import retry_smaller_on_oom
 from ..setting_ranges import interpolation_problems, raise_problems
@@ -67,13 +67,13 @@ def interpolate_frames(
         ``(batch, 3, frames + (frames - 1) * frames_between, height, width)``; where two
         windows share a frame, the later window's version is kept (as the original does).
     """
-    model.require(Stage.INTERPOLATION)
+    model.require(ModelRole.INTERPOLATION)
     unet = model.unet
     raise_problems(interpolation_problems(settings))
     check_video(frames, "the video to interpolate", min_frames=2, pixels=True)
     batch, _, num_frames, height, width = frames.shape
-    check_spatial_size(unet, height, width, Stage.INTERPOLATION)
-    embeds = embeddings_for(unet, embeds, Stage.INTERPOLATION.title, batch)
+    check_spatial_size(unet, height, width, ModelRole.INTERPOLATION)
+    embeds = embeddings_for(unet, embeds, ModelRole.INTERPOLATION.title, batch)
     device, dtype = unet.device, unet.dtype
     window = settings.frames_between + 2
     windows = num_frames - 1
@@ -90,7 +90,7 @@ def interpolate_frames(
             scheduler = model.fresh_scheduler()
             scheduler.set_timesteps(settings.steps, device=device)
             loop = len(scheduler.timesteps)
-            stage = progress or StageSteps(Stage.INTERPOLATION.value, 0, parts * loop)
+            stage = progress or StageSteps(ModelRole.INTERPOLATION.value, 0, parts * loop)
             results.append(
                 guided_denoise(
                     unet,

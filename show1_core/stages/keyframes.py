@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..loading.registry import Stage
+from ..loading.registry import ModelRole
 from ..loading.stage_model import StageModel
 from ..setting_ranges import keyframe_problems, raise_problems
 from ..settings import KeyframeSettings
@@ -27,12 +27,12 @@ def generate_keyframes(
     Runs on the device and in the precision of ``model.unet``. Same seed and embeddings
     give the original's keyframes.
     """
-    model.require(Stage.KEYFRAMES)
+    model.require(ModelRole.KEYFRAMES)
     unet = model.unet
     raise_problems(keyframe_problems(settings))
     check_positive(batch=batch)
-    check_spatial_size(unet, settings.height, settings.width, Stage.KEYFRAMES)
-    embeds = embeddings_for(unet, embeds, Stage.KEYFRAMES.title, batch)
+    check_spatial_size(unet, settings.height, settings.width, ModelRole.KEYFRAMES)
+    embeds = embeddings_for(unet, embeds, ModelRole.KEYFRAMES.title, batch)
     device, dtype = unet.device, unet.dtype
 
     scheduler = model.fresh_scheduler()
@@ -47,7 +47,7 @@ def generate_keyframes(
         scheduler.timesteps,
         embeds,
         settings.guidance,
-        progress=progress or StageSteps(Stage.KEYFRAMES.value, 0, len(scheduler.timesteps)),
+        progress=progress or StageSteps(ModelRole.KEYFRAMES.value, 0, len(scheduler.timesteps)),
         generator=generator,
         callback=callback,
         split_guidance=model.speed.split_guidance,

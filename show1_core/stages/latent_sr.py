@@ -22,7 +22,7 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 from ..errors import InputError, NonFiniteOutputError
 from ..footprint import downscale_factor
-from ..loading.registry import Stage
+from ..loading.registry import ModelRole
 from ..loading.stage_model import StageModel
 from ..memory import retry_smaller_on_oom
 from ..setting_ranges import frame_size_problems, latent_sr_problems, raise_problems
@@ -104,7 +104,7 @@ def refine_latents(
     progress: StageSteps | None = None,
 ) -> torch.Tensor:
     """Re-noise raw latents to ``settings.strength`` and denoise them with the expert UNet; returns raw latents."""
-    model.require(Stage.LATENT_SR)
+    model.require(ModelRole.LATENT_SR)
     if model.vae is None:
         raise InputError("the expert latent super-resolution model was loaded without its VAE (its scaling_factor is needed)")
     scaling = model.vae.config.scaling_factor
@@ -112,7 +112,7 @@ def refine_latents(
     raise_problems(latent_sr_problems(settings))
     check_video(latents, "the latents to refine", channels=unet.config.in_channels)
     batch = latents.shape[0]
-    embeds = embeddings_for(unet, embeds, Stage.LATENT_SR.title, batch)
+    embeds = embeddings_for(unet, embeds, ModelRole.LATENT_SR.title, batch)
     device, dtype = unet.device, unet.dtype
 
     scheduler = model.fresh_scheduler()
@@ -131,7 +131,7 @@ def refine_latents(
         timesteps,
         embeds,
         settings.guidance,
-        progress=progress or StageSteps(Stage.LATENT_SR.value, 0, len(timesteps)),
+        progress=progress or StageSteps(ModelRole.LATENT_SR.value, 0, len(timesteps)),
         generator=generator,
         eta=settings.eta,
         callback=callback,
@@ -156,7 +156,7 @@ def super_resolve_latent(
     re-noising noise and any scheduler noise: the original's order. A video of another size
     than ``settings.width`` x ``settings.height`` raises :class:`InputError` (it is not resized here).
     """
-    model.require(Stage.LATENT_SR)
+    model.require(ModelRole.LATENT_SR)
     if model.vae is None:
         raise InputError("the expert latent super-resolution model was loaded without its VAE")
     raise_problems(latent_sr_problems(settings))

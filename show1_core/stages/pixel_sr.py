@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import InputError
-from ..loading.registry import Stage
+from ..loading.registry import ModelRole
 from ..loading.stage_model import StageModel
 from ..setting_ranges import pixel_sr_problems, raise_problems
 from ..settings import PixelSRSettings
@@ -69,14 +69,14 @@ def super_resolve_pixels(
         first_frame: the upscaled frame 0, ``(B, 3, h*scale, w*scale)`` (IF-II-L output, or a
             bilinear upscale where IF-II-L is not available).
     """
-    model.require(Stage.PIXEL_SR)
+    model.require(ModelRole.PIXEL_SR)
     unet = model.unet
     raise_problems(pixel_sr_problems(settings))
     check_video(video, "the video to upscale", pixels=True)
     batch, _, num_frames, low_h, low_w = video.shape
     height, width = low_h * settings.scale, low_w * settings.scale
-    check_spatial_size(unet, height, width, Stage.PIXEL_SR)
-    embeds = embeddings_for(unet, embeds, Stage.PIXEL_SR.title, batch)
+    check_spatial_size(unet, height, width, ModelRole.PIXEL_SR)
+    embeds = embeddings_for(unet, embeds, ModelRole.PIXEL_SR.title, batch)
     check_image(first_frame, "the upscaled first frame")
     if tuple(first_frame.shape) != (batch, 3, height, width):
         raise InputError(f"the upscaled first frame must be {(batch, 3, height, width)} to match the video, got {tuple(first_frame.shape)}")
@@ -93,7 +93,7 @@ def super_resolve_pixels(
         scheduler = model.fresh_scheduler()
         scheduler.set_timesteps(settings.steps, device=device)
         loop = len(scheduler.timesteps)
-        stage = progress or StageSteps(Stage.PIXEL_SR.value, 0, len(windows) * loop)
+        stage = progress or StageSteps(ModelRole.PIXEL_SR.value, 0, len(windows) * loop)
         generator = seeded_generator(seed)
         sample = noise_like((batch, 3, length, height, width), generator, device, dtype) * scheduler.init_noise_sigma
         upscaled = batch_to_frames(upscale_bilinear(frames_to_batch(frames), height, width), batch)

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..footprint import downscale_factor
-from ..loading.registry import Stage
+from ..loading.registry import ModelRole
 
 
 def check_positive(**values: int) -> None:
@@ -22,7 +22,7 @@ def nearest_multiple(value: int, multiple: int) -> int:
     return max(multiple, (value + multiple // 2) // multiple * multiple)
 
 
-def check_spatial_size(unet: nn.Module, height: int, width: int, stage: Stage) -> None:
+def check_spatial_size(unet: nn.Module, height: int, width: int, stage: ModelRole) -> None:
     """Refuse frame sizes the UNet cannot downsample and upsample back exactly."""
     check_positive(height=height, width=width)
     multiple = downscale_factor(unet.config)

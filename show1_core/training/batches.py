@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..loading.registry import Stage
+from ..loading.registry import ModelRole
 from ..stages.interpolation import window_conditions
 from .clips import Clip, sample_window
 
@@ -20,7 +20,7 @@ class Batch:
     captions: list[str]
 
 
-def make_batch(stage: Stage, clips: list[Clip], size: int, frames: int, fps: float | None, generator: torch.Generator) -> Batch:
+def make_batch(stage: ModelRole, clips: list[Clip], size: int, frames: int, fps: float | None, generator: torch.Generator) -> Batch:
     """``size`` random clips, ``frames`` frames each.
 
     For interpolation every video is one window: its first and last frames, blended across
@@ -29,5 +29,5 @@ def make_batch(stage: Stage, clips: list[Clip], size: int, frames: int, fps: flo
     """
     picks = torch.randint(0, len(clips), (size,), generator=generator).tolist()
     clean = torch.stack([sample_window(clips[i], frames, fps, generator) for i in picks])
-    condition = window_conditions(clean[:, :, [0, -1]], frames) if stage == Stage.INTERPOLATION else None
+    condition = window_conditions(clean[:, :, [0, -1]], frames) if stage == ModelRole.INTERPOLATION else None
     return Batch(clean=clean, condition=condition, captions=[clips[i].caption for i in picks])

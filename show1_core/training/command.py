@@ -33,14 +33,14 @@ def cmd_train_motion(args: argparse.Namespace) -> int:
     """Train a motion LoRA on a folder of clips for the keyframe (or interpolation) model."""
     from ..errors import InputError
     from ..loading.hub import resolve_checkpoint
-    from ..loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, Stage, known_checkpoint
+    from ..loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, ModelRole, known_checkpoint
     from ..loading.stage_model import load_stage_model
     from ..memory import resolve_device
     from .clips import caption_for, find_clips, load_clips, short_clips
     from .preparation import encode_captions, stage_defaults, training_dtype
     from .trainer import train_motion_lora
 
-    stage = Stage(args.stage)
+    stage = ModelRole(args.stage)
     output = Path(args.output)
     if output.suffix != ".safetensors":
         raise InputError(f"the output must be a .safetensors file, got {output}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..loading.components import load_text_encoder
-from ..loading.registry import Stage
+from ..loading.registry import ModelRole
 from ..loading.weights import parse_dtype
 from ..memory import ModelPlacer
 from ..settings import PAPER_SETTINGS
@@ -17,10 +17,10 @@ from ..text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec, lo
 from .trainer import CaptionEmbeddings
 
 
-def stage_defaults(stage: Stage) -> dict:
+def stage_defaults(stage: ModelRole) -> dict:
     """Frames, frame rate and size a stage sees at inference with the paper's settings."""
     keyframes, interpolation = PAPER_SETTINGS.keyframes, PAPER_SETTINGS.interpolation
-    if stage == Stage.INTERPOLATION:
+    if stage == ModelRole.INTERPOLATION:
         return dict(
             frames=interpolation.frames_between + 2,
             fps=interpolated_fps(keyframes.fps, interpolation.frames_between),
