@@ -27,8 +27,7 @@ from show1_core import (
 from .comfy_bridge import progress_callback
 from .image_video import image_to_video, latent_samples, to_latent, video_to_image
 from .types import LATENT_SR_MODEL, expect_embeddings, expect_stage
-from .widget_checks import verdict, widget_problems
-from .widgets import model_and_embeds, seed_input, size_input, socket, stage4_sampling_inputs
+from .widgets import model_and_embeds, seed_input, size_input, socket, stage4_sampling_inputs, verdict, widget_problems
 
 LATENT_CATEGORY = "Show-1/latent"
 PAPER = PAPER_SETTINGS.latent_sr
@@ -96,7 +95,7 @@ class LatentRefine:
 
     @classmethod
     def VALIDATE_INPUTS(cls, steps: int | None = None, strength: float | None = None, guidance: float | None = None) -> bool | str:
-        """Steps, strength and guidance in range, and a strength that leaves a step to run (see :mod:`.widget_checks`)."""
+        """Steps, strength and guidance in range, and a strength that leaves a step to run (see :func:`.widgets.widget_problems`)."""
         return verdict(widget_problems(latent_sr_problems, PAPER, steps=steps, strength=strength, guidance=guidance))
 
     def refine(

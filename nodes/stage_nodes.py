@@ -35,7 +35,6 @@ from .types import (
     expect_embeddings,
     expect_stage,
 )
-from .widget_checks import verdict, widget_problems
 from .widgets import (
     fps_input,
     guidance_input,
@@ -47,6 +46,8 @@ from .widgets import (
     socket,
     stage4_sampling_inputs,
     steps_input,
+    verdict,
+    widget_problems,
 )
 
 KEYFRAMES, INTERPOLATION = PAPER_SETTINGS.keyframes, PAPER_SETTINGS.interpolation
@@ -98,7 +99,7 @@ class Keyframes(VideoStage):
 
     @classmethod
     def VALIDATE_INPUTS(cls, guidance: float | None = None) -> bool | str:
-        """Guidance in range and not NaN (see :mod:`.widget_checks`).
+        """Guidance in range and not NaN (see :func:`.widgets.widget_problems`).
 
         ComfyUI reports a failed ``VALIDATE_INPUTS`` against every input it names, so fps is left
         to its widget's own min/max (and a NaN fps to the check when the node runs).
@@ -165,7 +166,7 @@ class Interpolation(VideoStage):
 
     @classmethod
     def VALIDATE_INPUTS(cls, guidance: float | None = None) -> bool | str:
-        """Guidance in range and not NaN (see :mod:`.widget_checks`)."""
+        """Guidance in range and not NaN (see :func:`.widgets.widget_problems`)."""
         return verdict(widget_problems(interpolation_problems, INTERPOLATION, guidance=guidance))
 
     def interpolate(
@@ -235,7 +236,7 @@ class PixelSR(VideoStage):
 
     @classmethod
     def VALIDATE_INPUTS(cls, guidance: float | None = None, first_frame_guidance: float | None = None) -> bool | str:
-        """Both guidance scales in range and not NaN (see :mod:`.widget_checks`)."""
+        """Both guidance scales in range and not NaN (see :func:`.widgets.widget_problems`)."""
         return verdict(
             widget_problems(pixel_sr_problems, PIXEL_SR, guidance=guidance)
             + widget_problems(first_frame_problems, FIRST_FRAME, guidance=first_frame_guidance)
@@ -294,7 +295,7 @@ class LatentSR(VideoStage):
 
     @classmethod
     def VALIDATE_INPUTS(cls, steps: int | None = None, strength: float | None = None, guidance: float | None = None) -> bool | str:
-        """Steps, strength and guidance in range, and a strength that leaves a step to run (see :mod:`.widget_checks`)."""
+        """Steps, strength and guidance in range, and a strength that leaves a step to run (see :func:`.widgets.widget_problems`)."""
         return verdict(widget_problems(latent_sr_problems, LATENT_SR, steps=steps, strength=strength, guidance=guidance))
 
     def upscale(

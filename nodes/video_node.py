@@ -22,8 +22,7 @@ from .comfy_bridge import comfy_runtime
 from .model_folders import public_message
 from .stage_nodes import LatentSR, PixelSR
 from .types import CLIP_EMBEDS, FIRST_FRAME_MODEL, LATENT_SR_MODEL, PIXEL_SR_MODEL, T5_EMBEDS
-from .widget_checks import verdict, widget_problems
-from .widgets import seed_input, size_input, socket, steps_input, strength_input
+from .widgets import seed_input, size_input, socket, steps_input, strength_input, verdict, widget_problems
 
 LATENT_SR, PIXEL = PAPER_SETTINGS.latent_sr, PAPER_SETTINGS.pixel_sr
 STAGE3_WIDTH, STAGE3_HEIGHT = PAPER_SETTINGS.keyframes.width, PAPER_SETTINGS.keyframes.height

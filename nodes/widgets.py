@@ -1,14 +1,27 @@
-"""Input declarations shared by the nodes: every widget has explicit bounds and a tooltip."""
+"""Input declarations shared by the nodes, and their ``VALIDATE_INPUTS``.
+
+Every widget has explicit bounds (a number's from ``show1_core.LIMITS``) and a tooltip.
+ComfyUI calls a node's ``VALIDATE_INPUTS`` when a prompt is queued, before any node runs, with
+the values of the inputs its signature names, and skips its own min/max check for those
+inputs: :func:`widget_problems` applies show1_core's checks of the same ranges, which also
+catch what min/max cannot (NaN; steps with a strength that leaves no step to run). A linked
+input arrives as ``None`` and is checked when the node runs. Checks across nodes (the keyframe
+size against the pixel SR model's size step, a noise level against the noising scheduler of
+the model wired in) cannot be made here: ``VALIDATE_INPUTS`` sees neither other nodes' widgets
+nor the models; the stage's check runs with them when the node runs, before its first step.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import Any, Callable, TypeVar
 
-from show1_core import DTYPES, LIMITS, PAPER_SETTINGS, EncoderKind, MemoryPolicy
+from show1_core import DTYPES, LIMITS, PAPER_SETTINGS, EncoderKind, MemoryPolicy, Problem
 
 from .types import EMBEDS_TYPE, ENCODER_TITLE
 
 Input = tuple[Any, dict[str, Any]]
+S = TypeVar("S")
 
 PRECISIONS = ["auto", *DTYPES]
 """``auto``: fp16 on an accelerator (as the original runs), fp32 on the CPU."""
@@ -132,3 +145,14 @@ def stage4_sampling_inputs() -> dict[str, Input]:
         "guidance": guidance_input("latent_sr", paper.guidance),
         "seed": seed_input(),
     }
+
+
+def widget_problems(check: Callable[[S], list[Problem]], defaults: S, **widgets: object) -> list[str]:
+    """What ``check`` finds in ``defaults`` with the given widget values (``None``: linked, left to run time)."""
+    given = {name: value for name, value in widgets.items() if value is not None}
+    return [str(problem) for problem in check(replace(defaults, **given))]
+
+
+def verdict(problems: list[str]) -> bool | str:
+    """``True``, or the problems as ComfyUI shows a failed ``VALIDATE_INPUTS``."""
+    return "; ".join(problems) or True

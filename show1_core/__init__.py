@@ -72,7 +72,7 @@ _PUBLIC = {
         "run_vae_decode",
         "run_vae_encode",
     ),
-    "setting_ranges": (
+    "validation.ranges": (
         "LIMITS",
         "MAX_GUIDANCE",
         "MAX_LORA_STRENGTH",
@@ -109,7 +109,8 @@ _PUBLIC = {
         "TextEncoderSpec",
         "embeddings_cache_dir",
     ),
-    "validation": ("ModelLimits", "validate_cascade"),
+    "validation.cascade": ("validate_cascade",),
+    "validation.models": ("ModelLimits",),
 }
 if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/test_public_surface.py keeps them equal)
     from .cascade import CascadeCheckpoints, CascadeResult, Phase, Show1Cascade
@@ -172,20 +173,6 @@ if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/
         run_vae_decode,
         run_vae_encode,
     )
-    from .setting_ranges import (
-        LIMITS,
-        MAX_GUIDANCE,
-        MAX_LORA_STRENGTH,
-        MAX_NOISE_LEVEL,
-        MAX_SIZE,
-        Problem,
-        first_frame_problems,
-        interpolation_problems,
-        keyframe_problems,
-        latent_sr_problems,
-        pixel_sr_problems,
-        settings_problems,
-    )
     from .settings import (
         ATTENTION_BACKENDS,
         COMPILE_BACKENDS,
@@ -209,7 +196,22 @@ if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/
         TextEncoderSpec,
         embeddings_cache_dir,
     )
-    from .validation import ModelLimits, validate_cascade
+    from .validation.cascade import validate_cascade
+    from .validation.models import ModelLimits
+    from .validation.ranges import (
+        LIMITS,
+        MAX_GUIDANCE,
+        MAX_LORA_STRENGTH,
+        MAX_NOISE_LEVEL,
+        MAX_SIZE,
+        Problem,
+        first_frame_problems,
+        interpolation_problems,
+        keyframe_problems,
+        latent_sr_problems,
+        pixel_sr_problems,
+        settings_problems,
+    )
 
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 __all__ = sorted(_MODULE_OF)

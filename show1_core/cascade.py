@@ -19,7 +19,8 @@ from .settings import PAPER_SETTINGS, CascadeSettings, SpeedSettings
 from .speed import apply_speed
 from .stages import PromptEmbeds, StepCallback, interpolated_fps
 from .text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec
-from .validation import ModelLimits, validate_cascade
+from .validation.cascade import validate_cascade
+from .validation.models import ModelLimits
 
 STAGE_COUNT = 4
 CASCADE_STAGES = (ModelRole.KEYFRAMES, ModelRole.INTERPOLATION, ModelRole.PIXEL_SR, ModelRole.LATENT_SR)
@@ -185,9 +186,10 @@ class Show1Cascade:
         """Generate a video for ``prompt``, stopping after stage ``stages`` (1-4).
 
         Every stage's settings are checked against every model (configs only) and the device's
-        memory before anything runs (:func:`~show1_core.validation.validate_cascade`). Nothing is
-        printed: ``callback`` gets each denoising step, ``on_phase`` each model load, prompt
-        encoding and stage as it begins, ``on_stage`` each finished stage's video.
+        memory before anything runs (:func:`~show1_core.validation.cascade.validate_cascade`), once:
+        the stage runs skip their own checks. Nothing is printed: ``callback`` gets each denoising
+        step, ``on_phase`` each model load, prompt encoding and stage as it begins, ``on_stage``
+        each finished stage's video.
         """
         if not 1 <= stages <= STAGE_COUNT:
             raise InputError(f"stages must be between 1 and {STAGE_COUNT}, got {stages}")
@@ -223,13 +225,13 @@ class Show1Cascade:
         started("keyframes")
         model = ready(ModelRole.KEYFRAMES)
         begin(ModelRole.KEYFRAMES)
-        finish("keyframes", ModelRole.KEYFRAMES, run_keyframes(model, t5, kf, seed, callback), kf.fps)
+        finish("keyframes", ModelRole.KEYFRAMES, run_keyframes(model, t5, kf, seed, callback, checked=True), kf.fps)
         if stages >= 2:
             it = settings.interpolation
             started("interpolated")
             model = ready(ModelRole.INTERPOLATION)
             begin(ModelRole.INTERPOLATION)
-            video = run_interpolation(model, result.keyframes, t5, it, seed, callback)
+            video = run_interpolation(model, result.keyframes, t5, it, seed, callback, checked=True)
             finish("interpolated", ModelRole.INTERPOLATION, video, interpolated_fps(kf.fps, it.frames_between))
         if stages >= 3:
             started("pixel_sr")
@@ -237,7 +239,7 @@ class Show1Cascade:
             anchor = ready(ModelRole.FIRST_FRAME) if self.uses_first_frame_model() else None
             begin(ModelRole.PIXEL_SR)
             video, result.first_frame = run_pixel_sr(
-                model, result.interpolated, t5, settings.pixel_sr, seed, callback, anchor, settings.first_frame
+                model, result.interpolated, t5, settings.pixel_sr, seed, callback, anchor, settings.first_frame, checked=True
             )
             self._done_with(ModelRole.FIRST_FRAME)
             finish("pixel_sr", ModelRole.PIXEL_SR, video, result.fps["interpolated"])
@@ -247,6 +249,6 @@ class Show1Cascade:
             started("latent_sr")
             model = ready(ModelRole.LATENT_SR)
             begin(ModelRole.LATENT_SR)
-            video = run_latent_sr(model, result.pixel_sr, clip, settings.latent_sr, seed, callback)
+            video = run_latent_sr(model, result.pixel_sr, clip, settings.latent_sr, seed, callback, checked=True)
             finish("latent_sr", ModelRole.LATENT_SR, video, result.fps["pixel_sr"])
         return result

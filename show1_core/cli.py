@@ -183,16 +183,14 @@ def _check_before_running(args: argparse.Namespace) -> None:
     any model loads or downloads (the models' own limits are checked when the cascade starts)."""
     from .memory import resolve_device
     from .motion_lora import check_speed_allows_loras
-    from .setting_ranges import raise_problems, settings_problems
     from .speed import check_attention_backend
-    from .stages.sampling import seeded_generator
     from .text import check_prompt
+    from .validation.ranges import raise_problems, settings_problems
 
     _check_outputs(args)
     check_prompt(args.prompt)
     check_prompt(args.negative_prompt, "negative prompt (--negative-prompt)")
     check_prompt(args.latent_negative_prompt, "stage-4 negative prompt (--latent-negative-prompt)")
-    seeded_generator(args.seed)
     device = resolve_device(args.device)
     speed = _speed_from(args)
     check_attention_backend(speed.attention, device)

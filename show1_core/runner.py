@@ -5,8 +5,10 @@ them on the accelerator for the run, and the memory policy chosen for them. The 
 functions prepare each stage's inputs as the original does, apply the policy (VAE frames per
 batch, tiling), count progress over the whole stage (stage 3's IF-II-L frame and windows as
 one), honour cancel through the callback, explain out-of-memory errors, and return the
-result on the CPU. show1 places models with its :class:`~show1_core.memory.ModelPlacer`
-(:func:`place`); the node pack supplies a placement backed by ComfyUI's model management.
+result on the CPU. Each checks its inputs once (:mod:`show1_core.validation.stage_inputs`)
+unless ``checked``: the cascade checks every stage before the first
+(:func:`~show1_core.validation.cascade.validate_cascade`). show1 places models with its
+:class:`~show1_core.memory.ModelPlacer` (:func:`place`); the node pack supplies a placement backed by ComfyUI's model management.
 """
 
 from __future__ import annotations
@@ -17,11 +19,9 @@ from typing import Callable, Iterator, Protocol, TypeVar
 
 import torch
 
-from .errors import InputError
 from .loading.registry import ModelRole
 from .loading.stage_model import StageModel
 from .memory import POLICY_SETTINGS, MemoryPolicy, ModelPlacer, PolicySettings, explain_out_of_memory, tiled_vae
-from .setting_ranges import first_frame_problems, latent_sr_problems, pixel_sr_problems, raise_problems
 from .settings import FirstFrameSettings, InterpolationSettings, KeyframeSettings, LatentSRSettings, PixelSRSettings
 from .stages import (
     PromptEmbeds,
@@ -40,6 +40,14 @@ from .stages import (
 )
 from .stages.progress import StageSteps
 from .stages.sampling import count_steps, seeded_generator
+from .validation.ranges import raise_problems, seed_problems
+from .validation.stage_inputs import (
+    check_first_frame_inputs,
+    check_latent_refine_inputs,
+    check_latent_sr_inputs,
+    check_pixel_sr_inputs,
+    require_vae,
+)
 
 T = TypeVar("T")
 
@@ -87,14 +95,6 @@ def place(model: StageModel, placer: ModelPlacer) -> PlacedModel:
     return PlacedModel(model, PlacerPlacement(placer, model), placer.policy, placer.settings)
 
 
-def _vae(stage: PlacedModel):
-    """The stage-4 VAE, or a clear error for another stage's model or one loaded without it."""
-    stage.model.require(ModelRole.LATENT_SR)
-    if stage.model.vae is None:
-        raise InputError("the expert latent super-resolution model was loaded without its VAE (show-1-sr2/vae)")
-    return stage.model.vae
-
-
 @contextmanager
 def _vae_mode(stage: PlacedModel) -> Iterator[None]:
     vae = stage.model.vae
@@ -120,9 +120,11 @@ def run_keyframes(
     seed: int = 0,
     callback: StepCallback | None = None,
     batch: int = 1,
+    *,
+    checked: bool = False,
 ) -> torch.Tensor:
     """Stage 1: ``(batch, 3, frames, height, width)`` keyframes from T5 embeddings."""
-    return _run(stage, lambda: generate_keyframes(stage.model, embeds, settings, seed, batch, callback))
+    return _run(stage, lambda: generate_keyframes(stage.model, embeds, settings, seed, batch, callback, checked=checked))
 
 
 def run_interpolation(
@@ -132,9 +134,11 @@ def run_interpolation(
     settings: InterpolationSettings = InterpolationSettings(),
     seed: int = 0,
     callback: StepCallback | None = None,
+    *,
+    checked: bool = False,
 ) -> torch.Tensor:
     """Stage 2: ``frames_between`` new frames between each neighbouring pair of ``frames``."""
-    return _run(stage, lambda: interpolate_frames(stage.model, frames, embeds, settings, seed, callback))
+    return _run(stage, lambda: interpolate_frames(stage.model, frames, embeds, settings, seed, callback, checked=checked))
 
 
 def run_pixel_sr(
@@ -146,15 +150,20 @@ def run_pixel_sr(
     callback: StepCallback | None = None,
     first_frame: PlacedModel | None = None,
     first_frame_settings: FirstFrameSettings = FirstFrameSettings(),
+    *,
+    checked: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stage 3: frame 0 upscaled (by IF-II-L when ``first_frame`` is given, else bilinearly), then the windows.
 
     Returns ``(video at scale x the size, upscaled frame 0)``; progress counts the IF-II-L
     steps and every window's steps as one stage.
     """
-    raise_problems(pixel_sr_problems(settings) + (first_frame_problems(first_frame_settings) if first_frame is not None else []))
+    if not checked:
+        check_pixel_sr_inputs(stage.model, video, settings, seed)
     low = video[:, :, 0]
     height, width = low.shape[-2] * settings.scale, low.shape[-1] * settings.scale
+    if not checked and first_frame is not None:
+        check_first_frame_inputs(first_frame.model, low, height, width, first_frame_settings, seed)
     windows = len(window_starts(video.shape[2], settings.window, settings.stride))
     anchor_steps = count_steps(first_frame.model, first_frame_settings.steps) if first_frame is not None else 0
     total = anchor_steps + windows * count_steps(stage.model, settings.steps)
@@ -173,16 +182,19 @@ def run_pixel_sr(
                 seed,
                 callback,
                 StageSteps(ModelRole.PIXEL_SR.value, 0, total),
+                checked=True,
             ),
         )
     progress = StageSteps(ModelRole.PIXEL_SR.value, anchor_steps, total)
-    upscaled = _run(stage, lambda: super_resolve_pixels(stage.model, video, embeds, anchor, settings, seed, callback, progress))
+    upscaled = _run(
+        stage, lambda: super_resolve_pixels(stage.model, video, embeds, anchor, settings, seed, callback, progress, checked=True)
+    )
     return upscaled, anchor
 
 
-def _stage4_input(stage: PlacedModel, video: torch.Tensor, width: int, height: int) -> torch.Tensor:
+def _stage4_input(stage: PlacedModel, video: torch.Tensor, width: int, height: int, checked: bool) -> torch.Tensor:
     """A stage-3 video as the original feeds stage 4: quantised to 8 bits in the model's precision, resized with PIL."""
-    return prepare_input(video.to(stage.model.unet.dtype), width, height)[1]
+    return prepare_input(video.to(stage.model.unet.dtype), width, height, checked=checked)[1]
 
 
 def run_latent_sr(
@@ -192,20 +204,25 @@ def run_latent_sr(
     settings: LatentSRSettings = LatentSRSettings(),
     seed: int = 0,
     callback: StepCallback | None = None,
+    *,
+    checked: bool = False,
 ) -> torch.Tensor:
     """Stage 4: a stage-3 video (any size) to the raw VAE decode at ``settings.width`` x ``settings.height``."""
-    _vae(stage)
-    raise_problems(latent_sr_problems(settings))
-    frames = _stage4_input(stage, video, settings.width, settings.height)
-    return _run(stage, lambda: super_resolve_latent(stage.model, frames, embeds, _vae_settings(stage, settings), seed, callback))
+    if not checked:
+        check_latent_sr_inputs(stage.model, video, settings, seed, resized=False)
+    frames = _stage4_input(stage, video, settings.width, settings.height, checked=True)
+    return _run(
+        stage, lambda: super_resolve_latent(stage.model, frames, embeds, _vae_settings(stage, settings), seed, callback, checked=True)
+    )
 
 
 def run_vae_encode(stage: PlacedModel, video: torch.Tensor, width: int, height: int, seed: int = 0) -> torch.Tensor:
     """Stage 4's first part: a video resized as stage 4 does and encoded to scaled latents (one posterior sample)."""
-    vae = _vae(stage)
-    frames = _stage4_input(stage, video, width, height)
+    require_vae(stage.model)
+    raise_problems(seed_problems(seed))
+    frames = _stage4_input(stage, video, width, height, checked=False)
     batch = _vae_settings(stage, LatentSRSettings()).vae_batch
-    return _run(stage, lambda: encode_video(vae, frames, seeded_generator(seed), batch))
+    return _run(stage, lambda: encode_video(stage.model.vae, frames, seeded_generator(seed), batch))
 
 
 def run_latent_refine(
@@ -217,11 +234,14 @@ def run_latent_refine(
     callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """Stage 4's middle: re-noise scaled latents to ``settings.strength`` and denoise them."""
-    return _run(stage, lambda: refine_latents(stage.model, latents, embeds, settings, seeded_generator(seed), callback))
+    raise_problems(seed_problems(seed))
+    check_latent_refine_inputs(stage.model, latents, settings)
+    generator = seeded_generator(seed)
+    return _run(stage, lambda: refine_latents(stage.model, latents, embeds, settings, generator, callback, checked=True))
 
 
 def run_vae_decode(stage: PlacedModel, latents: torch.Tensor) -> torch.Tensor:
     """Stage 4's last part: scaled latents to the raw float32 video."""
+    require_vae(stage.model)
     batch = _vae_settings(stage, LatentSRSettings()).vae_batch
-    vae = _vae(stage)
-    return _run(stage, lambda: decode_latents(vae, latents, batch))
+    return _run(stage, lambda: decode_latents(stage.model.vae, latents, batch))

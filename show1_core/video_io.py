@@ -19,9 +19,9 @@ from PIL import Image
 from .encoder import Mp4Encoder
 from .errors import InputError, OutputError
 from .outputs import atomic_write
-from .setting_ranges import MAX_FPS, MAX_FRAMES_BETWEEN, number, raise_problems
 from .stages.frames import to_uint8_frames
-from .stages.validation import check_video
+from .validation.ranges import MAX_FPS, MAX_FRAMES_BETWEEN, number, raise_problems
+from .validation.tensors import check_video
 
 FORMATS = ("mp4", "gif", "webp")
 MIN_FPS = 0.01

@@ -531,7 +531,7 @@ NOT_A_SETTING = {("Show1Interpolation", "window_batch")}
 def test_every_number_widget_takes_its_range_from_the_table_the_command_line_checks():
     """One table of limits: each INT/FLOAT widget's min/max is the range ``show1_core.LIMITS`` gives its setting, and the
     checks the command line runs (``settings_problems``) accept that range's ends and refuse what lies beyond them."""
-    from show1_core.setting_ranges import LIMITS, check
+    from show1_core.validation.ranges import LIMITS, check
 
     checked = 0
     for node_id, cls in load_pack().NODE_CLASS_MAPPINGS.items():

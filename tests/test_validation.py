@@ -17,7 +17,8 @@ from show1_core.errors import InvalidSettingsError
 from show1_core.loading import ModelRole
 from show1_core.settings import PAPER_SETTINGS
 from show1_core.text import EmbeddingCache
-from show1_core.validation import ModelLimits, stage_memory_bytes
+from show1_core.validation.memory import stage_memory_bytes
+from show1_core.validation.models import ModelLimits
 
 SMALL = replace(
     PAPER_SETTINGS,
@@ -72,7 +73,8 @@ import torch
 from show1_core.loading import ModelRole, load_stage_model
 from show1_core.settings import PAPER_SETTINGS
 from show1_core.stages import PromptEmbeds, super_resolve_pixels, upscale_bilinear
-from show1_core.validation import ModelLimits, stage_memory_bytes
+from show1_core.validation.memory import stage_memory_bytes
+from show1_core.validation.models import ModelLimits
 
 def status_bytes(key):
     return int(re.search(rf"^{key}:\\s+(\\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1)) * 1024

@@ -25,7 +25,7 @@ from .. import __version__
 from ..errors import CorruptCheckpointError, InputError, MissingFilesError, StateDictMismatchError, WrongStageError
 from ..loading.registry import ModelRole
 from ..outputs import atomic_write
-from ..setting_ranges import MAX_LORA_STRENGTH, lora_strength_problems, raise_problems
+from ..validation.ranges import MAX_LORA_STRENGTH, lora_strength_problems, raise_problems
 from .targets import TRAINABLE_STAGES, is_temporal_attention_target
 
 FORMAT = "show1-motion-lora/1"
@@ -120,7 +120,7 @@ class MotionLora:
 
 
 def check_scale(scale: float) -> float:
-    """A LoRA strength in its range (:func:`show1_core.setting_ranges.lora_strength_problems`), as float."""
+    """A LoRA strength in its range (:func:`show1_core.validation.ranges.lora_strength_problems`), as float."""
     raise_problems(lora_strength_problems(scale))
     return float(scale)
 

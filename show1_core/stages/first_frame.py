@@ -10,14 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError
 from ..loading.registry import ModelRole
 from ..loading.stage_model import StageModel
-from ..setting_ranges import first_frame_problems, raise_problems
 from ..settings import FirstFrameSettings
+from ..validation.stage_inputs import check_first_frame_inputs
 from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
-from .validation import check_image, check_spatial_size
 
 
 def upscale_bilinear(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -25,18 +23,8 @@ def upscale_bilinear(images: torch.Tensor, height: int, width: int) -> torch.Ten
     return F.interpolate(images, (height, width), mode="bilinear", align_corners=True)
 
 
-def check_noise_level(model: StageModel, noise_level: int) -> None:
-    """``noise_level`` must be one of the levels of the stage's noising scheduler."""
-    levels = model.noising_scheduler.config.num_train_timesteps
-    if not 0 <= noise_level < levels:
-        raise InputError(
-            f"noise_level must be from 0 to {levels - 1} (the levels of the {model.stage.title} noising scheduler), got {noise_level}"
-        )
-
-
 def noised_condition(model: StageModel, low_res: torch.Tensor, noise: torch.Tensor, noise_level: int) -> torch.Tensor:
-    """Add noise to an upscaled condition at ``noise_level`` with the stage's noising scheduler."""
-    check_noise_level(model, noise_level)
+    """Add noise to an upscaled condition at ``noise_level`` (one of the levels of the stage's noising scheduler)."""
     levels = torch.full((low_res.shape[0],), noise_level, device=low_res.device, dtype=torch.long)
     return model.noising_scheduler.add_noise(low_res, noise, levels)
 
@@ -51,18 +39,19 @@ def upscale_first_frame(
     seed: int = 0,
     callback: StepCallback | None = None,
     progress: StageSteps | None = None,
+    *,
+    checked: bool = False,
 ) -> torch.Tensor:
     """Super-resolve one frame per video with IF-II-L: ``(B, 3, h, w)`` -> ``(B, 3, height, width)``.
 
     Same procedure and random draws as diffusers' ``IFSuperResolutionPipeline`` that the
     original calls: noise for the sample, then noise for the condition, then the DDPM
-    steps' own noise, all from one generator seeded with ``seed``.
+    steps' own noise, all from one generator seeded with ``seed``. The inputs are checked first
+    (:func:`~show1_core.validation.stage_inputs.check_first_frame_inputs`) unless ``checked``.
     """
-    model.require(ModelRole.FIRST_FRAME)
+    if not checked:
+        check_first_frame_inputs(model, image, height, width, settings, seed)
     unet = model.unet
-    raise_problems(first_frame_problems(settings))
-    check_image(image, "the frame to upscale")
-    check_spatial_size(unet, height, width, ModelRole.FIRST_FRAME)
     batch = image.shape[0]
     embeds = embeddings_for(unet, embeds, ModelRole.FIRST_FRAME.title, batch)
     device, dtype = unet.device, unet.dtype

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .validation import check_video
+from ..validation.tensors import check_video
 
 
 def to_uint8_frames(video: torch.Tensor) -> np.ndarray:

@@ -15,11 +15,10 @@ import torch.nn.functional as F
 from ..loading.registry import ModelRole
 from ..loading.stage_model import StageModel
 from ..memory import retry_smaller_on_oom
-from ..setting_ranges import interpolation_problems, raise_problems
 from ..settings import InterpolationSettings
+from ..validation.stage_inputs import check_interpolation_inputs
 from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
-from .validation import check_spatial_size, check_video
 
 
 def interpolated_length(num_frames: int, frames_between: int) -> int:
@@ -58,6 +57,8 @@ def interpolate_frames(
     seed: int = 0,
     callback: StepCallback | None = None,
     progress: StageSteps | None = None,
+    *,
+    checked: bool = False,
 ) -> torch.Tensor:
     """Insert ``frames_between`` frames between each neighbouring pair of ``frames``.
 
@@ -66,13 +67,14 @@ def interpolate_frames(
     Returns:
         ``(batch, 3, frames + (frames - 1) * frames_between, height, width)``; where two
         windows share a frame, the later window's version is kept (as the original does).
+
+    The inputs are checked first (:func:`~show1_core.validation.stage_inputs.check_interpolation_inputs`)
+    unless ``checked``.
     """
-    model.require(ModelRole.INTERPOLATION)
+    if not checked:
+        check_interpolation_inputs(model, frames, settings, seed)
     unet = model.unet
-    raise_problems(interpolation_problems(settings))
-    check_video(frames, "the video to interpolate", min_frames=2, pixels=True)
     batch, _, num_frames, height, width = frames.shape
-    check_spatial_size(unet, height, width, ModelRole.INTERPOLATION)
     embeds = embeddings_for(unet, embeds, ModelRole.INTERPOLATION.title, batch)
     device, dtype = unet.device, unet.dtype
     window = settings.frames_between + 2

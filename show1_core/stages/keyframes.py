@@ -6,11 +6,10 @@ import torch
 
 from ..loading.registry import ModelRole
 from ..loading.stage_model import StageModel
-from ..setting_ranges import keyframe_problems, raise_problems
 from ..settings import KeyframeSettings
+from ..validation.stage_inputs import check_keyframe_inputs
 from .progress import StageSteps, StepCallback
 from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
-from .validation import check_positive, check_spatial_size
 
 
 def generate_keyframes(
@@ -21,17 +20,18 @@ def generate_keyframes(
     batch: int = 1,
     callback: StepCallback | None = None,
     progress: StageSteps | None = None,
+    *,
+    checked: bool = False,
 ) -> torch.Tensor:
     """Generate ``(batch, 3, num_frames, height, width)`` keyframes in [-1, 1].
 
     Runs on the device and in the precision of ``model.unet``. Same seed and embeddings
-    give the original's keyframes.
+    give the original's keyframes. The inputs are checked first
+    (:func:`~show1_core.validation.stage_inputs.check_keyframe_inputs`) unless ``checked``.
     """
-    model.require(ModelRole.KEYFRAMES)
+    if not checked:
+        check_keyframe_inputs(model, settings, seed, batch)
     unet = model.unet
-    raise_problems(keyframe_problems(settings))
-    check_positive(batch=batch)
-    check_spatial_size(unet, settings.height, settings.width, ModelRole.KEYFRAMES)
     embeds = embeddings_for(unet, embeds, ModelRole.KEYFRAMES.title, batch)
     device, dtype = unet.device, unet.dtype
 

@@ -20,13 +20,14 @@ import torch
 from diffusers import AutoencoderKL
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
-from ..errors import InputError, NonFiniteOutputError
-from ..footprint import downscale_factor
+from ..errors import NonFiniteOutputError
 from ..loading.registry import ModelRole
 from ..loading.stage_model import StageModel
 from ..memory import retry_smaller_on_oom
-from ..setting_ranges import frame_size_problems, latent_sr_problems, raise_problems
 from ..settings import LatentSRSettings
+from ..validation.ranges import frame_size_problems, raise_problems
+from ..validation.stage_inputs import check_latent_refine_inputs, check_latent_sr_inputs
+from ..validation.tensors import check_positive, check_vae_frame_size, check_video
 from .frames import resize_uint8_frames, to_uint8_frames, uint8_frames_to_video
 from .progress import StageSteps, StepCallback
 from .sampling import (
@@ -38,30 +39,34 @@ from .sampling import (
     noise_like,
     seeded_generator,
 )
-from .validation import check_positive, check_video
 
 
-def prepare_input(video: torch.Tensor, width: int, height: int) -> tuple[np.ndarray, torch.Tensor]:
-    """The stage-4 input from a stage-3 video: (uint8 frames at the target size, float video in [-1, 1])."""
-    raise_problems(frame_size_problems("latent_sr", width, height))
-    check_video(video, "the video to super-resolve", pixels=True)
+def prepare_input(video: torch.Tensor, width: int, height: int, *, checked: bool = False) -> tuple[np.ndarray, torch.Tensor]:
+    """The stage-4 input from a stage-3 video: (uint8 frames at the target size, float video in [-1, 1]).
+
+    The size and the video are checked first unless ``checked``.
+    """
+    if not checked:
+        raise_problems(frame_size_problems("latent_sr", width, height))
+        check_video(video, "the video to super-resolve", pixels=True)
     frames = resize_uint8_frames(to_uint8_frames(video), width, height)
     return frames, uint8_frames_to_video(frames)
 
 
 @torch.no_grad()
-def encode_video(vae: AutoencoderKL, video: torch.Tensor, generator: torch.Generator, frames_per_batch: int = 8) -> torch.Tensor:
+def encode_video(
+    vae: AutoencoderKL, video: torch.Tensor, generator: torch.Generator, frames_per_batch: int = 8, *, checked: bool = False
+) -> torch.Tensor:
     """VAE-encode ``(B, 3, F, H, W)`` to raw latents ``(B, 4, F, H/8, W/8)`` (one posterior sample).
 
     Frames are encoded ``frames_per_batch`` at a time (fewer after an out-of-memory error),
     then one posterior sample is drawn for all of them, so the chunk size never shifts the
-    random draws.
+    random draws. The video is checked first unless ``checked``.
     """
-    check_video(video, "the video to encode", pixels=True)
-    scale = downscale_factor(vae.config)  # pixels per latent along each side (8 for the released VAE)
-    if video.shape[-1] % scale or video.shape[-2] % scale:
-        raise InputError(f"the VAE needs frame sizes that are multiples of {scale}, got {video.shape[-1]}x{video.shape[-2]}")
-    check_positive(frames_per_batch=frames_per_batch)
+    if not checked:
+        check_video(video, "the video to encode", pixels=True)
+        check_vae_frame_size(vae, video.shape[-1], video.shape[-2])
+        check_positive(frames_per_batch=frames_per_batch)
     images = frames_to_batch(video.to(vae.device, vae.dtype))
 
     def encode(chunk: int) -> torch.Tensor:
@@ -73,15 +78,17 @@ def encode_video(vae: AutoencoderKL, video: torch.Tensor, generator: torch.Gener
 
 @torch.no_grad()
 def decode_latents(
-    vae: AutoencoderKL, latents: torch.Tensor, frames_per_batch: int = 8, dtype: torch.dtype = torch.float32
+    vae: AutoencoderKL, latents: torch.Tensor, frames_per_batch: int = 8, dtype: torch.dtype = torch.float32, *, checked: bool = False
 ) -> torch.Tensor:
     """Decode raw ``(B, 4, F, h, w)`` latents to the ``(B, 3, F, h*8, w*8)`` video (before display mapping).
 
     ``frames_per_batch`` frames at a time, fewer after an out-of-memory error. The video is
     returned in ``dtype``: float32 by default, as the original's decode ends with ``.float()``.
+    The latents are checked first unless ``checked``.
     """
-    check_video(latents, "the latents to decode", channels=vae.config.latent_channels)
-    check_positive(frames_per_batch=frames_per_batch)
+    if not checked:
+        check_video(latents, "the latents to decode", channels=vae.config.latent_channels)
+        check_positive(frames_per_batch=frames_per_batch)
     flat = frames_to_batch(latents.to(vae.device, vae.dtype))
 
     def decode(chunk: int) -> torch.Tensor:
@@ -102,15 +109,18 @@ def refine_latents(
     generator: torch.Generator | None = None,
     callback: StepCallback | None = None,
     progress: StageSteps | None = None,
+    *,
+    checked: bool = False,
 ) -> torch.Tensor:
-    """Re-noise raw latents to ``settings.strength`` and denoise them with the expert UNet; returns raw latents."""
-    model.require(ModelRole.LATENT_SR)
-    if model.vae is None:
-        raise InputError("the expert latent super-resolution model was loaded without its VAE (its scaling_factor is needed)")
+    """Re-noise raw latents to ``settings.strength`` and denoise them with the expert UNet; returns raw latents.
+
+    The inputs are checked first (:func:`~show1_core.validation.stage_inputs.check_latent_refine_inputs`)
+    unless ``checked``.
+    """
+    if not checked:
+        check_latent_refine_inputs(model, latents, settings)
     scaling = model.vae.config.scaling_factor
     unet = model.unet
-    raise_problems(latent_sr_problems(settings))
-    check_video(latents, "the latents to refine", channels=unet.config.in_channels)
     batch = latents.shape[0]
     embeds = embeddings_for(unet, embeds, ModelRole.LATENT_SR.title, batch)
     device, dtype = unet.device, unet.dtype
@@ -149,27 +159,21 @@ def super_resolve_latent(
     settings: LatentSRSettings = LatentSRSettings(),
     seed: int = 0,
     callback: StepCallback | None = None,
+    *,
+    checked: bool = False,
 ) -> torch.Tensor:
     """Encode, refine and decode a video already at the target size (``(B, 3, F, H, W)`` in [-1, 1]).
 
     One generator seeded with ``seed`` draws, in order, the VAE posterior sample, the
     re-noising noise and any scheduler noise: the original's order. A video of another size
     than ``settings.width`` x ``settings.height`` raises :class:`InputError` (it is not resized here).
+    The inputs are checked first (:func:`~show1_core.validation.stage_inputs.check_latent_sr_inputs`)
+    unless ``checked``; the pieces after it skip their own checks.
     """
-    model.require(ModelRole.LATENT_SR)
-    if model.vae is None:
-        raise InputError("the expert latent super-resolution model was loaded without its VAE")
-    raise_problems(latent_sr_problems(settings))
-    check_video(video, "the video to super-resolve", pixels=True)
-    height, width = video.shape[-2:]
-    if (width, height) != (settings.width, settings.height):
-        raise InputError(
-            f"the video is {width}x{height}, but the settings ask for {settings.width}x{settings.height}; "
-            "super_resolve_latent takes a video already at the target size (resize it with prepare_input, or call "
-            "run_latent_sr, which does)"
-        )
+    if not checked:
+        check_latent_sr_inputs(model, video, settings, seed)
     vae = model.vae
     generator = seeded_generator(seed)
-    latents = encode_video(vae, video, generator, settings.vae_batch)
-    refined = refine_latents(model, latents, embeds, settings, generator, callback)
-    return decode_latents(vae, refined, settings.vae_batch)
+    latents = encode_video(vae, video, generator, settings.vae_batch, checked=True)
+    refined = refine_latents(model, latents, embeds, settings, generator, callback, checked=True)
+    return decode_latents(vae, refined, settings.vae_batch, checked=True)

@@ -18,8 +18,9 @@ import torch
 from ..errors import InputError
 from ..loading.registry import ModelRole
 from ..loading.stage_model import StageModel
-from ..setting_ranges import pixel_sr_problems, raise_problems
 from ..settings import PixelSRSettings
+from ..validation.stage_inputs import check_pixel_sr_inputs
+from ..validation.tensors import check_positive
 from .first_frame import noised_condition, upscale_bilinear
 from .progress import StageSteps, StepCallback
 from .sampling import (
@@ -31,7 +32,6 @@ from .sampling import (
     noise_like,
     seeded_generator,
 )
-from .validation import check_image, check_positive, check_spatial_size, check_video
 
 
 def window_starts(num_frames: int, window: int, stride: int) -> list[tuple[int, int]]:
@@ -62,24 +62,24 @@ def super_resolve_pixels(
     seed: int = 0,
     callback: StepCallback | None = None,
     progress: StageSteps | None = None,
+    *,
+    checked: bool = False,
 ) -> torch.Tensor:
     """Upscale ``video`` ``(B, 3, F, h, w)`` by ``settings.scale`` to ``(B, 3, F, h*scale, w*scale)``.
 
     Args:
         first_frame: the upscaled frame 0, ``(B, 3, h*scale, w*scale)`` (IF-II-L output, or a
             bilinear upscale where IF-II-L is not available).
+
+    The inputs are checked first (:func:`~show1_core.validation.stage_inputs.check_pixel_sr_inputs`)
+    unless ``checked``.
     """
-    model.require(ModelRole.PIXEL_SR)
+    if not checked:
+        check_pixel_sr_inputs(model, video, settings, seed, first_frame)
     unet = model.unet
-    raise_problems(pixel_sr_problems(settings))
-    check_video(video, "the video to upscale", pixels=True)
     batch, _, num_frames, low_h, low_w = video.shape
     height, width = low_h * settings.scale, low_w * settings.scale
-    check_spatial_size(unet, height, width, ModelRole.PIXEL_SR)
     embeds = embeddings_for(unet, embeds, ModelRole.PIXEL_SR.title, batch)
-    check_image(first_frame, "the upscaled first frame")
-    if tuple(first_frame.shape) != (batch, 3, height, width):
-        raise InputError(f"the upscaled first frame must be {(batch, 3, height, width)} to match the video, got {tuple(first_frame.shape)}")
     windows = window_starts(num_frames, settings.window, settings.stride)
     device, dtype = unet.device, unet.dtype
     video = video.to(device, dtype)

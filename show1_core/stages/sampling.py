@@ -11,7 +11,6 @@ from torch import nn
 
 from ..embeds import PromptEmbeds
 from ..errors import InputError, NonFiniteOutputError
-from ..setting_ranges import raise_problems, seed_problems
 from .progress import StageSteps, StepCallback, StepEvent, report
 
 LEARNED_VARIANCE = ("learned", "learned_range")
@@ -49,9 +48,8 @@ def embeddings_for(unet: nn.Module, embeds: PromptEmbeds, stage: str, batch: int
 def seeded_generator(seed: int) -> torch.Generator:
     """A fresh CPU generator, as the original's ``torch.manual_seed(seed)``, without touching global RNG.
 
-    Raises :class:`InvalidSettingsError` (an :class:`InputError`) for anything but a whole number from 0 to 2**64 - 1.
+    ``seed`` is a whole number from 0 to 2**64 - 1, as :func:`~show1_core.validation.ranges.seed_problems` checks.
     """
-    raise_problems(seed_problems(seed))
     return torch.Generator("cpu").manual_seed(int(seed))
 
 

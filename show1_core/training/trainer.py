@@ -24,8 +24,8 @@ from ..loading.stage_model import StageModel
 from ..motion_lora.adapters import active_motion_loras
 from ..motion_lora.files import MotionLoraInfo, load_motion_lora, save_motion_lora
 from ..motion_lora.targets import check_trainable_stage, temporal_attention_targets, unet_fingerprint
-from ..setting_ranges import raise_problems, seed_problems
-from ..stages.validation import check_positive, check_spatial_size
+from ..validation.ranges import raise_problems, seed_problems
+from ..validation.tensors import check_positive, check_spatial_size
 from .batches import make_batch
 from .clips import Clip
 from .objective import NoiseSchedule, diffusion_loss

@@ -34,6 +34,13 @@ def check_spatial_size(unet: nn.Module, height: int, width: int, stage: ModelRol
         )
 
 
+def check_vae_frame_size(vae: nn.Module, width: int, height: int) -> None:
+    """Refuse frame sizes the VAE cannot encode to whole latents."""
+    scale = downscale_factor(vae.config)  # pixels per latent along each side (8 for the released VAE)
+    if width % scale or height % scale:
+        raise InputError(f"the VAE needs frame sizes that are multiples of {scale}, got {width}x{height}")
+
+
 PIXEL_LIMIT = 2.0
 """Largest magnitude accepted in a pixel video: [-1, 1], with room for the overshoot of a stage's last step."""
 

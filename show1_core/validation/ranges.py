@@ -14,8 +14,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Sequence
 
-from .errors import InvalidSettingsError
-from .settings import (
+from ..errors import InvalidSettingsError
+from ..settings import (
     CascadeSettings,
     FirstFrameSettings,
     InterpolationSettings,
