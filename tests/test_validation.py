@@ -3,6 +3,7 @@ and reports its progress only through its hooks."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -51,6 +52,22 @@ def test_the_cascade_refuses_a_later_stages_settings_before_the_first_step(casca
     with pytest.raises(InvalidSettingsError, match="latent_sr.width must be a multiple of 8 for the stage-4 VAE, got 60"):
         cascade.run("a cat", replace(settings, pixel_sr=SMALL.pixel_sr), callback=seen.append, on_phase=seen.append)
     assert seen == []
+
+
+def test_the_cascade_checks_each_setting_once_and_its_stage_runs_do_not_check_again(cascade, monkeypatch):
+    """One validation entry per run: every range is checked once, up front, and no stage's own check runs after it."""
+    ranges = importlib.import_module("show1_core.validation.ranges")
+    stage_inputs = importlib.import_module("show1_core.validation.stage_inputs")
+    checked, stage_checks = [], []
+    range_check = ranges.check
+    monkeypatch.setattr(ranges, "check", lambda setting, value: checked.append(setting) or range_check(setting, value))
+    for name in [n for n in vars(stage_inputs) if n.startswith("check_") and n.endswith("_inputs")]:
+        for module in (stage_inputs, *[m for m in sys.modules.values() if getattr(m, name, None) is getattr(stage_inputs, name)]):
+            monkeypatch.setattr(module, name, lambda *args, _name=name, **kwargs: stage_checks.append(_name))
+    cascade.run("a cat", SMALL)
+    assert stage_checks == []
+    assert "latent_sr.steps" in checked and "seed" in checked
+    assert sorted(checked) == sorted(set(checked)), "a setting was checked more than once"
 
 
 def test_the_python_cascade_prints_nothing_and_reports_phases_through_its_hooks(cascade, capfd):
