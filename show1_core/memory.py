@@ -2,8 +2,8 @@
 
 ``low-vram``     a stage's models leave the accelerator as soon as the stage ends, and
                  finished stages are freed from RAM too; the T5 encoder streams block by
-                 block (accelerate's sequential offload); the VAE works one frame at a time
-                 with tiling.
+                 block (diffusers' group offloading, one layer at a time); the VAE works one
+                 frame at a time with tiling.
 ``balanced``     (default) one large model on the accelerator at a time: a stage's models
                  stay there after it until another model needs the device; the T5 encoder
                  streams block by block.
@@ -154,16 +154,13 @@ class ModelPlacer:
             with self.on_device(module):
                 yield module
             return
-        from accelerate import cpu_offload
-        from accelerate.hooks import remove_hook_from_module
+        from .speed.streaming import streamed_layers  # here, so that importing the placer does not load diffusers
 
         self._evict([])
-        cpu_offload(module, execution_device=self.device)
         try:
-            yield module
+            with streamed_layers(module, self.device):
+                yield module
         finally:
-            remove_hook_from_module(module, recurse=True)
-            module.to("cpu")
             empty_cache(self.device)
 
     def release(self, module: nn.Module | None) -> None:

@@ -97,19 +97,38 @@ def test_tiled_vae_decodes_close_to_untiled_and_restores_the_vae(tiny_models):
     assert correlation(tiled, whole) > 0.3 and correlation(tiled, whole) > correlation(tiled, other) + 0.2
 
 
-def test_streamed_encoder_runs_through_offload_hooks_and_is_restored(tiny_models, monkeypatch):
-    """The block-by-block path (accelerate's hooks), exercised with the CPU as execution device."""
+def _hooks(model: torch.nn.Module) -> dict[str, set[str]]:
+    """The names of the diffusers hooks on each of ``model``'s modules that has any."""
+    registries = {name: getattr(module, "_diffusers_hook", None) for name, module in model.named_modules()}
+    return {name: set(registry.hooks) for name, registry in registries.items() if registry is not None and registry.hooks}
+
+
+@pytest.mark.parametrize("fp8, fails", [(False, False), (False, True), (True, False)])
+def test_streamed_encoder_runs_through_group_offloading_hooks_and_is_restored(tiny_models, monkeypatch, fp8, fails):
+    """The layer-by-layer path (diffusers' group offloading), exercised with the CPU as the onload device.
+
+    Afterwards, also after an error, only the hooks the encoder had before remain (fp8 storage's casting).
+    """
     from show1_core.loading import load_text_encoder
+    from show1_core.speed import store_in_fp8
 
     encoder = load_text_encoder(tiny_models["show-1-base"] / "text_encoder")
+    if fp8:
+        store_in_fp8(encoder, compute_dtype=torch.float32)
     ids = torch.tensor([[5, 6, 7, 1]])
     expected = encoder(ids).last_hidden_state
+    before = _hooks(encoder)
     placer = ModelPlacer("cpu", MemoryPolicy.BALANCED)
     monkeypatch.setattr(placer, "streams_large_encoders", lambda: True)
-    with placer.streamed(encoder) as running:
-        assert hasattr(running, "_hf_hook")
-        assert torch.equal(running(ids).last_hidden_state, expected)
-    assert not any(hasattr(m, "_hf_hook") for m in encoder.modules())
+    with pytest.raises(RuntimeError, match="encode failed") if fails else contextlib.nullcontext():
+        with placer.streamed(encoder) as running:
+            hooks = _hooks(running)
+            layers = [name for name, m in running.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))]
+            assert layers and all("group_offloading" in hooks.get(name, ()) for name in layers)
+            assert torch.equal(running(ids).last_hidden_state, expected)
+            if fails:
+                raise RuntimeError("encode failed")
+    assert _hooks(encoder) == before
     assert all(p.device.type == "cpu" for p in encoder.parameters())
     assert torch.equal(encoder(ids).last_hidden_state, expected)
 
