@@ -379,6 +379,28 @@ def test_dot_and_impossible_names_fail_validation_cleanly(monkeypatch, tiny, nam
     assert message in load_pack().NODE_CLASS_MAPPINGS["Show1KeyframeModelLoader"].VALIDATE_INPUTS(name)
 
 
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("a\0b.safetensors", "NUL"),
+        ("x" * 300 + ".safetensors", "at most 255 bytes"),
+        ("motion/" + "x" * 300 + "/a.safetensors", "at most 255 bytes"),
+    ],
+)
+@pytest.mark.parametrize(
+    "node_id, module, resolve",
+    [("Show1KeyframeMotionLoRA", "lora_files", "resolve_lora"), ("Show1T5Loader", "text_encoders", "resolve_t5_file")],
+)
+def test_impossible_file_names_fail_validation_cleanly(tmp_path, monkeypatch, name, message, node_id, module, resolve):
+    """LoRA and single-file text encoder names get the checks model folder names get, before any file system call."""
+    comfy(tmp_path, monkeypatch, tmp_path / "show1")
+    for folder in ("loras", "text_encoders"):
+        (tmp_path / "show1" / folder).mkdir(parents=True)
+    with pytest.raises(InputError, match=message):
+        getattr(pack_module(module), resolve)(name)
+    assert message in load_pack().NODE_CLASS_MAPPINGS[node_id].VALIDATE_INPUTS(name)
+
+
 def test_a_loader_pointed_at_another_stage_says_which_stage_it_found(monkeypatch, tiny):
     monkeypatch.setenv("SHOW1_MODELS_DIR", str(tiny))
     pack = load_pack().NODE_CLASS_MAPPINGS
