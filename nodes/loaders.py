@@ -50,7 +50,7 @@ from .placement import placed_stage
 from .speed import speed_socket
 from .text_encoders import encoder_dtype, encoder_placement, is_file_choice, resolve_t5_file, t5_file_choices
 from .types import ENCODER_TITLE, ENCODER_TYPE, MODEL_TYPE, EncoderHandle, expect_speed
-from .widgets import combo_input, memory_input, precision_input
+from .widgets import Input, combo_input, memory_input, precision_input
 
 LOADER_CATEGORY = "Show-1/loaders"
 GATED_HINT = (
@@ -64,7 +64,7 @@ def resolve_precision(precision: str) -> torch.dtype:
     return default_dtype(torch_device()) if precision == "auto" else parse_dtype(precision)
 
 
-def _model_tooltip(repo_id: str, size_gb: float, what: str) -> str:
+def _download_tooltip(repo_id: str, size_gb: float, what: str) -> str:
     name = known_checkpoint(repo_id).name
     return (
         f"The {what}. {repo_id} is downloaded into models/{FOLDER_NAME}/{name} on first use (about {size_gb} GB); "
@@ -72,43 +72,52 @@ def _model_tooltip(repo_id: str, size_gb: float, what: str) -> str:
     )
 
 
+def _stage_model_name(stage: ModelRole) -> str:
+    return f"{stage.title} model"
+
+
+def _encoder_name(kind: EncoderKind) -> str:
+    return f"{ENCODER_TITLE[kind]} text encoder"
+
+
+def _encoder_download_gb(kind: EncoderKind) -> float:
+    """T5 is fetched alone (its fp32 weights); CLIP comes with the rest of show-1-sr2."""
+    return T5_DOWNLOAD_GB if kind == EncoderKind.T5 else known_checkpoint(ENCODER_REPO[kind]).approx_download_gb
+
+
+def stage_output_tooltip(stage: ModelRole) -> str:
+    """The tooltip of a stage loader's ``model`` output: the model and the one socket type it connects to."""
+    return f"The {_stage_model_name(stage)}, for the Show-1 nodes that take {MODEL_TYPE[stage]} only."
+
+
+def encoder_output_tooltip(kind: EncoderKind) -> str:
+    """The tooltip of a text-encoder loader's ``encoder`` output: the encoder and the one socket type it connects to."""
+    return f"The {_encoder_name(kind)}, for the Show-1 nodes that take {ENCODER_TYPE[kind]} only."
+
+
 class ModelLoader:
-    """A loader node: a checkpoint (known repo id or local folder), its precision and memory policy."""
+    """A loader node: a checkpoint (known repo id or local folder), its precision and memory policy.
+
+    Each loader declares its outputs (``RETURN_TYPES``, ``RETURN_NAMES``, ``OUTPUT_TOOLTIPS``) and
+    ``DESCRIPTION`` in its own class body.
+    """
 
     FUNCTION = "load"
     CATEGORY = LOADER_CATEGORY
-    REPO_ID: str
-    SIZE_GB: float
-    WHAT: str
-    OUTPUT_TYPE: str
-    EXTRA_OUTPUTS: tuple[tuple[str, str, str], ...] = ()
-    """(type, name, tooltip) of outputs after the model."""
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        if hasattr(cls, "OUTPUT_TYPE"):  # a concrete loader, not an intermediate base
-            cls.RETURN_TYPES = (cls.OUTPUT_TYPE,) + tuple(kind for kind, _, _ in cls.EXTRA_OUTPUTS)
-            cls.RETURN_NAMES = cls.RETURN_NAMES[:1] + tuple(name for _, name, _ in cls.EXTRA_OUTPUTS)
-            cls.OUTPUT_TOOLTIPS = (f"The {cls.WHAT}, for the Show-1 nodes that take {cls.OUTPUT_TYPE} only.",) + tuple(
-                tip for _, _, tip in cls.EXTRA_OUTPUTS
-            )
-            cls.DESCRIPTION = inspect.cleandoc(cls.__doc__)
+    RETURN_TYPES: tuple[str, ...]
+    RETURN_NAMES: tuple[str, ...]
+    OUTPUT_TOOLTIPS: tuple[str, ...]
+    DESCRIPTION: str
 
     @classmethod
-    def choices(cls) -> list[str]:
-        """The ``model`` options: the repo id, then matching local folders."""
+    def model_input(cls) -> Input:
+        """The ``model`` combo: the repo id (the default), local choices, and where a download goes."""
         raise NotImplementedError
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
         """The checkpoint, its precision and its memory policy."""
-        return {
-            "required": {
-                "model": combo_input(cls.choices(), cls.REPO_ID, _model_tooltip(cls.REPO_ID, cls.SIZE_GB, cls.WHAT)),
-                "precision": precision_input(),
-                "memory": memory_input(),
-            }
-        }
+        return {"required": {"model": cls.model_input(), "precision": precision_input(), "memory": memory_input()}}
 
     @classmethod
     def VALIDATE_INPUTS(cls, model: str | None) -> bool | str:
@@ -129,18 +138,13 @@ class StageModelLoader(ModelLoader):
     """Loads one stage's checkpoint folder (downloading a known repo id on first use)."""
 
     STAGE: ModelRole
-    RETURN_NAMES = ("model",)
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        checkpoint = CHECKPOINT_FOR_STAGE[cls.STAGE]
-        cls.REPO_ID, cls.SIZE_GB, cls.WHAT = checkpoint.repo_id, checkpoint.approx_download_gb, f"{cls.STAGE.title} model"
-        cls.OUTPUT_TYPE = MODEL_TYPE[cls.STAGE]
-        super().__init_subclass__(**kwargs)
 
     @classmethod
-    def choices(cls) -> list[str]:
-        """The released repo id and the local folders holding this stage's UNet."""
-        return stage_choices(cls.STAGE)
+    def model_input(cls) -> Input:
+        """The stage's released repo id (the default), then the local folders holding this stage's UNet."""
+        checkpoint = CHECKPOINT_FOR_STAGE[cls.STAGE]
+        tooltip = _download_tooltip(checkpoint.repo_id, checkpoint.approx_download_gb, _stage_model_name(cls.STAGE))
+        return combo_input(stage_choices(cls.STAGE), checkpoint.repo_id, tooltip)
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
@@ -164,18 +168,30 @@ class KeyframeModelLoader(StageModelLoader):
     """Loads the Show-1 base model (stage 1, showlab/show-1-base) that generates low-resolution keyframes from text."""
 
     STAGE = ModelRole.KEYFRAMES
+    RETURN_TYPES = (MODEL_TYPE[STAGE],)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = (stage_output_tooltip(STAGE),)
+    DESCRIPTION = inspect.cleandoc(__doc__)
 
 
 class InterpolationModelLoader(StageModelLoader):
     """Loads the Show-1 interpolation model (stage 2, showlab/show-1-interpolation) that adds frames between keyframes."""
 
     STAGE = ModelRole.INTERPOLATION
+    RETURN_TYPES = (MODEL_TYPE[STAGE],)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = (stage_output_tooltip(STAGE),)
+    DESCRIPTION = inspect.cleandoc(__doc__)
 
 
 class PixelSRModelLoader(StageModelLoader):
     """Loads the Show-1 pixel super-resolution model (stage 3, showlab/show-1-sr1): x4 upscaling in pixel space."""
 
     STAGE = ModelRole.PIXEL_SR
+    RETURN_TYPES = (MODEL_TYPE[STAGE],)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = (stage_output_tooltip(STAGE),)
+    DESCRIPTION = inspect.cleandoc(__doc__)
 
 
 class FirstFrameModelLoader(StageModelLoader):
@@ -185,6 +201,10 @@ class FirstFrameModelLoader(StageModelLoader):
     """
 
     STAGE = ModelRole.FIRST_FRAME
+    RETURN_TYPES = (MODEL_TYPE[STAGE],)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = (stage_output_tooltip(STAGE),)
+    DESCRIPTION = inspect.cleandoc(__doc__)
 
 
 class LatentSRModelLoader(StageModelLoader):
@@ -194,14 +214,14 @@ class LatentSRModelLoader(StageModelLoader):
     """
 
     STAGE = ModelRole.LATENT_SR
-    EXTRA_OUTPUTS = (
-        (
-            "VAE",
-            "vae",
-            "The show-1-sr2 VAE for core VAE Decode, VAE Decode (Tiled) and VAE Encode: it decodes Show-1's 5-D video "
-            "latents to frames and encodes frames to one video latent.",
-        ),
+    RETURN_TYPES = (MODEL_TYPE[STAGE], "VAE")
+    RETURN_NAMES = ("model", "vae")
+    OUTPUT_TOOLTIPS = (
+        stage_output_tooltip(STAGE),
+        "The show-1-sr2 VAE for core VAE Decode, VAE Decode (Tiled) and VAE Encode: it decodes Show-1's 5-D video "
+        "latents to frames and encodes frames to one video latent.",
     )
+    DESCRIPTION = inspect.cleandoc(__doc__)
 
     def load(self, model: str, precision: str, memory: str, speed: SpeedSettings | None = None) -> tuple[PlacedModel, object]:
         """The stage-4 model and its VAE as a core ComfyUI VAE."""
@@ -213,18 +233,17 @@ class TextEncoderLoader(ModelLoader):
     """Prepares a text encoder; its weights load only when a prompt is not in the embeddings cache."""
 
     KIND: EncoderKind
-    RETURN_NAMES = ("encoder",)
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        cls.REPO_ID, cls.WHAT = ENCODER_REPO[cls.KIND], f"{ENCODER_TITLE[cls.KIND]} text encoder"
-        cls.SIZE_GB = T5_DOWNLOAD_GB if cls.KIND == EncoderKind.T5 else known_checkpoint(cls.REPO_ID).approx_download_gb
-        cls.OUTPUT_TYPE = ENCODER_TYPE[cls.KIND]
-        super().__init_subclass__(**kwargs)
 
     @classmethod
     def choices(cls) -> list[str]:
         """The repo id that ships the encoder and the local folders holding one."""
         return encoder_choices(cls.KIND)
+
+    @classmethod
+    def model_input(cls) -> Input:
+        """The repo id that ships the encoder (the default), then :meth:`choices`."""
+        repo_id = ENCODER_REPO[cls.KIND]
+        return combo_input(cls.choices(), repo_id, _download_tooltip(repo_id, _encoder_download_gb(cls.KIND), _encoder_name(cls.KIND)))
 
     def _source(self, model: str) -> tuple[Path, Path | None]:
         """The checkpoint folder (tokenizer, config, weights) and no single weights file."""
@@ -257,6 +276,10 @@ class T5Loader(TextEncoderLoader):
     """
 
     KIND = EncoderKind.T5
+    RETURN_TYPES = (ENCODER_TYPE[KIND],)
+    RETURN_NAMES = ("encoder",)
+    OUTPUT_TOOLTIPS = (encoder_output_tooltip(KIND),)
+    DESCRIPTION = inspect.cleandoc(__doc__)
 
     @classmethod
     def choices(cls) -> list[str]:
@@ -290,3 +313,7 @@ class CLIPLoader(TextEncoderLoader):
     """Prepares the CLIP text encoder of the expert latent super-resolution stage (shipped in showlab/show-1-sr2)."""
 
     KIND = EncoderKind.CLIP
+    RETURN_TYPES = (ENCODER_TYPE[KIND],)
+    RETURN_NAMES = ("encoder",)
+    OUTPUT_TOOLTIPS = (encoder_output_tooltip(KIND),)
+    DESCRIPTION = inspect.cleandoc(__doc__)

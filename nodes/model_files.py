@@ -1,18 +1,20 @@
 """Single model files picked by name from a list of folders (LoRAs, single-file text encoders).
 
 A name is a path relative to one of the folders, as ComfyUI's own loaders name files. Names
-come from workflow JSON, so they resolve only inside the folders: absolute paths, drive
-letters, ``..`` and links leading out of a folder are refused.
+come from workflow JSON, so they resolve only inside the folders: names are checked by
+:mod:`.model_names`, and links leading out of a folder are refused.
 """
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 from typing import Callable, TypeVar
 
 from show1_core import InputError, MissingFilesError
+
+from .model_names import RefusedName, relative_name
 
 T = TypeVar("T")
 
@@ -43,13 +45,10 @@ def files_in(roots: list[Path], accept: Callable[[Path], bool]) -> list[str]:
 
 
 def _checked_name(name: str, roots: list[Path], what: str) -> PurePosixPath:
-    text = str(name).strip().replace("\\", "/")
-    relative = PurePosixPath(text)
-    if not text or relative.is_absolute() or PureWindowsPath(text).drive or ".." in relative.parts:
-        raise InputError(
-            f"{what} {name!r} must be a file name inside {', '.join(map(str, roots))}; absolute paths and '..' are not allowed"
-        )
-    return relative
+    try:
+        return relative_name(name, "file")
+    except RefusedName as why:
+        raise InputError(f"{what} {name!r} must be a file name inside {', '.join(map(str, roots))}; {why}") from None
 
 
 def resolve_file(name: str, roots: list[Path], what: str, hint: str) -> Path:

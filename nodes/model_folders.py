@@ -20,7 +20,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from types import ModuleType
 from typing import Callable, Iterator, TypeVar
 
@@ -38,6 +38,8 @@ from show1_core import (
     resolve_checkpoint,
     stage_of_unet_config,
 )
+
+from .model_names import RefusedName, relative_name
 
 FOLDER_NAME = "show1"
 """The ComfyUI model folder name (``models/show1``, and the key in ``extra_model_paths.yaml``)."""
@@ -214,10 +216,6 @@ def is_known_repo_id(name: str) -> bool:
     return checkpoint is not None and checkpoint.repo_id.lower() == name.lower()
 
 
-MAX_NAME_BYTES = 255
-"""The longest file name (one path part) common file systems accept."""
-
-
 def _refuse_name(name: str, why: str) -> InputError:
     # No leading "model": ComfyUI shows a VALIDATE_INPUTS message as "model - <message>".
     return InputError(
@@ -227,17 +225,15 @@ def _refuse_name(name: str, why: str) -> InputError:
 
 
 def _relative_name(name: str) -> Path:
-    text = str(name).strip()
-    if not text:
+    if not str(name).strip():
         raise InputError("no model was chosen")
-    parts = PurePosixPath(text.replace("\\", "/"))
-    if parts.is_absolute() or PureWindowsPath(text).drive or ".." in parts.parts:
-        raise _refuse_name(name, "absolute paths and '..' are not allowed")
-    if not parts.parts or parts.parts == (".",):
+    try:
+        relative = relative_name(name, "folder")
+    except RefusedName as why:
+        raise _refuse_name(name, str(why)) from None
+    if not relative.parts:
         raise _refuse_name(name, "'.' is the models folder itself, not a checkpoint folder in it")
-    if "\0" in text or any(len(part.encode()) > MAX_NAME_BYTES for part in parts.parts):
-        raise _refuse_name(name, f"folder names are at most {MAX_NAME_BYTES} bytes, without NUL characters")
-    return Path(*parts.parts)
+    return Path(*relative.parts)
 
 
 def _outside_error(path: Path, root: Path) -> InputError:

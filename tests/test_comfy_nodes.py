@@ -15,6 +15,7 @@ import pytest
 import torch
 from comfy_support import PACK_ROOT, comfy, load_pack, pack_module, tiny_models
 
+from show1_core import PlacedModel
 from show1_core.errors import GatedRepoAccessError, InputError, MissingFilesError, WrongStageError
 from show1_core.settings import PAPER_SETTINGS, SpeedSettings
 from show1_core.stages.frames import to_uint8_frames
@@ -378,6 +379,28 @@ def test_dot_and_impossible_names_fail_validation_cleanly(monkeypatch, tiny, nam
     assert message in load_pack().NODE_CLASS_MAPPINGS["Show1KeyframeModelLoader"].VALIDATE_INPUTS(name)
 
 
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("a\0b.safetensors", "NUL"),
+        ("x" * 300 + ".safetensors", "at most 255 bytes"),
+        ("motion/" + "x" * 300 + "/a.safetensors", "at most 255 bytes"),
+    ],
+)
+@pytest.mark.parametrize(
+    "node_id, module, resolve",
+    [("Show1KeyframeMotionLoRA", "lora_files", "resolve_lora"), ("Show1T5Loader", "text_encoders", "resolve_t5_file")],
+)
+def test_impossible_file_names_fail_validation_cleanly(tmp_path, monkeypatch, name, message, node_id, module, resolve):
+    """LoRA and single-file text encoder names get the checks model folder names get, before any file system call."""
+    comfy(tmp_path, monkeypatch, tmp_path / "show1")
+    for folder in ("loras", "text_encoders"):
+        (tmp_path / "show1" / folder).mkdir(parents=True)
+    with pytest.raises(InputError, match=message):
+        getattr(pack_module(module), resolve)(name)
+    assert message in load_pack().NODE_CLASS_MAPPINGS[node_id].VALIDATE_INPUTS(name)
+
+
 def test_a_loader_pointed_at_another_stage_says_which_stage_it_found(monkeypatch, tiny):
     monkeypatch.setenv("SHOW1_MODELS_DIR", str(tiny))
     pack = load_pack().NODE_CLASS_MAPPINGS
@@ -439,6 +462,27 @@ STAGE_LOADERS = [
     "Show1FirstFrameModelLoader",
     "Show1LatentSRModelLoader",
 ]
+
+
+def _socket_type(value: object) -> str:
+    """The socket type a loader's output value belongs on (its class name if none)."""
+    types = pack_module("types")
+    if isinstance(value, PlacedModel):
+        return types.MODEL_TYPE[value.model.stage]
+    if isinstance(value, types.EncoderHandle):
+        return types.ENCODER_TYPE[value.kind]
+    if isinstance(value, (pack_module("core_vae").UnusableCoreVAE, sys.modules["comfy.sd"].VAE)):
+        return "VAE"
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("node_id", STAGE_LOADERS + ["Show1T5Loader", "Show1CLIPLoader"])
+def test_each_loader_returns_the_outputs_it_declares(tmp_path, monkeypatch, tiny, node_id):
+    comfy(tmp_path, monkeypatch, tiny)
+    loader = load_pack().NODE_CLASS_MAPPINGS[node_id]
+    local_folder = loader.INPUT_TYPES()["required"]["model"][0][1]
+    outputs = loader().load(local_folder, "fp32", "balanced")
+    assert tuple(map(_socket_type, outputs)) == loader.RETURN_TYPES
 
 
 def test_speed_settings_come_from_one_node_into_every_stage_loader():

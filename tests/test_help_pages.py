@@ -54,6 +54,16 @@ def test_each_help_page_documents_its_node(node_id):
     assert re.search(r"^```\n.*(─▶|-->)", page, re.MULTILINE | re.DOTALL), "a small diagram of how the node is wired"
 
 
+@pytest.mark.parametrize("node_id", sorted(NODES))
+def test_each_help_page_lists_the_outputs_with_their_declared_types(node_id):
+    """The Outputs table has one row per output, in order, with the socket type the node declares."""
+    page = (help_folder() / f"{node_id}.md").read_text()
+    section = page.split("## Outputs", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \|", section, re.MULTILINE)
+    node = NODES[node_id]
+    assert rows == list(zip(_names(node)[1], node.RETURN_TYPES))
+
+
 def test_help_pages_quote_only_measured_times():
     """A page's times are ones docs/PERFORMANCE.md measured; where there are none it says 'not measured yet'."""
     performance = (PACK_ROOT / "docs" / "PERFORMANCE.md").read_text()
