@@ -20,6 +20,7 @@ tests/measure_noise_floor.py; docs/STAGES.md "Numerics" explains the factor).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,9 @@ from show1_core.parity import PIECES, run_parity
 from show1_core.schedulers import OriginalDPMSolverMultistepScheduler
 
 TOLERANCE = 1e-4
+FULL_PARITY = os.environ.get("SHOW1_FULL_PARITY") == "1"
+"""Also run case_a in float64 (6.5 min on one core, more than half of the suite's time): the compact case
+checks every piece at 1e-10 in 20 s, so the larger case is a release check (docs/DEVELOPMENT.md)."""
 EXACT = 1e-10
 FLOOR_FACTOR = 3.0
 """|ours - reference| <= |ours - exact| + |reference - exact|; our float32 error was measured at
@@ -115,6 +119,7 @@ def test_compact_float64_is_exact(name, pinned_float64, compact64_expected):
     _check_float64(name, pinned_float64[name], compact64_expected)
 
 
+@pytest.mark.skipif(not FULL_PARITY, reason="case_a in float64 is a release check: set SHOW1_FULL_PARITY=1 to run it")
 @pytest.mark.pinned_float64("case_a", case="case_a")
 @pytest.mark.parametrize("name", OUTPUTS)
 def test_case_a_float64_is_exact(name, pinned_float64, case_a64_expected):
