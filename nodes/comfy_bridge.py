@@ -20,7 +20,8 @@ from types import ModuleType
 
 import torch
 
-from show1_core import ModelRole, StepCallback, StepEvent, default_device
+from show1_core import ModelRole, StepCallback, StepEvent
+from show1_core.host import default_device
 
 from .previews import stage_previewer, step_preview
 

@@ -13,16 +13,8 @@ from dataclasses import replace
 
 import torch
 
-from show1_core import (
-    PAPER_SETTINGS,
-    EncoderKind,
-    ModelRole,
-    PlacedModel,
-    latent_sr_problems,
-    run_latent_refine,
-    run_vae_decode,
-    run_vae_encode,
-)
+from show1_core import PAPER_SETTINGS, EncoderKind, ModelRole
+from show1_core.host import PlacedModel, latent_sr_problems, run_latent_refine, run_vae_decode, run_vae_encode
 
 from .comfy_bridge import progress_callback
 from .image_video import image_to_video, latent_samples, to_latent, video_to_image

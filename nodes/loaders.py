@@ -16,20 +16,18 @@ from show1_core import (
     MemoryPolicy,
     MissingFilesError,
     ModelRole,
-    PlacedModel,
     Show1Error,
     SpeedSettings,
     TextEncoder,
     TextEncoderSpec,
     WrongStageError,
-    apply_speed,
-    default_dtype,
     embeddings_cache_dir,
     known_checkpoint,
     load_stage_model,
     parse_dtype,
     resolve_t5_tokenizer,
 )
+from show1_core.host import PlacedModel, apply_speed, default_dtype
 
 from .comfy_bridge import torch_device
 from .core_vae import core_vae

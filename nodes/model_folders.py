@@ -36,8 +36,8 @@ from show1_core import (
     default_models_dir,
     known_checkpoint,
     resolve_checkpoint,
-    stage_of_unet_config,
 )
+from show1_core.host import stage_of_unet_config
 
 from .model_names import RefusedName, relative_name
 

@@ -11,16 +11,8 @@ from __future__ import annotations
 
 import inspect
 
-from show1_core import (
-    ModelRole,
-    MotionLora,
-    PlacedModel,
-    Show1Error,
-    WrongStageError,
-    check_fits,
-    load_motion_lora,
-    with_motion_loras,
-)
+from show1_core import ModelRole, MotionLora, Show1Error, WrongStageError, load_motion_lora, with_motion_loras
+from show1_core.host import PlacedModel, check_fits
 
 from .loaders import LOADER_CATEGORY
 from .lora_files import lora_choices, resolve_lora

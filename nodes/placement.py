@@ -5,7 +5,7 @@ Inside ComfyUI a stage's modules are handed to ComfyUI's model management as one
 and loads them; they stay resident until ComfyUI needs the memory, or, under the
 ``low-vram`` policy, this stage's model alone is unloaded after the run. Outside ComfyUI
 show1_core's :class:`~show1_core.ModelPlacer` does the same job. Either way the stage runs
-through show1_core's one stage runner (:class:`~show1_core.PlacedModel`).
+through show1_core's one stage runner (:class:`~show1_core.host.PlacedModel`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Iterator
 
 from torch import nn
 
-from show1_core import MemoryPolicy, ModelPlacer, PlacedModel, PlacerPlacement, StageModel
+from show1_core import MemoryPolicy, StageModel
+from show1_core.host import ModelPlacer, PlacedModel, PlacerPlacement
 
 from .comfy_bridge import ComfyRuntime, comfy_runtime, torch_device
 

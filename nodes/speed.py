@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 
-from show1_core import ATTENTION_BACKENDS, COMPILE_BACKENDS, Show1Error, SpeedSettings, check_attention_backend
+from show1_core import ATTENTION_BACKENDS, COMPILE_BACKENDS, Show1Error, SpeedSettings
+from show1_core.host import check_attention_backend
 
 from .comfy_bridge import torch_device
 from .types import SPEED

@@ -6,14 +6,11 @@ from dataclasses import replace
 
 import torch
 
-from show1_core import (
+from show1_core import PAPER_SETTINGS, EncoderKind, ModelRole, interpolated_fps
+from show1_core.host import (
     LIMITS,
-    PAPER_SETTINGS,
-    EncoderKind,
-    ModelRole,
     PlacedModel,
     first_frame_problems,
-    interpolated_fps,
     interpolation_problems,
     keyframe_problems,
     latent_sr_problems,

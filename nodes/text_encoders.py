@@ -23,7 +23,8 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from show1_core import POLICY_SETTINGS, EncoderKind, EncoderPlacement, MemoryPolicy, ModelPlacer, PlacerEncoderPlacement
+from show1_core import EncoderKind, MemoryPolicy
+from show1_core.host import POLICY_SETTINGS, EncoderPlacement, ModelPlacer, PlacerEncoderPlacement
 
 from .comfy_bridge import ComfyRuntime, comfy_runtime, torch_device
 from .model_files import files_in, per_file_version, resolve_file

@@ -3,7 +3,7 @@
 Every model socket has its own type, so ComfyUI refuses to wire the model of one stage
 into another stage (or T5 embeddings into the CLIP-conditioned stage 4). The nodes check
 the values again at run time, because an API-format prompt can be written by hand. A model
-socket carries a :class:`~show1_core.PlacedModel`: the loaded stage, how it reaches the
+socket carries a :class:`~show1_core.host.PlacedModel`: the loaded stage, how it reaches the
 accelerator, and its memory policy.
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from show1_core import EncoderKind, InputError, ModelRole, PlacedModel, PromptEmbeds, SpeedSettings, TextEncoder
+from show1_core import EncoderKind, InputError, ModelRole, PromptEmbeds, SpeedSettings, TextEncoder
+from show1_core.host import PlacedModel
 
 KEYFRAME_MODEL = "SHOW1_KEYFRAME_MODEL"
 INTERPOLATION_MODEL = "SHOW1_INTERPOLATION_MODEL"

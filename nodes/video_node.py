@@ -16,7 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from show1_core import PAPER_SETTINGS, InputError, PlacedModel, latent_sr_problems
+from show1_core import PAPER_SETTINGS, InputError
+from show1_core.host import PlacedModel, latent_sr_problems
 
 from .comfy_bridge import comfy_runtime
 from .model_folders import public_message

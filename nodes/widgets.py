@@ -1,6 +1,6 @@
 """Input declarations shared by the nodes, and their ``VALIDATE_INPUTS``.
 
-Every widget has explicit bounds (a number's from ``show1_core.LIMITS``) and a tooltip.
+Every widget has explicit bounds (a number's from ``show1_core.host.LIMITS``) and a tooltip.
 ComfyUI calls a node's ``VALIDATE_INPUTS`` when a prompt is queued, before any node runs, with
 the values of the inputs its signature names, and skips its own min/max check for those
 inputs: :func:`widget_problems` applies show1_core's checks of the same ranges, which also
@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable, TypeVar
 
-from show1_core import DTYPES, LIMITS, PAPER_SETTINGS, EncoderKind, MemoryPolicy, Problem
+from show1_core import DTYPES, PAPER_SETTINGS, EncoderKind, MemoryPolicy
+from show1_core.host import LIMITS, Problem
 
 from .types import EMBEDS_TYPE, ENCODER_TITLE
 
@@ -38,7 +39,7 @@ def float_input(default: float, minimum: float, maximum: float, step: float, too
 
 
 def limited_input(setting: str, default: float, tooltip: str, step: float = 1) -> Input:
-    """A number widget whose min and max are the range ``show1_core.LIMITS`` declares for ``setting``.
+    """A number widget whose min and max are the range ``show1_core.host.LIMITS`` declares for ``setting``.
 
     An excluded lower end (a frame rate above 0) becomes the first step above it; a whole-number setting with a
     step above 1 (sizes in multiples of 8) starts at its first multiple.

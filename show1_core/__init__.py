@@ -1,7 +1,10 @@
 """show1_core: the Show-1 text-to-video cascade on PyTorch, diffusers and transformers.
 
-The names in ``__all__`` are the public surface (the ComfyUI node pack uses nothing else).
-They are imported on first use, so ``import show1_core`` itself is instant.
+The names in ``__all__`` are the public face a Python user reads in the README: the cascade, the
+stage functions' settings, loading, motion LoRAs and the errors. They are imported on first use,
+so ``import show1_core`` itself is instant. What only a host application such as the ComfyUI node
+pack needs (placing models, memory policy settings, limits and checks) is in :mod:`show1_core.host`;
+the node pack imports nothing else.
 """
 
 from __future__ import annotations
@@ -44,47 +47,18 @@ _PUBLIC = {
         "known_checkpoint",
         "load_stage_model",
         "parse_dtype",
-        "stage_of_unet_config",
     ),
     "loading.hub": ("DEFAULT_MODELS_DIR_ENV", "default_models_dir", "resolve_checkpoint", "resolve_t5_tokenizer"),
     "loading.t5_file": ("load_t5_file",),
-    "memory": ("POLICY_SETTINGS", "MemoryPolicy", "ModelPlacer", "PolicySettings", "default_device", "default_dtype", "resolve_device"),
+    "memory": ("MemoryPolicy",),
     "motion_lora": (
         "MotionLora",
         "MotionLoraInfo",
-        "check_fits",
         "load_motion_lora",
         "motion_loras",
         "parse_lora_spec",
         "read_motion_lora_info",
         "with_motion_loras",
-    ),
-    "runner": (
-        "PlacedModel",
-        "Placement",
-        "PlacerPlacement",
-        "place",
-        "run_interpolation",
-        "run_keyframes",
-        "run_latent_refine",
-        "run_latent_sr",
-        "run_pixel_sr",
-        "run_vae_decode",
-        "run_vae_encode",
-    ),
-    "validation.ranges": (
-        "LIMITS",
-        "MAX_GUIDANCE",
-        "MAX_LORA_STRENGTH",
-        "MAX_NOISE_LEVEL",
-        "MAX_SIZE",
-        "Problem",
-        "first_frame_problems",
-        "interpolation_problems",
-        "keyframe_problems",
-        "latent_sr_problems",
-        "pixel_sr_problems",
-        "settings_problems",
     ),
     "settings": (
         "ATTENTION_BACKENDS",
@@ -98,19 +72,8 @@ _PUBLIC = {
         "PixelSRSettings",
         "SpeedSettings",
     ),
-    "speed": ("apply_speed", "check_attention_backend"),
-    "stages": ("StepCallback", "StepEvent", "interpolated_fps", "window_starts"),
-    "text": (
-        "EmbeddingCache",
-        "EncoderKind",
-        "EncoderPlacement",
-        "PlacerEncoderPlacement",
-        "TextEncoder",
-        "TextEncoderSpec",
-        "embeddings_cache_dir",
-    ),
-    "validation.cascade": ("validate_cascade",),
-    "validation.models": ("ModelLimits",),
+    "stages": ("StepCallback", "StepEvent", "interpolated_fps"),
+    "text": ("EmbeddingCache", "EncoderKind", "TextEncoder", "TextEncoderSpec", "embeddings_cache_dir"),
 }
 if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/test_public_surface.py keeps them equal)
     from .cascade import CascadeCheckpoints, CascadeResult, Phase, Show1Cascade
@@ -145,33 +108,18 @@ if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/
         known_checkpoint,
         load_stage_model,
         parse_dtype,
-        stage_of_unet_config,
     )
     from .loading.hub import DEFAULT_MODELS_DIR_ENV, default_models_dir, resolve_checkpoint, resolve_t5_tokenizer
     from .loading.t5_file import load_t5_file
-    from .memory import POLICY_SETTINGS, MemoryPolicy, ModelPlacer, PolicySettings, default_device, default_dtype, resolve_device
+    from .memory import MemoryPolicy
     from .motion_lora import (
         MotionLora,
         MotionLoraInfo,
-        check_fits,
         load_motion_lora,
         motion_loras,
         parse_lora_spec,
         read_motion_lora_info,
         with_motion_loras,
-    )
-    from .runner import (
-        PlacedModel,
-        Placement,
-        PlacerPlacement,
-        place,
-        run_interpolation,
-        run_keyframes,
-        run_latent_refine,
-        run_latent_sr,
-        run_pixel_sr,
-        run_vae_decode,
-        run_vae_encode,
     )
     from .settings import (
         ATTENTION_BACKENDS,
@@ -185,33 +133,8 @@ if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/
         PixelSRSettings,
         SpeedSettings,
     )
-    from .speed import apply_speed, check_attention_backend
-    from .stages import StepCallback, StepEvent, interpolated_fps, window_starts
-    from .text import (
-        EmbeddingCache,
-        EncoderKind,
-        EncoderPlacement,
-        PlacerEncoderPlacement,
-        TextEncoder,
-        TextEncoderSpec,
-        embeddings_cache_dir,
-    )
-    from .validation.cascade import validate_cascade
-    from .validation.models import ModelLimits
-    from .validation.ranges import (
-        LIMITS,
-        MAX_GUIDANCE,
-        MAX_LORA_STRENGTH,
-        MAX_NOISE_LEVEL,
-        MAX_SIZE,
-        Problem,
-        first_frame_problems,
-        interpolation_problems,
-        keyframe_problems,
-        latent_sr_problems,
-        pixel_sr_problems,
-        settings_problems,
-    )
+    from .stages import StepCallback, StepEvent, interpolated_fps
+    from .text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec, embeddings_cache_dir
 
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 __all__ = sorted(_MODULE_OF)

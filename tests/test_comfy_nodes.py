@@ -15,8 +15,8 @@ import pytest
 import torch
 from comfy_support import PACK_ROOT, comfy, load_pack, pack_module, tiny_models
 
-from show1_core import PlacedModel
 from show1_core.errors import GatedRepoAccessError, InputError, MissingFilesError, WrongStageError
+from show1_core.host import PlacedModel
 from show1_core.settings import PAPER_SETTINGS, SpeedSettings
 from show1_core.stages.frames import to_uint8_frames
 
@@ -573,7 +573,7 @@ NOT_A_SETTING = {("Show1Interpolation", "window_batch")}
 
 
 def test_every_number_widget_takes_its_range_from_the_table_the_command_line_checks():
-    """One table of limits: each INT/FLOAT widget's min/max is the range ``show1_core.LIMITS`` gives its setting, and the
+    """One table of limits: each INT/FLOAT widget's min/max is the range ``show1_core.host.LIMITS`` gives its setting, and the
     checks the command line runs (``settings_problems``) accept that range's ends and refuse what lies beyond them."""
     from show1_core.validation.ranges import LIMITS, check
 
