@@ -36,6 +36,7 @@ from .model_folders import (
     FOLDER_NAME,
     check_model_name,
     client_safe,
+    public_message,
     display_path,
     download_root,
     encoder_choices,
@@ -128,7 +129,7 @@ class ModelLoader:
         try:
             check_model_name(model)
         except Show1Error as err:
-            return str(err)
+            return public_message(str(err))
         return True
 
 
@@ -292,7 +293,7 @@ class T5Loader(TextEncoderLoader):
         try:
             resolve_t5_file(model)
         except Show1Error as err:
-            return str(err)
+            return public_message(str(err))
         return True
 
     def _source(self, model: str) -> tuple[Path, Path | None]:

@@ -9,8 +9,6 @@ Motion LoRA nodes stack their LoRAs.
 
 from __future__ import annotations
 
-import inspect
-
 from show1_core import ModelRole, MotionLora, Show1Error, WrongStageError, load_motion_lora, with_motion_loras
 from show1_core.host import PlacedModel, check_fits
 
@@ -23,25 +21,28 @@ from .widgets import combo_input, limited_input, socket
 NO_LORA = "(no motion LoRA found)"
 
 
-class MotionLoraNode:
-    """Applies a motion LoRA (from `show1 train-motion`) to a Show-1 {stage} model while its stage runs.
+MOTION_LORA_DESCRIPTION = """Applies a motion LoRA (from `show1 train-motion`) to a Show-1 {stage} model while its stage runs.
 
-    The LoRA changes only the temporal attention, so the motion follows the training clips while appearance and text
-    alignment stay the model's. Strength 0 gives exactly the plain model's output. Files are listed from
-    models/show1/loras and models/loras (only motion LoRAs of this stage). Chain several nodes to stack LoRAs.
-    """
+The LoRA changes only the temporal attention, so the motion follows the training clips while appearance and text
+alignment stay the model's. Strength 0 gives exactly the plain model's output. Files are listed from
+models/show1/loras and models/loras (only motion LoRAs of this stage). Chain several nodes to stack LoRAs."""
+
+
+def motion_lora_output_tooltip(stage: ModelRole) -> str:
+    """The tooltip of a Motion LoRA node's ``model`` output."""
+    return f"The same {stage.title} model, run with the motion LoRA (the loaded model is not changed)."
+
+
+class MotionLoraNode:
+    """A motion LoRA applied to one stage's model; each subclass declares its stage and its ComfyUI attributes."""
 
     FUNCTION = "apply"
     CATEGORY = LOADER_CATEGORY
     RETURN_NAMES = ("model",)
     STAGE: ModelRole
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.MODEL_TYPE = MODEL_TYPE[cls.STAGE]
-        cls.RETURN_TYPES = (cls.MODEL_TYPE,)
-        cls.OUTPUT_TOOLTIPS = (f"The same {cls.STAGE.title} model, run with the motion LoRA (the loaded model is not changed).",)
-        cls.DESCRIPTION = inspect.cleandoc(MotionLoraNode.__doc__).format(stage=cls.STAGE.title)
+    RETURN_TYPES: tuple[str]
+    OUTPUT_TOOLTIPS: tuple[str]
+    DESCRIPTION: str
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
@@ -49,7 +50,7 @@ class MotionLoraNode:
         choices = lora_choices(cls.STAGE) or [NO_LORA]
         return {
             "required": {
-                "model": socket(cls.MODEL_TYPE, f"The {cls.STAGE.title} model (its loader, or another Motion LoRA node)."),
+                "model": socket(MODEL_TYPE[cls.STAGE], f"The {cls.STAGE.title} model (its loader, or another Motion LoRA node)."),
                 "lora_name": combo_input(
                     choices,
                     choices[0],
@@ -95,9 +96,15 @@ class KeyframeMotionLora(MotionLoraNode):
     """Motion LoRA for the keyframe model (stage 1)."""
 
     STAGE = ModelRole.KEYFRAMES
+    RETURN_TYPES = (MODEL_TYPE[STAGE],)
+    OUTPUT_TOOLTIPS = (motion_lora_output_tooltip(STAGE),)
+    DESCRIPTION = MOTION_LORA_DESCRIPTION.format(stage=STAGE.title)
 
 
 class InterpolationMotionLora(MotionLoraNode):
     """Motion LoRA for the interpolation model (stage 2)."""
 
     STAGE = ModelRole.INTERPOLATION
+    RETURN_TYPES = (MODEL_TYPE[STAGE],)
+    OUTPUT_TOOLTIPS = (motion_lora_output_tooltip(STAGE),)
+    DESCRIPTION = MOTION_LORA_DESCRIPTION.format(stage=STAGE.title)

@@ -143,3 +143,8 @@ def test_a_corrupt_video_file_is_named_from_comfyuis_input_folder_in_one_line(tm
         "load a complete video file"
     )
     assert str(fake.root) not in message
+
+
+def test_a_missing_single_file_t5_is_named_from_the_text_encoders_root(models_show1, tmp_path):
+    details = _validation_details("Show1T5Loader", "no-such-t5.safetensors")
+    _assert_public(details, tmp_path, "no-such-t5.safetensors")
