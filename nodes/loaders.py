@@ -36,12 +36,12 @@ from .model_folders import (
     FOLDER_NAME,
     check_model_name,
     client_safe,
-    public_message,
     display_path,
     download_root,
     encoder_choices,
     encoder_of_folder,
     model_roots,
+    public_message,
     resolve_model,
     stage_choices,
 )
