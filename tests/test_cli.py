@@ -176,7 +176,7 @@ def test_a_missing_attention_kernel_or_a_lora_on_fp8_weights_is_refused_before_a
     assert "motion LoRAs cannot adapt" in capsys.readouterr().err
 
 
-# --- issue 12: settings checked before the first step, values out of range, progress ------
+# --- settings checked before the first step, values out of range, progress --------------
 
 
 def test_out_of_range_settings_are_all_refused_before_anything_loads(tmp_path):
@@ -286,7 +286,7 @@ def test_generate_shows_each_phase_closes_each_bar_with_its_stage_and_sums_up_th
     assert "wrote" in done.stdout and "time per phase" not in done.stdout
 
 
-# --- issue 19: damaged configs, the wrong stage and a wrong --models-dir, in one line ----------------
+# --- damaged configs, the wrong stage and a wrong --models-dir, in one line ---------------------------
 
 
 def _generate_one_line_error(models: Path, tmp_path: Path, capsys) -> str:

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]
 README_MAX_LINES = 200
-"""Issue 21: the README (the Comfy Registry's page of the pack) stays under 200 lines."""
+"""The README (the Comfy Registry's page of the pack) stays under 200 lines, so a newcomer reads it to the end."""
 
 LINK = re.compile(r"(?<!!)\[(?:[^\[\]]|\[[^\]]*\])*\]\(([^()\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^(```|~~~)")

@@ -1,5 +1,5 @@
 """Downloads against a local fake Hub: every file is checked against the Hub's checksums and the
-result remembered; damaged, cut and corrupted downloads are caught (issue 12, defects 7 and 10)."""
+result remembered; damaged, cut and corrupted downloads are caught."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Output files: every write is verified and atomic, nothing is overwritten by surprise, and bad
-locations are refused before any stage runs (issue 12, defects 1-3)."""
+locations are refused before any stage runs."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-# --- defect 1: a failed write is an error, and what is written is read back ----------------
+# --- a failed write is an error, and what is written is read back ----------------
 
 
 def test_an_output_name_starting_with_a_dash_is_written_not_taken_for_an_option(tiny_root, tmp_path):
@@ -86,7 +86,7 @@ def test_an_unreadable_result_is_an_error(tmp_path, monkeypatch):
     assert _leftovers(tmp_path) == []
 
 
-# --- defect 2: interrupted writes leave nothing half-written ---------------------------------
+# --- interrupted writes leave nothing half-written ---------------------------------
 
 
 class _InterruptedFrames:
@@ -142,7 +142,7 @@ def test_ctrl_c_while_the_cli_writes_leaves_no_partial_file(tiny_root, tmp_path)
     assert _leftovers(tmp_path) == []
 
 
-# --- defect 3: existing outputs and bad locations are refused before running ----------------
+# --- existing outputs and bad locations are refused before running ----------------
 
 
 def test_existing_outputs_are_refused_unless_overwrite_is_given(tiny_root, tmp_path):

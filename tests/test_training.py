@@ -318,7 +318,7 @@ def test_train_motion_explains_missing_captions_before_loading_anything(tmp_path
     assert "must be a .safetensors file" in capsys.readouterr().err
 
 
-# --- issue 19: clips without motion, captions that are not UTF-8, seeds that are not integers -------
+# --- clips without motion, captions that are not UTF-8, seeds that are not integers ----------------
 
 
 def test_a_single_frame_clip_is_refused_and_short_clips_are_named(tmp_path, tiny_root, capsys):
