@@ -202,7 +202,7 @@ def test_contact_sheet_is_written_atomically(tmp_path, monkeypatch):
     assert _leftovers(tmp_path) == []
 
 
-# --- issue 19, rows 4 and 5: concurrent runs, killed runs, a full disk --------------------------
+# --- concurrent runs, killed runs, a full disk ---------------------------------------------------
 
 
 def _running(pid: int) -> bool:

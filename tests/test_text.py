@@ -153,7 +153,7 @@ def test_without_cleaning_only_case_and_spaces_change():
     assert preprocess_prompt("  See <b>Big</b> Cat ") == "see <b>big</b> cat"
 
 
-# --- the cache follows the encoder, not its folder (issue 12, defect 4) ---------------------
+# --- the cache follows the encoder, not its folder -------------------------------------------
 
 
 def test_rewriting_a_models_folder_in_place_invalidates_its_cached_embeddings(tmp_path):
