@@ -106,7 +106,12 @@ def _run(stage: PlacedModel, work: Callable[[], T]) -> T:
     """``work()`` with the stage's models on the device; its tensor result comes back on the CPU."""
     with explain_out_of_memory(f"the {stage.model.stage.title}"), torch.inference_mode(), stage.placement.holding(), _vae_mode(stage):
         result = work()
-    return result.to("cpu")
+    return _on_host(result)
+
+
+def _on_host(result: torch.Tensor) -> torch.Tensor:
+    """``result`` on the CPU; a ``meta`` result (a memory plan) becomes CPU zeros of its shape, the host memory it would take."""
+    return torch.zeros(result.shape, dtype=result.dtype) if result.is_meta else result.to("cpu")
 
 
 def _vae_settings(stage: PlacedModel, settings: LatentSRSettings) -> LatentSRSettings:

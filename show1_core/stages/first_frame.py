@@ -15,7 +15,7 @@ from ..loading.stage_model import StageModel
 from ..settings import FirstFrameSettings
 from ..validation.stage_inputs import check_first_frame_inputs
 from .progress import StageSteps, StepCallback
-from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
+from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, scheduler_for, seeded_generator
 
 
 def upscale_bilinear(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -56,8 +56,7 @@ def upscale_first_frame(
     embeds = embeddings_for(unet, embeds, ModelRole.FIRST_FRAME.title, batch)
     device, dtype = unet.device, unet.dtype
 
-    scheduler = model.fresh_scheduler()
-    scheduler.set_timesteps(settings.steps, device=device)
+    scheduler = scheduler_for(model, settings.steps, device)
     generator = seeded_generator(seed)
     channels = unet.config.in_channels // 2
     sample = noise_like((batch, channels, height, width), generator, device, dtype) * scheduler.init_noise_sigma

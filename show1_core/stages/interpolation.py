@@ -18,7 +18,7 @@ from ..memory import retry_smaller_on_oom
 from ..settings import InterpolationSettings
 from ..validation.stage_inputs import check_interpolation_inputs
 from .progress import StageSteps, StepCallback
-from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
+from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, scheduler_for, seeded_generator
 
 
 def interpolated_length(num_frames: int, frames_between: int) -> int:
@@ -89,8 +89,7 @@ def interpolate_frames(
         parts = -(-windows // chunk)
         for part, first in enumerate(range(0, windows, chunk)):
             count = min(chunk, windows - first)
-            scheduler = model.fresh_scheduler()
-            scheduler.set_timesteps(settings.steps, device=device)
+            scheduler = scheduler_for(model, settings.steps, device)
             loop = len(scheduler.timesteps)
             stage = progress or StageSteps(ModelRole.INTERPOLATION.value, 0, parts * loop)
             results.append(

@@ -9,7 +9,7 @@ from ..loading.stage_model import StageModel
 from ..settings import KeyframeSettings
 from ..validation.stage_inputs import check_keyframe_inputs
 from .progress import StageSteps, StepCallback
-from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, seeded_generator
+from .sampling import PromptEmbeds, embeddings_for, guided_denoise, noise_like, scheduler_for, seeded_generator
 
 
 def generate_keyframes(
@@ -35,8 +35,7 @@ def generate_keyframes(
     embeds = embeddings_for(unet, embeds, ModelRole.KEYFRAMES.title, batch)
     device, dtype = unet.device, unet.dtype
 
-    scheduler = model.fresh_scheduler()
-    scheduler.set_timesteps(settings.steps, device=device)
+    scheduler = scheduler_for(model, settings.steps, device)
     generator = seeded_generator(seed)
     shape = (batch, unet.config.in_channels, settings.num_frames, settings.height, settings.width)
     sample = noise_like(shape, generator, device, dtype) * scheduler.init_noise_sigma

@@ -27,7 +27,7 @@ from ..memory import retry_smaller_on_oom
 from ..settings import LatentSRSettings
 from ..validation.ranges import frame_size_problems, raise_problems
 from ..validation.stage_inputs import check_latent_refine_inputs, check_latent_sr_inputs
-from ..validation.tensors import check_positive, check_vae_frame_size, check_video
+from ..validation.tensors import all_finite, check_positive, check_vae_frame_size, check_video
 from .frames import resize_uint8_frames, to_uint8_frames, uint8_frames_to_video
 from .progress import StageSteps, StepCallback
 from .sampling import (
@@ -37,6 +37,7 @@ from .sampling import (
     frames_to_batch,
     guided_denoise,
     noise_like,
+    scheduler_for,
     seeded_generator,
 )
 
@@ -95,7 +96,7 @@ def decode_latents(
         return torch.cat([vae.decode(part).sample for part in flat.split(chunk)])
 
     images = retry_smaller_on_oom(decode, frames_per_batch, vae.device, "VAE decoding")
-    if not torch.isfinite(images).all():
+    if not all_finite(images):
         advice = "fp16 overflow: decode in bf16 or fp32" if images.dtype == torch.float16 else "the latents drive the VAE out of range"
         raise NonFiniteOutputError(f"the VAE decoded NaN or infinite values ({advice})")
     return batch_to_frames(images, latents.shape[0]).to(dtype)
@@ -125,8 +126,7 @@ def refine_latents(
     embeds = embeddings_for(unet, embeds, ModelRole.LATENT_SR.title, batch)
     device, dtype = unet.device, unet.dtype
 
-    scheduler = model.fresh_scheduler()
-    scheduler.set_timesteps(settings.steps, device=device)
+    scheduler = scheduler_for(model, settings.steps, device)
     kept = min(int(settings.steps * settings.strength), settings.steps)
     start = max(settings.steps - kept, 0) * scheduler.order
     timesteps = scheduler.timesteps[start:]

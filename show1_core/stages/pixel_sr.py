@@ -30,6 +30,7 @@ from .sampling import (
     frames_to_batch,
     guided_denoise,
     noise_like,
+    scheduler_for,
     seeded_generator,
 )
 
@@ -90,8 +91,7 @@ def super_resolve_pixels(
         frames = video[:, :, start : start + settings.window]
         length = frames.shape[2]
         anchor = first_frame.to(device, dtype) if start == 0 else out[:, :, start]
-        scheduler = model.fresh_scheduler()
-        scheduler.set_timesteps(settings.steps, device=device)
+        scheduler = scheduler_for(model, settings.steps, device)
         loop = len(scheduler.timesteps)
         stage = progress or StageSteps(ModelRole.PIXEL_SR.value, 0, len(windows) * loop)
         generator = seeded_generator(seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
 import torch
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -11,6 +12,11 @@ from torch import nn
 
 from ..embeds import PromptEmbeds
 from ..errors import InputError, NonFiniteOutputError
+from ..validation.tensors import all_finite
+
+if TYPE_CHECKING:
+    from ..loading.stage_model import StageModel
+
 from .progress import StageSteps, StepCallback, StepEvent, report
 
 LEARNED_VARIANCE = ("learned", "learned_range")
@@ -35,7 +41,7 @@ def embeddings_for(unet: nn.Module, embeds: PromptEmbeds, stage: str, batch: int
             "encode the prompt with that stage's text encoder"
         )
     for which, tensor in (("prompt", embeds.positive), ("negative prompt", embeds.negative)):
-        if not torch.isfinite(tensor).all():
+        if not all_finite(tensor):
             raise InputError(
                 f"the {which} embeddings given to the {stage} contain NaN or infinite values; encode the prompt again "
                 "(in bf16 or fp32 if the text encoder ran in fp16)"
@@ -51,6 +57,17 @@ def seeded_generator(seed: int) -> torch.Generator:
     ``seed`` is a whole number from 0 to 2**64 - 1, as :func:`~show1_core.validation.ranges.seed_problems` checks.
     """
     return torch.Generator("cpu").manual_seed(int(seed))
+
+
+def scheduler_for(model: "StageModel", steps: int, device: torch.device) -> SchedulerMixin:
+    """A fresh copy of the model's scheduler set to ``steps`` steps, its timesteps on ``device``.
+
+    On the ``meta`` device (a memory plan: shapes only) the timesteps stay on the CPU, where the
+    scheduler can still find a timestep's index; the samples it steps may be on any device.
+    """
+    scheduler = model.fresh_scheduler()
+    scheduler.set_timesteps(steps, device=torch.device("cpu") if device.type == "meta" else device)
+    return scheduler
 
 
 def noise_like(shape: tuple[int, ...], generator: torch.Generator, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -225,7 +242,7 @@ def guided_denoise(
         denoised = _denoised_estimate(scheduler, output)
         denoised = None if denoised is None else batch_to_frames(denoised, batch)
         report(callback, StepEvent(progress.stage, progress.before + i + 1, progress.total, sample, denoised))
-    if not torch.isfinite(sample).all():
+    if not all_finite(sample):
         advice = (
             "this usually means fp16 overflow: run this stage in bf16 or fp32"
             if sample.dtype == torch.float16

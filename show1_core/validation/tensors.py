@@ -34,6 +34,12 @@ def check_spatial_size(unet: nn.Module, height: int, width: int, stage: ModelRol
         )
 
 
+def all_finite(tensor: torch.Tensor) -> bool:
+    """Whether every value of ``tensor`` is finite; a tensor on the ``meta`` device (shapes only, as a memory plan
+    runs the stages) has no values and counts as finite."""
+    return tensor.is_meta or bool(torch.isfinite(tensor).all())
+
+
 def check_vae_frame_size(vae: nn.Module, width: int, height: int) -> None:
     """Refuse frame sizes the VAE cannot encode to whole latents."""
     scale = downscale_factor(vae.config)  # pixels per latent along each side (8 for the released VAE)
@@ -63,7 +69,7 @@ def check_video(video: torch.Tensor, name: str, min_frames: int = 1, channels: i
             f"{name} is a {video.dtype} tensor; stages take floating-point videos in [-1, 1] "
             "(convert 0..255 frames with video.float() / 127.5 - 1)"
         )
-    if not torch.isfinite(video).all():
+    if not all_finite(video):
         raise InputError(f"{name} contains NaN or infinite values")
     if pixels and video.numel() and video.abs().max() > PIXEL_LIMIT:
         raise InputError(
