@@ -258,6 +258,18 @@ def _run_once(
     return _Run(tracker, weights, flops)
 
 
+def flops_per_part(
+    models: PlanModels, settings: CascadeSettings, stages: int, policy: PolicySettings, first_frame_model: bool = True
+) -> dict[str, int]:
+    """FLOPs of each part of the run at ``settings``, counted in runs of 1 and 2 denoising steps per window and
+    extrapolated to the settings' steps (every step has the same shapes)."""
+    one, two = (_run_once(models, _short_settings(settings, n), stages, policy, first_frame_model, True).flops for n in (1, 2))
+    return {
+        name: one[name] if name.startswith("text_") else one[name] + (_full_loops(models, settings, name) - 1) * (two[name] - one[name])
+        for name in one
+    }
+
+
 def live_bytes_per_part(
     models: PlanModels, settings: CascadeSettings, stages: int, policy: PolicySettings, first_frame_model: bool = True
 ) -> dict[str, int]:
@@ -293,8 +305,9 @@ def _full_loops(models: PlanModels, settings: CascadeSettings, name: str) -> int
 STAGE_OF_PART = {"keyframes": 1, "interpolation": 2, "first_frame": 3, "pixel_sr": 3, "latent_sr": 4}
 
 
-def _weights_and_host(models: PlanModels, names: list[str], policy: PolicySettings) -> Iterator[tuple[str, int, int]]:
-    """Per part: weights on the accelerator and weights held in host RAM, as the policy places them.
+def placed_weights(models: PlanModels, names: list[str], policy: PolicySettings) -> Iterator[tuple[str, int, int]]:
+    """Per part of ``names``: its name, the weights on the accelerator and the weights held in host RAM, as the policy
+    places them.
 
     A stage's models load when it starts (stage 3's two together) and, where the policy frees
     finished stages, leave RAM when it ends; text encoders load for their prompt only.
@@ -355,16 +368,12 @@ def plan_run(
     models: PlanModels, settings: CascadeSettings, stages: int, policy: PolicySettings, first_frame_model: bool = True
 ) -> CascadePlan:
     """The plan of a run of ``models`` (see :func:`plan_cascade`); on a real device, a measurement of the same run."""
-    short = {loops: _short_settings(settings, loops) for loops in (1, 2)}
-    memory = _run_once(models, short[2], stages, policy, first_frame_model, count_flops=False)
-    counted = [_run_once(models, short[loops], stages, policy, first_frame_model, count_flops=True) for loops in (1, 2)]
-    names = _part_names(stages, first_frame_model)
+    memory = _run_once(models, _short_settings(settings, 2), stages, policy, first_frame_model, count_flops=False)
+    flops = flops_per_part(models, settings, stages, policy, first_frame_model)
     parts = []
-    for name, weights, ram in _weights_and_host(models, names, policy):
+    for name, weights, ram in placed_weights(models, _part_names(stages, first_frame_model), policy):
         peak = memory.tracker.section_peak[name]
-        one, two = (run.flops[name] for run in counted)
-        flops = one if name.startswith("text_") else one + (_full_loops(models, settings, name) - 1) * (two - one)
-        parts.append(PartPlan(name, weights, peak[models.device.type] - memory.weights, ram + peak["cpu"], flops))
+        parts.append(PartPlan(name, weights, peak[models.device.type] - memory.weights, ram + peak["cpu"], flops[name]))
     return CascadePlan(tuple(parts))
 
 

@@ -1,0 +1,142 @@
+"""The memory and compute plan: made on the meta device, it holds what the same run holds on real tensors."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pytest
+import torch
+from transformers import CLIPTextModel, T5EncoderModel
+
+from show1_core.loading import ModelRole, load_stage_model
+from show1_core.memory import POLICY_SETTINGS, MemoryPolicy
+from show1_core.plan.meta_models import module_bytes
+from show1_core.plan.planner import PlanModels, _run_once, flops_per_part, live_bytes_per_part, placed_weights, plan_cascade
+from show1_core.settings import PAPER_SETTINGS, SpeedSettings
+from show1_core.text import MAX_TOKENS, EncoderKind
+
+FOLDERS = {
+    ModelRole.KEYFRAMES: "show-1-base",
+    ModelRole.INTERPOLATION: "show-1-interpolation",
+    ModelRole.FIRST_FRAME: "IF-II-L-v1.0",
+    ModelRole.PIXEL_SR: "show-1-sr1",
+    ModelRole.LATENT_SR: "show-1-sr2",
+}
+SMALL = replace(
+    PAPER_SETTINGS,
+    keyframes=replace(PAPER_SETTINGS.keyframes, num_frames=2, width=32, height=32, steps=3),
+    interpolation=replace(PAPER_SETTINGS.interpolation, frames_between=1, steps=3),
+    first_frame=replace(PAPER_SETTINGS.first_frame, steps=3),
+    pixel_sr=replace(PAPER_SETTINGS.pixel_sr, window=2, stride=1, steps=3),
+    latent_sr=replace(PAPER_SETTINGS.latent_sr, width=64, height=32, steps=4),
+)
+"""Every stage, two windows of stage 3 and three denoising steps (the FLOPs are extrapolated from 1 and 2)."""
+BALANCED = POLICY_SETTINGS[MemoryPolicy.BALANCED]
+
+
+@pytest.fixture(scope="module")
+def real_models(tiny_root) -> PlanModels:
+    """The tiny model set, loaded on the CPU."""
+    stage = {role: load_stage_model(tiny_root / folder, role) for role, folder in FOLDERS.items()}
+    encoders = {
+        EncoderKind.T5: T5EncoderModel.from_pretrained(tiny_root / "show-1-base" / "text_encoder").eval(),
+        EncoderKind.CLIP: CLIPTextModel.from_pretrained(tiny_root / "show-1-sr2" / "text_encoder").eval(),
+    }
+    return PlanModels(torch.device("cpu"), torch.float32, SpeedSettings(), stage, encoders)
+
+
+def _on_meta(models: PlanModels) -> PlanModels:
+    def stage_on_meta(model):
+        model = copy.deepcopy(model)
+        model.unet = model.unet.to("meta")
+        model.vae = None if model.vae is None else model.vae.to("meta")
+        return model
+
+    return PlanModels(
+        torch.device("meta"),
+        models.dtype,
+        models.speed,
+        {role: stage_on_meta(model) for role, model in models.stage.items()},
+        {kind: copy.deepcopy(encoder).to("meta") for kind, encoder in models.encoders.items()},
+    )
+
+
+def _moved_to_the_device(settings, models: PlanModels) -> dict[str, int]:
+    """Bytes of the host tensors each part copies to its device: its input video and its two prompt embeddings.
+
+    On an accelerator these copies are real; where the device is the host (the CPU run) moving
+    is free, so a plan may exceed the CPU run's bytes by at most this much.
+    """
+    kf, it, sr, lsr = settings.keyframes, settings.interpolation, settings.pixel_sr, settings.latent_sr
+    frames = kf.num_frames + (kf.num_frames - 1) * it.frames_between
+    video = {
+        "keyframes": 0,
+        "interpolation": 3 * kf.num_frames * kf.height * kf.width,
+        "first_frame": 3 * kf.height * kf.width,
+        "pixel_sr": 3 * frames * kf.height * kf.width,
+        "latent_sr": 3 * frames * lsr.height * lsr.width,
+    }
+    text = {
+        role: 2 * MAX_TOKENS * (model.unet.config.encoder_hid_dim or model.unet.config.cross_attention_dim)
+        for role, model in models.stage.items()
+    }
+    moved = {name: 4 * (pixels + text[ModelRole(name)]) for name, pixels in video.items()}
+    return {"text_t5": 0, "text_clip": 0, **moved, "pixel_sr": moved["pixel_sr"] + 4 * 3 * (kf.height * sr.scale) * (kf.width * sr.scale)}
+
+
+def test_the_plan_on_meta_holds_what_the_same_run_holds_on_real_tensors(real_models, meta_models):
+    """Part by part, the meta run's live bytes are the CPU run's, plus at most the inputs a device copy would add."""
+    planned = live_bytes_per_part(meta_models, SMALL, 4, BALANCED)
+    measured = live_bytes_per_part(real_models, SMALL, 4, BALANCED)
+    bound = _moved_to_the_device(SMALL, real_models)
+    assert planned.keys() == measured.keys() == set(bound)
+    for name in planned:
+        assert 0 <= planned[name] - measured[name] <= bound[name], (name, planned[name], measured[name])
+    assert measured["latent_sr"] > 0 and measured["pixel_sr"] > 0
+
+
+def test_flops_from_one_and_two_steps_are_the_flops_of_the_full_run(meta_models):
+    models = meta_models
+    extrapolated = flops_per_part(models, SMALL, 4, BALANCED)
+    counted = _run_once(models, SMALL, 4, BALANCED, True, count_flops=True).flops
+    assert extrapolated == counted
+    assert all(flops > 0 for flops in counted.values())
+
+
+@pytest.fixture(scope="module")
+def meta_models(real_models) -> PlanModels:
+    """The same tiny models on the meta device."""
+    return _on_meta(real_models)
+
+
+def test_the_policy_decides_which_weights_are_on_the_accelerator_and_which_in_host_memory(meta_models):
+    """One model at a time under balanced, every stage model loaded so far under all-resident; the T5 streams from the
+    host under balanced; low-vram drops finished stages from host memory."""
+    names = ["text_t5", "keyframes", "interpolation", "first_frame", "pixel_sr"]
+    placed = {
+        policy: {name: (weights, host) for name, weights, host in placed_weights(meta_models, names, POLICY_SETTINGS[policy])}
+        for policy in MemoryPolicy
+    }
+    size = {role: module_bytes(model.unet) for role, model in meta_models.stage.items()}
+    t5 = module_bytes(meta_models.encoders[EncoderKind.T5])
+    balanced, resident, low = placed[MemoryPolicy.BALANCED], placed[MemoryPolicy.ALL_RESIDENT], placed[MemoryPolicy.LOW_VRAM]
+    assert balanced["interpolation"] == (size[ModelRole.INTERPOLATION], size[ModelRole.KEYFRAMES])
+    assert resident["interpolation"] == (size[ModelRole.KEYFRAMES] + size[ModelRole.INTERPOLATION], 0)
+    assert low["interpolation"] == (size[ModelRole.INTERPOLATION], 0)
+    assert resident["text_t5"] == (t5, 0)
+    assert balanced["text_t5"][0] < t5 and balanced["text_t5"][1] == t5
+    assert balanced["first_frame"] == (
+        size[ModelRole.FIRST_FRAME],
+        size[ModelRole.KEYFRAMES] + size[ModelRole.INTERPOLATION] + size[ModelRole.PIXEL_SR],
+    )
+
+
+def test_the_released_keyframe_model_plans_at_its_real_size():
+    """The released show-1-base on meta: 3.2 GiB of bf16 weights, and 10.47 TFLOP per guided step at 8 x 64x40,
+    as an independent count of the original's UNet gives."""
+    plan = plan_cascade(stages=1)
+    keyframes = plan.part("keyframes")
+    assert 3.2 * 2**30 < keyframes.weights < 3.25 * 2**30
+    assert keyframes.flops / PAPER_SETTINGS.keyframes.steps == pytest.approx(10.47e12, rel=0.005)
+    assert 0 < keyframes.activations < keyframes.weights
