@@ -1,4 +1,4 @@
-"""The ``show1`` command: ``generate``, ``demo``, ``tiny-models``, ``download``, ``convert`` and ``train-motion``."""
+"""The ``show1`` command: ``generate``, ``plan``, ``demo``, ``tiny-models``, ``download``, ``convert`` and ``train-motion``."""
 
 from __future__ import annotations
 
@@ -244,6 +244,43 @@ def demo_settings():
     )
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the memory and compute plan of a run, and the fewest memory options that fit the accelerator."""
+    from .footprint import GIB, device_memory_bytes
+    from .loading.weights import parse_dtype
+    from .memory import MemoryPolicy, resolve_device
+    from .plan.fitting import RunConfig, fewest_options_that_fit, plan_config
+    from .plan.report import physical_limit, plan_table
+    from .validation.ranges import raise_problems, settings_problems
+
+    settings = _settings_from(args)
+    raise_problems(settings_problems(settings, args.stages, first_frame_model=not args.no_first_frame_model))
+    config = RunConfig(MemoryPolicy(args.memory), _speed_from(args))
+    dtype = parse_dtype(args.precision)
+    memory = args.accelerator_memory * GIB if args.accelerator_memory else device_memory_bytes(resolve_device(args.device))
+    if args.accelerator_memory is None and resolve_device(args.device).type == "cpu":
+        memory = None  # no accelerator here: nothing to fit
+    first_frame = not args.no_first_frame_model
+    print(f"Planning {' '.join(config.flags()) or 'balanced'} in {args.precision} on the meta device (a minute at the paper's size)...")
+    plan = plan_config(settings, args.stages, dtype, config, first_frame)
+    print(plan_table(plan))
+    print(f"\nAt the dense bf16 peak: {physical_limit(plan)}.")
+    if memory is None:
+        print("No accelerator found: pass --accelerator-memory GiB to see what fits one.")
+        return 0
+    if plan.peak_accelerator <= memory:
+        print(f"Fits in {memory / GIB:.1f} GiB.")
+        return 0
+    print(f"Needs {plan.peak_accelerator / GIB:.1f} GiB, more than {memory / GIB:.1f} GiB; trying leaner options...")
+    found = fewest_options_that_fit(settings, args.stages, dtype, config, memory, first_frame)
+    if found is None:
+        print("Nothing fits: use smaller sizes or fewer frames.")
+        return 1
+    fitting, fitted = found
+    print(f"Fits in {memory / GIB:.1f} GiB with {' '.join(fitting.flags())}: peak {fitted.peak_accelerator / GIB:.1f} GiB.")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Write a tiny random model set and run the whole cascade on it."""
     from .cascade import CascadeCheckpoints
@@ -368,6 +405,25 @@ def build_parser() -> argparse.ArgumentParser:
     _speed_flags(gen)
     _stage_flags(gen)
     gen.set_defaults(func=cmd_generate)
+
+    plan = sub.add_parser(
+        "plan",
+        help="peak accelerator and host memory and FLOPs of a run, per stage, planned on the meta device (no GPU, no download)",
+    )
+    plan.add_argument("--stages", type=int, default=4, choices=[1, 2, 3, 4], help="stop after this stage")
+    plan.set_defaults(
+        seed=PAPER_SETTINGS.seed,
+        negative_prompt=PAPER_SETTINGS.negative_prompt,
+        latent_negative_prompt=PAPER_SETTINGS.latent_negative_prompt,
+    )
+    plan.add_argument("--no-first-frame-model", action="store_true", help="bilinear first frame instead of the gated IF-II-L")
+    plan.add_argument("--precision", default="fp16", choices=["fp16", "bf16", "fp32"], help="default fp16, as generate on a GPU")
+    plan.add_argument("--memory", default=MemoryPolicy.BALANCED.value, choices=[p.value for p in MemoryPolicy])
+    plan.add_argument("--device", default=None, help="the accelerator whose memory to fit (default: best available)")
+    plan.add_argument("--accelerator-memory", type=float, default=None, metavar="GIB", help="fit this many GiB instead of the device's")
+    _speed_flags(plan)
+    _stage_flags(plan)
+    plan.set_defaults(func=cmd_plan)
 
     demo = sub.add_parser("demo", help="run the whole cascade on tiny random models (no download)")
     demo.add_argument("-o", "--output-dir", default="show1-demo")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -33,6 +37,7 @@ SMALL = replace(
 )
 """Every stage, two windows of stage 3 and three denoising steps (the FLOPs are extrapolated from 1 and 2)."""
 BALANCED = POLICY_SETTINGS[MemoryPolicy.BALANCED]
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +145,24 @@ def test_the_released_keyframe_model_plans_at_its_real_size():
     assert 3.2 * 2**30 < keyframes.weights < 3.25 * 2**30
     assert keyframes.flops / PAPER_SETTINGS.keyframes.steps == pytest.approx(10.47e12, rel=0.005)
     assert 0 < keyframes.activations < keyframes.weights
+
+
+def _show1(*args: str) -> subprocess.CompletedProcess:
+    """The ``show1`` command of this checkout, in a new process."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "show1_core", *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_show1_plan_prints_the_table_and_the_fewest_options_that_fit():
+    """Stage 1 at the released size needs 3.7 GiB in fp16 with balanced; 3 GiB fit only once the blocks stream."""
+    done = _show1("plan", "--stages", "1", "--accelerator-memory", "3")
+    assert done.returncode == 0, done.stderr
+    assert "| 1 keyframes | 3.22 |" in done.stdout
+    assert "Needs 3.7 GiB, more than 3.0 GiB" in done.stdout
+    assert "Fits in 3.0 GiB with --stream-blocks:" in done.stdout
+
+
+def test_show1_plan_refuses_settings_out_of_range_before_planning():
+    done = _show1("plan", "--keyframes-steps", "0")
+    assert done.returncode == 2
+    assert "--keyframes-steps must be a whole number from 1 to 1000, got 0" in done.stderr

@@ -349,29 +349,37 @@ def plan_cascade(
     speed: SpeedSettings = SpeedSettings(),
     first_frame_model: bool = True,
     policy_settings: PolicySettings | None = None,
+    count_flops: bool = True,
 ) -> CascadePlan:
     """The accelerator and host memory and the FLOPs of each part of a run of the first ``stages`` stages.
 
     The run is the cascade's own, on the released models built on ``meta``, with 2 denoising
     steps per window for memory (a multistep solver holds its previous output from the second
     step on), and with 1 and 2 for FLOPs, extrapolated to the settings' steps.
-    ``policy_settings`` overrides what ``policy`` means (the original's strategy, for one).
+    ``policy_settings`` overrides what ``policy`` means (the original's strategy, for one); without
+    ``count_flops`` only memory is planned (one pass instead of three) and every part's FLOPs are 0.
     """
     meaning = policy_settings or POLICY_SETTINGS[policy]
     roles = [ModelRole.KEYFRAMES, ModelRole.INTERPOLATION, ModelRole.PIXEL_SR, ModelRole.LATENT_SR][:stages]
     if stages >= 3 and first_frame_model:
         roles.append(ModelRole.FIRST_FRAME)
-    return plan_run(PlanModels.released(roles, dtype, speed), settings, stages, meaning, first_frame_model)
+    return plan_run(PlanModels.released(roles, dtype, speed), settings, stages, meaning, first_frame_model, count_flops)
 
 
 def plan_run(
-    models: PlanModels, settings: CascadeSettings, stages: int, policy: PolicySettings, first_frame_model: bool = True
+    models: PlanModels,
+    settings: CascadeSettings,
+    stages: int,
+    policy: PolicySettings,
+    first_frame_model: bool = True,
+    count_flops: bool = True,
 ) -> CascadePlan:
     """The plan of a run of ``models`` (see :func:`plan_cascade`); on a real device, a measurement of the same run."""
     memory = _run_once(models, _short_settings(settings, 2), stages, policy, first_frame_model, count_flops=False)
-    flops = flops_per_part(models, settings, stages, policy, first_frame_model)
+    names = _part_names(stages, first_frame_model)
+    flops = flops_per_part(models, settings, stages, policy, first_frame_model) if count_flops else dict.fromkeys(names, 0)
     parts = []
-    for name, weights, ram in placed_weights(models, _part_names(stages, first_frame_model), policy):
+    for name, weights, ram in placed_weights(models, names, policy):
         peak = memory.tracker.section_peak[name]
         parts.append(PartPlan(name, weights, peak[models.device.type] - memory.weights, ram + peak["cpu"], flops[name]))
     return CascadePlan(tuple(parts))
