@@ -9,11 +9,14 @@ from typing import Callable, Sequence
 import torch
 
 from .errors import InputError
+from .footprint import accelerator_memory_bytes
 from .loading.hub import resolve_checkpoint
 from .loading.registry import CHECKPOINT_FOR_STAGE, T5_CHECKPOINT, ModelRole
 from .loading.stage_model import StageModel, load_stage_model
-from .memory import MemoryPolicy, ModelPlacer, default_dtype, resolve_device
+from .memory import POLICY_SETTINGS, MemoryPolicy, ModelPlacer, default_dtype, resolve_device
 from .motion_lora import MotionLora, with_motion_loras
+from .plan.fitting import RunConfig, refuse_unless_it_fits
+from .plan.planner import PlanModels, roles_of_run
 from .runner import PlacedModel, place, run_interpolation, run_keyframes, run_latent_sr, run_pixel_sr
 from .settings import PAPER_SETTINGS, CascadeSettings, SpeedSettings
 from .speed import apply_speed
@@ -171,6 +174,19 @@ class Show1Cascade:
         encoder = TextEncoder(spec, self.placer, self.cache, loader=self._text_loaders.get(kind))
         return encoder.encode(prompt, negative, clean_caption)
 
+    def _refuse_unless_the_plan_fits(self, settings: CascadeSettings, stages: int) -> None:
+        """On an accelerator whose memory is known, plan the run on ``meta`` from the checkpoints' configs
+        (:mod:`show1_core.plan`) and refuse it, naming the options that would fit, when its peak is larger."""
+        memory = accelerator_memory_bytes(self.device)
+        roles = roles_of_run(stages, self.uses_first_frame_model())
+        folders = {role: getattr(self.checkpoints, role.value) for role in roles}
+        if memory is None or None in folders.values() or self.placer.settings != POLICY_SETTINGS[self.placer.policy]:
+            return  # a CPU run, models given without folders, or a policy with its own meaning: nothing to plan
+        t5 = self.checkpoints.t5
+        build = lambda speed: PlanModels.of_folders(folders, t5, self.dtype, speed)  # noqa: E731
+        config = RunConfig(self.placer.policy, self.speed)
+        refuse_unless_it_fits(build, settings, stages, config, memory, self.uses_first_frame_model(), str(self.device))
+
     def run(
         self,
         prompt: str,
@@ -194,6 +210,7 @@ class Show1Cascade:
         if not 1 <= stages <= STAGE_COUNT:
             raise InputError(f"stages must be between 1 and {STAGE_COUNT}, got {stages}")
         validate_cascade(settings, self.limits(stages), stages, self.device, self.dtype, self.speed.split_guidance)
+        self._refuse_unless_the_plan_fits(settings, stages)
         started = on_start or (lambda name: None)
         phase = on_phase or (lambda phase: None)
         negative = settings.negative_prompt if negative_prompt is None else negative_prompt

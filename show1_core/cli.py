@@ -249,7 +249,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .footprint import GIB, device_memory_bytes
     from .loading.weights import parse_dtype
     from .memory import MemoryPolicy, resolve_device
-    from .plan.fitting import RunConfig, fewest_options_that_fit, plan_config
+    from .plan.fitting import RunConfig, fewest_options_that_fit, plan_config, released_models
     from .plan.report import physical_limit, plan_table
     from .validation.ranges import raise_problems, settings_problems
 
@@ -262,7 +262,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         memory = None  # no accelerator here: nothing to fit
     first_frame = not args.no_first_frame_model
     print(f"Planning {' '.join(config.flags()) or 'balanced'} in {args.precision} on the meta device (a minute at the paper's size)...")
-    plan = plan_config(settings, args.stages, dtype, config, first_frame)
+    build = released_models(args.stages, dtype, first_frame)
+    plan = plan_config(build, settings, args.stages, config, first_frame)
     print(plan_table(plan))
     print(f"\nAt the dense bf16 peak: {physical_limit(plan)}.")
     if memory is None:
@@ -272,7 +273,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"Fits in {memory / GIB:.1f} GiB.")
         return 0
     print(f"Needs {plan.peak_accelerator / GIB:.1f} GiB, more than {memory / GIB:.1f} GiB; trying leaner options...")
-    found = fewest_options_that_fit(settings, args.stages, dtype, config, memory, first_frame)
+    found = fewest_options_that_fit(build, settings, args.stages, config, memory, first_frame)
     if found is None:
         print("Nothing fits: use smaller sizes or fewer frames.")
         return 1

@@ -39,6 +39,11 @@ def device_memory_bytes(device: torch.device) -> int | None:
     return None
 
 
+def accelerator_memory_bytes(device: torch.device) -> int | None:
+    """Total memory of an accelerator (``None`` for the CPU, or where it cannot be read)."""
+    return None if device.type == "cpu" else device_memory_bytes(device)
+
+
 def unet_activation_bytes(features: int, layers: int, videos: int, frames: int, height: int, width: int, itemsize: int) -> int:
     """Full-resolution activations of one UNet call: ``layers + 2`` tensors of ``features`` channels.
 

@@ -13,12 +13,16 @@ import pytest
 import torch
 from transformers import CLIPTextModel, T5EncoderModel
 
+import show1_core.cascade as cascade_module
+from show1_core.cascade import CascadeCheckpoints, Show1Cascade
+from show1_core.errors import InvalidSettingsError
 from show1_core.loading import ModelRole, load_stage_model
 from show1_core.memory import POLICY_SETTINGS, MemoryPolicy
+from show1_core.plan.fitting import RunConfig, plan_config
 from show1_core.plan.meta_models import module_bytes
 from show1_core.plan.planner import PlanModels, _run_once, flops_per_part, live_bytes_per_part, placed_weights, plan_cascade
 from show1_core.settings import PAPER_SETTINGS, SpeedSettings
-from show1_core.text import MAX_TOKENS, EncoderKind
+from show1_core.text import MAX_TOKENS, EmbeddingCache, EncoderKind
 
 FOLDERS = {
     ModelRole.KEYFRAMES: "show-1-base",
@@ -166,3 +170,26 @@ def test_show1_plan_refuses_settings_out_of_range_before_planning():
     done = _show1("plan", "--keyframes-steps", "0")
     assert done.returncode == 2
     assert "--keyframes-steps must be a whole number from 1 to 1000, got 0" in done.stderr
+
+
+def test_the_cascade_refuses_before_loading_a_run_whose_plan_does_not_fit_and_names_what_fits(tiny_root, monkeypatch):
+    """On an accelerator with less memory than the planned peak, the run stops before any phase, naming the options
+    that fit; with enough memory it runs."""
+    checkpoints = CascadeCheckpoints.resolve(tiny_root, stages=1, allow_download=False)
+    folders = {ModelRole.KEYFRAMES: checkpoints.keyframes}
+
+    def build(speed):
+        return PlanModels.of_folders(folders, checkpoints.t5, torch.float32, speed)
+
+    peak = plan_config(build, SMALL, 1, RunConfig(), True, count_flops=False).peak_accelerator
+    streamed = plan_config(build, SMALL, 1, RunConfig(speed=SpeedSettings(stream_blocks=True)), True, count_flops=False).peak_accelerator
+    assert streamed < peak
+    cascade = Show1Cascade(checkpoints, device="cpu", dtype=torch.float32, cache=EmbeddingCache())
+    monkeypatch.setattr(cascade_module, "accelerator_memory_bytes", lambda device: peak - 1)
+    phases = []
+    with pytest.raises(InvalidSettingsError, match=r"the run needs [\d.]+ GiB with balanced \(planned: 1 keyframes\), more than") as caught:
+        cascade.run("a cat", SMALL, stages=1, on_phase=phases.append)
+    assert phases == []
+    assert "it fits with --" in str(caught.value)
+    monkeypatch.setattr(cascade_module, "accelerator_memory_bytes", lambda device: peak)
+    assert cascade.run("a cat", SMALL, stages=1).keyframes.shape[2] == SMALL.keyframes.num_frames

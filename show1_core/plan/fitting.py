@@ -14,9 +14,12 @@ from typing import Callable
 
 import torch
 
-from ..memory import MemoryPolicy
+from ..footprint import GIB
+from ..memory import POLICY_SETTINGS, MemoryPolicy
 from ..settings import CascadeSettings, SpeedSettings
-from .planner import CascadePlan, plan_cascade
+from ..validation.ranges import Problem, raise_problems
+from .planner import CascadePlan, PlanModels, plan_run, roles_of_run
+from .report import LABELS
 
 
 @dataclass(frozen=True)
@@ -54,19 +57,50 @@ def _candidates(config: RunConfig) -> list[RunConfig]:
     return [c for i, c in enumerate(alone + together[1:]) if c not in (alone + together[1:])[:i]]
 
 
+ModelBuilder = Callable[[SpeedSettings], PlanModels]
+"""Builds a plan's models on ``meta`` for given speed settings (fp8 storage changes them)."""
+
+
+def released_models(stages: int, dtype: torch.dtype, first_frame_model: bool) -> ModelBuilder:
+    """The released models of a run of the first ``stages`` stages."""
+    return lambda speed: PlanModels.released(roles_of_run(stages, first_frame_model), dtype, speed)
+
+
 def plan_config(
-    settings: CascadeSettings, stages: int, dtype: torch.dtype, config: RunConfig, first_frame_model: bool, count_flops: bool = True
+    build: ModelBuilder, settings: CascadeSettings, stages: int, config: RunConfig, first_frame_model: bool, count_flops: bool = True
 ) -> CascadePlan:
     """The plan of a run with ``config``."""
-    return plan_cascade(settings, stages, dtype, config.policy, config.speed, first_frame_model, count_flops=count_flops)
+    return plan_run(build(config.speed), settings, stages, POLICY_SETTINGS[config.policy], first_frame_model, count_flops)
 
 
 def fewest_options_that_fit(
-    settings: CascadeSettings, stages: int, dtype: torch.dtype, config: RunConfig, memory: int, first_frame_model: bool
+    build: ModelBuilder, settings: CascadeSettings, stages: int, config: RunConfig, memory: int, first_frame_model: bool
 ) -> tuple[RunConfig, CascadePlan] | None:
     """The first configuration, in :data:`LEANER`'s order, whose planned peak is within ``memory`` bytes (``None``: none)."""
     for candidate in _candidates(config):
-        plan = plan_config(settings, stages, dtype, candidate, first_frame_model, count_flops=False)
+        plan = plan_config(build, settings, stages, candidate, first_frame_model, count_flops=False)
         if plan.peak_accelerator <= memory:
             return candidate, plan
     return None
+
+
+def refuse_unless_it_fits(
+    build: ModelBuilder, settings: CascadeSettings, stages: int, config: RunConfig, memory: int, first_frame_model: bool, device: str
+) -> None:
+    """Raise :class:`InvalidSettingsError` when the run's planned peak exceeds ``memory`` bytes, naming the largest part
+    and the fewest memory options that would fit (or that nothing does)."""
+    plan = plan_config(build, settings, stages, config, first_frame_model, count_flops=False)
+    if plan.peak_accelerator <= memory:
+        return
+    largest = max(plan.parts, key=lambda part: part.accelerator)
+    message = (
+        f"the run needs {plan.peak_accelerator / GIB:.1f} GiB with {' '.join(config.flags()) or 'balanced'} (planned: "
+        f"{LABELS[largest.name]}), more than the {memory / GIB:.1f} GiB of the {device} device; "
+    )
+    found = fewest_options_that_fit(build, settings, stages, config, memory, first_frame_model)
+    if found is None:
+        message += "no memory option is enough: use a smaller size or fewer frames"
+    else:
+        fitting, fitted = found
+        message += f"it fits with {' '.join(fitting.flags())} ({fitted.peak_accelerator / GIB:.1f} GiB; `show1 plan` shows every part)"
+    raise_problems([Problem(None, message)])

@@ -29,7 +29,8 @@ from __future__ import annotations
 import math
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -45,7 +46,7 @@ from ..stages.interpolation import interpolated_length
 from ..stages.sampling import count_steps, text_width_of
 from ..text import MAX_TOKENS, EncoderKind
 from .live_bytes import ALL, LiveBytes
-from .meta_models import META, meta_stage_model, meta_text_encoder, module_bytes
+from .meta_models import META, meta_stage_model, meta_stage_model_of_folder, meta_text_encoder, module_bytes
 
 PARTS = ("text_t5", "keyframes", "interpolation", "first_frame", "pixel_sr", "text_clip", "latent_sr")
 """The parts of a run in order: each holds the accelerator with its own models."""
@@ -139,6 +140,16 @@ class PlanModels:
         stage = {role: meta_stage_model(role, dtype, speed) for role in roles}
         kinds = [EncoderKind.T5] + ([EncoderKind.CLIP] if ModelRole.LATENT_SR in roles else [])
         encoders = {kind: meta_text_encoder(kind, dtype, speed.fp8_weights and kind == EncoderKind.T5) for kind in kinds}
+        return cls(META, dtype, speed, stage, encoders)
+
+    @classmethod
+    def of_folders(cls, folders: Mapping[ModelRole, Path], t5: Path, dtype: torch.dtype, speed: SpeedSettings) -> "PlanModels":
+        """The models of checkpoint ``folders`` (and the T5 of folder ``t5``; stage 4's CLIP comes with its model),
+        built on ``meta`` from their config files."""
+        stage = {role: meta_stage_model_of_folder(folder, role, dtype, speed) for role, folder in folders.items()}
+        encoders = {EncoderKind.T5: meta_text_encoder(EncoderKind.T5, dtype, speed.fp8_weights, t5)}
+        if ModelRole.LATENT_SR in folders:
+            encoders[EncoderKind.CLIP] = meta_text_encoder(EncoderKind.CLIP, dtype, folder=folders[ModelRole.LATENT_SR])
         return cls(META, dtype, speed, stage, encoders)
 
     def all_modules(self) -> list[nn.Module]:
@@ -341,6 +352,12 @@ def _ram(models: PlanModels, loaded: list[ModelRole], resident: list[ModelRole])
     )
 
 
+def roles_of_run(stages: int, first_frame_model: bool = True) -> list[ModelRole]:
+    """The models a run of the first ``stages`` stages uses."""
+    roles = [ModelRole.KEYFRAMES, ModelRole.INTERPOLATION, ModelRole.PIXEL_SR, ModelRole.LATENT_SR][:stages]
+    return roles + ([ModelRole.FIRST_FRAME] if stages >= 3 and first_frame_model else [])
+
+
 def plan_cascade(
     settings: CascadeSettings = PAPER_SETTINGS,
     stages: int = 4,
@@ -360,10 +377,14 @@ def plan_cascade(
     ``count_flops`` only memory is planned (one pass instead of three) and every part's FLOPs are 0.
     """
     meaning = policy_settings or POLICY_SETTINGS[policy]
-    roles = [ModelRole.KEYFRAMES, ModelRole.INTERPOLATION, ModelRole.PIXEL_SR, ModelRole.LATENT_SR][:stages]
-    if stages >= 3 and first_frame_model:
-        roles.append(ModelRole.FIRST_FRAME)
-    return plan_run(PlanModels.released(roles, dtype, speed), settings, stages, meaning, first_frame_model, count_flops)
+    return plan_run(
+        PlanModels.released(roles_of_run(stages, first_frame_model), dtype, speed),
+        settings,
+        stages,
+        meaning,
+        first_frame_model,
+        count_flops,
+    )
 
 
 def plan_run(
