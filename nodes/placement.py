@@ -11,14 +11,17 @@ through show1_core's one stage runner (:class:`~show1_core.host.PlacedModel`).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
+import torch
 from torch import nn
 
 from show1_core import MemoryPolicy, StageModel
-from show1_core.host import ModelPlacer, PlacedModel, PlacerPlacement
+from show1_core.host import ModelPlacer, PlacedModel, PlacerPlacement, planned_activation_bytes
 
 from .comfy_bridge import ComfyRuntime, comfy_runtime, torch_device
+
+S = TypeVar("S")
 
 
 class StageModules(nn.Module):
@@ -51,11 +54,13 @@ class ComfyPlacement:
         self.patcher = runtime.model_patcher.ModelPatcher(
             modules_of(model), load_device=self.device, offload_device=mm.unet_offload_device()
         )
+        self.memory_required = 0
+        """Accelerator bytes the next run needs beyond the weights, for ``load_models_gpu`` to free first."""
 
     @contextmanager
     def holding(self) -> Iterator[None]:
         """Load the stage fully; under ``low-vram``, unload this stage's model (only it) afterwards."""
-        self._mm.load_models_gpu([self.patcher], force_full_load=True)
+        self._mm.load_models_gpu([self.patcher], memory_required=self.memory_required, force_full_load=True)
         try:
             yield
         finally:
@@ -71,6 +76,16 @@ class ComfyPlacement:
                     loaded.pop(index)
                 break
         self._mm.soft_empty_cache()
+
+
+def request_planned_memory(stage: PlacedModel, run: Callable[[PlacedModel, S], torch.Tensor], settings: S) -> None:
+    """Before ``run(stage, settings)``: on a ComfyUI accelerator, plan on ``meta`` what the run holds beyond its weights
+    and ask ComfyUI to free that much when it loads the stage (``load_models_gpu(memory_required=...)``)."""
+    placement = stage.placement
+    while not isinstance(placement, ComfyPlacement) and hasattr(placement, "inner"):
+        placement = placement.inner  # a Motion LoRA node's placement wraps the loader's
+    if isinstance(placement, ComfyPlacement) and placement.device.type != "cpu":
+        placement.memory_required = planned_activation_bytes(stage, run, settings)
 
 
 def placed_stage(model: StageModel, policy: MemoryPolicy) -> PlacedModel:

@@ -23,6 +23,7 @@ from show1_core.host import (
 
 from .comfy_bridge import progress_callback
 from .image_video import image_to_video, video_to_image
+from .placement import request_planned_memory
 from .types import (
     FIRST_FRAME_MODEL,
     INTERPOLATION_MODEL,
@@ -119,6 +120,7 @@ class Keyframes(VideoStage):
         stage = expect_stage(model, ModelRole.KEYFRAMES, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
         settings = replace(KEYFRAMES, num_frames=frames, height=height, width=width, steps=steps, guidance=guidance, fps=fps)
+        request_planned_memory(stage, lambda placed, planned: run_keyframes(placed, embeds, planned, seed), settings)
         return (video_to_image(run_keyframes(stage, embeds, settings, seed, progress_callback(ModelRole.KEYFRAMES))), fps)
 
 
@@ -183,6 +185,7 @@ class Interpolation(VideoStage):
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance, window_batch=window_batch or None)
+        request_planned_memory(stage, lambda placed, planned: run_interpolation(placed, video, embeds, planned, seed), settings)
         interpolated = run_interpolation(stage, video, embeds, settings, seed, progress_callback(ModelRole.INTERPOLATION))
         return (video_to_image(interpolated), interpolated_fps(fps, frames_between))
 
@@ -261,6 +264,7 @@ class PixelSR(VideoStage):
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(PIXEL_SR, steps=steps, guidance=guidance, noise_level=noise_level)
         anchor_settings = replace(FIRST_FRAME, steps=first_frame_steps, guidance=first_frame_guidance, noise_level=first_frame_noise_level)
+        request_planned_memory(stage, lambda placed, planned: run_pixel_sr(placed, video, embeds, planned, seed)[0], settings)
         upscaled, _ = run_pixel_sr(stage, video, embeds, settings, seed, progress_callback(ModelRole.PIXEL_SR), anchor, anchor_settings)
         return (video_to_image(upscaled), fps)
 
@@ -313,6 +317,7 @@ class LatentSR(VideoStage):
         embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(LATENT_SR, width=width, height=height, steps=steps, strength=strength, guidance=guidance)
+        request_planned_memory(stage, lambda placed, planned: run_latent_sr(placed, video, embeds, planned, seed), settings)
         return (
             video_to_image(run_latent_sr(stage, video, embeds, settings, seed, progress_callback(ModelRole.LATENT_SR)), clamp=True),
             fps,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .loading import stage_of_unet_config
 from .memory import POLICY_SETTINGS, ModelPlacer, PolicySettings, default_device, default_dtype, resolve_device
 from .motion_lora import check_fits
+from .plan.stage_plan import planned_activation_bytes
 from .runner import (
     PlacedModel,
     Placement,
@@ -72,6 +73,7 @@ __all__ = [
     "latent_sr_problems",
     "pixel_sr_problems",
     "place",
+    "planned_activation_bytes",
     "resolve_device",
     "run_interpolation",
     "run_keyframes",

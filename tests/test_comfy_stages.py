@@ -516,3 +516,38 @@ def test_inside_comfyui_frames_are_scaled_by_core_common_upscale_as_without_it(f
     assert fake.modules["comfy.utils"].upscale_calls == [((3, 3, 30, 50), 16, 8, "area", "center")]
     outside = video_node._centre_crop_upscale(source.movedim(-1, 1), 16, 8, "area", "center").movedim(1, -1)
     assert inside.shape == (3, 8, 16, 3) and torch.equal(inside, outside)
+
+
+def test_on_an_accelerator_each_stage_asks_comfyui_to_free_the_memory_its_run_is_planned_to_need(fake, tiny):
+    """ComfyUI's load_models_gpu gets memory_required: the stage's activations planned on meta, which the same run on
+    real tensors holds too, up to what only a CPU run counts or skips: the device copy of the prompt embeddings (a CPU
+    run does not need it) and the scheduler's tables, which stay on the host (a few thousand numbers)."""
+    from show1_core.host import PlacedModel, planned_activation_bytes
+    from show1_core.host import run_keyframes as run_stage
+    from show1_core.plan.live_bytes import LiveBytes
+    from show1_core.plan.planner import PlanPlacement
+    from show1_core.plan.stage_plan import two_steps
+
+    keyframe_model = load("Show1KeyframeModelLoader", "showlab/show-1-base")
+    (t5,) = nodes()["Show1T5Loader"]().load("showlab/show-1-base", "fp32", "balanced")
+    t5_embeds, _ = nodes()["Show1TextEncode"]().encode("a panda", "", "", False, t5=t5)
+    settings = replace(KEYFRAMES, num_frames=3, width=16, height=8, steps=STEPS)
+    keyframe_model.placement.device = torch.device("cuda")  # what ComfyUI reports on a GPU machine
+    run_keyframes(keyframe_model, t5_embeds)
+    requested = fake.log.memory_required[-1]
+
+    def run(placed, planned):
+        return run_stage(placed, t5_embeds.embeds, planned, SEED)
+
+    assert requested == planned_activation_bytes(keyframe_model, run, settings) > 0
+    tracker = LiveBytes()
+    unet = keyframe_model.model.unet
+    with tracker:
+        for weight in (*unet.parameters(), *unet.buffers()):
+            tracker.track(weight)
+        weights = tracker.current["cpu"]
+        run(PlacedModel(keyframe_model.model, PlanPlacement(tracker, "stage", torch.device("cpu"))), two_steps(settings))
+    measured = tracker.section_peak["stage"]["cpu"] - weights
+    embeds = t5_embeds.embeds
+    scheduler_tables = 64 * 1024
+    assert abs(requested - measured) <= embeds.positive.nbytes + embeds.negative.nbytes + scheduler_tables

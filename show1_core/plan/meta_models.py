@@ -31,9 +31,10 @@ def _on_meta(build, dtype: torch.dtype) -> nn.Module:
         return build().to(dtype).eval().requires_grad_(False)
 
 
-def _meta_stage(
+def meta_stage_from_configs(
     role: ModelRole, unet: dict, schedulers: dict[str, SchedulerMixin], vae: dict | None, dtype: torch.dtype, speed: SpeedSettings
 ) -> StageModel:
+    """A stage model on ``meta`` from its UNet (and VAE) config and its schedulers, with fp8 storage when ``speed`` asks."""
     unet_class = UNet2DConditionModel if unet["down_block_types"][0].endswith("2D") else Show1UNet
     model = _on_meta(lambda: unet_class.from_config(unet), dtype)
     if speed.fp8_weights:
@@ -54,7 +55,7 @@ def meta_stage_model(role: ModelRole, dtype: torch.dtype, speed: SpeedSettings =
         for cfg in [checkpoint.expected_config(name)]
     }
     vae = checkpoint.expected_config("vae") if role == ModelRole.LATENT_SR else None
-    return _meta_stage(role, checkpoint.expected_config("unet"), schedulers, vae, dtype, speed)
+    return meta_stage_from_configs(role, checkpoint.expected_config("unet"), schedulers, vae, dtype, speed)
 
 
 def meta_stage_model_of_folder(folder: Path, role: ModelRole, dtype: torch.dtype, speed: SpeedSettings = SpeedSettings()) -> StageModel:
@@ -62,7 +63,7 @@ def meta_stage_model_of_folder(folder: Path, role: ModelRole, dtype: torch.dtype
     folder = Path(folder)
     schedulers = {name: load_scheduler(folder / name) for name in ("scheduler", "image_noising_scheduler") if (folder / name).is_dir()}
     vae = read_json(folder / "vae" / "config.json") if role == ModelRole.LATENT_SR else None
-    return _meta_stage(role, read_json(folder / "unet" / "config.json"), schedulers, vae, dtype, speed)
+    return meta_stage_from_configs(role, read_json(folder / "unet" / "config.json"), schedulers, vae, dtype, speed)
 
 
 def meta_text_encoder(kind: EncoderKind, dtype: torch.dtype, fp8_weights: bool = False, folder: Path | None = None) -> nn.Module:

@@ -98,7 +98,7 @@ class CascadePlan:
         return next(part for part in self.parts if part.name == name)
 
 
-class _PlanPlacement:
+class PlanPlacement:
     """A placement whose holding block is a section of the tracker (the models are already on ``device``)."""
 
     def __init__(self, tracker: LiveBytes, name: str, device: torch.device):
@@ -221,7 +221,7 @@ def _run_once(
         return FlopCounterMode(display=False) if count_flops else nullcontext()
 
     def placed(role: ModelRole) -> PlacedModel:
-        return PlacedModel(models.stage[role], _PlanPlacement(tracker, role.value, models.device), policy_settings=policy)
+        return PlacedModel(models.stage[role], PlanPlacement(tracker, role.value, models.device), policy_settings=policy)
 
     def encode(kind: EncoderKind, name: str) -> None:
         encoder = models.encoders[kind]

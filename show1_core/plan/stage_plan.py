@@ -1,0 +1,55 @@
+"""The accelerator memory one stage run will need beyond its weights, planned on ``meta`` just before it runs.
+
+A host with its own model management (ComfyUI's ``load_models_gpu(memory_required=...)``) can
+ask for this much room before it loads a stage's models. The plan runs the very runner call the
+host is about to make, on a ``meta`` twin of the loaded model (built from its configs, with the
+same speed settings), with two denoising steps per window: every step has the same shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, TypeVar
+
+import torch
+
+from ..loading.stage_model import StageModel
+from ..runner import PlacedModel
+from .live_bytes import LiveBytes
+from .meta_models import META, meta_stage_from_configs
+from .planner import PlanPlacement
+
+S = TypeVar("S")
+SECTION = "stage"
+
+
+def meta_twin(model: StageModel) -> StageModel:
+    """``model`` rebuilt on ``meta`` from its configs, in its compute precision and with its speed settings."""
+    dtype = next(p.dtype for p in model.unet.parameters() if p.dtype.is_floating_point and p.element_size() > 1)
+    schedulers = {"scheduler": model.scheduler}
+    if model.noising_scheduler is not None:
+        schedulers["image_noising_scheduler"] = model.noising_scheduler
+    vae = None if model.vae is None else dict(model.vae.config)
+    return meta_stage_from_configs(model.stage, dict(model.unet.config), schedulers, vae, dtype, model.speed)
+
+
+def two_steps(settings: S) -> S:
+    """A stage's settings with two denoising steps per window (for stage 4, enough steps that ``strength`` keeps two)."""
+    strength = getattr(settings, "strength", 1.0)
+    steps = 2
+    while min(int(steps * strength), steps) < 2:
+        steps += 1
+    return replace(settings, steps=steps)
+
+
+def planned_activation_bytes(placed: PlacedModel, run: Callable[[PlacedModel, S], torch.Tensor], settings: S) -> int:
+    """Peak accelerator bytes beyond its weights that ``run(placed, settings)`` will hold, planned on ``meta``."""
+    twin = meta_twin(placed.model)
+    tracker = LiveBytes()
+    with tracker:
+        for module in (twin.unet, twin.vae):
+            for tensor in () if module is None else (*module.parameters(), *module.buffers()):
+                tracker.track(tensor)
+        weights = tracker.current[META.type]
+        run(PlacedModel(twin, PlanPlacement(tracker, SECTION, META), placed.policy, placed.policy_settings), two_steps(settings))
+    return tracker.section_peak[SECTION][META.type] - weights
