@@ -26,21 +26,10 @@ from show1_core.footprint import GIB  # noqa: E402
 from show1_core.loading.weights import parse_dtype  # noqa: E402
 from show1_core.plan.planner import CascadePlan, plan_cascade  # noqa: E402
 from show1_core.plan.report import LABELS, physical_limit, plan_table  # noqa: E402
-from show1_core.settings import PAPER_SETTINGS  # noqa: E402
+from show1_core.settings import DEMO_APP_SETTINGS, PAPER_SETTINGS  # noqa: E402
 
 GOALS = {"balanced": 8 * GIB, "leanest": 4 * GIB}
 """The memory goals: the whole cascade at the paper's settings under 8 GiB with balanced, under 4 GiB with the leanest options."""
-DEMO_STEPS = {"keyframes": 75, "interpolation": 50, "first_frame": 50, "pixel_sr": 50, "latent_sr": 50}
-"""The step counts of the original demo app (``app.py``), beside the paper's (``run_inference.py``)."""
-
-
-def demo_settings():
-    """The paper's settings with the original demo app's step counts."""
-    s = PAPER_SETTINGS
-    return replace(
-        s,
-        **{name: replace(getattr(s, name), steps=steps) for name, steps in DEMO_STEPS.items()},
-    )
 
 
 def _peaks_row(name: str, plan: CascadePlan, parts: list[str]) -> str:
@@ -78,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             count_flops=config.name == "balanced",
         )
         print(f"planned {config.name}", file=sys.stderr)
-    demo = plan_cascade(demo_settings(), args.stages, dtype)
+    demo = plan_cascade(DEMO_APP_SETTINGS, args.stages, dtype)
     parts = [p.name for p in plans["balanced"].parts]
     print(f"Planned accelerator peak per part, GiB ({args.precision}, paper settings, 29 x 576x320):\n")
     print("| configuration | " + " | ".join(LABELS[p] for p in parts) + " | peak | host peak |")
@@ -89,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n`{name}`, every part:\n")
         print(plan_table(_with_flops_of(plans[name], plans["balanced"])))
     print(f"\nFLOPs at the paper's step counts: {plans['balanced'].flops / 1e15:.2f} PFLOP; {physical_limit(plans['balanced'])}.")
-    print(f"FLOPs at the demo app's step counts (75/50/50/50/50): {demo.flops / 1e15:.2f} PFLOP; {physical_limit(demo)}.")
+    preset = "`--preset demo-app` (the demo app's step counts, 75/50/50/50/50)"
+    print(f"FLOPs with {preset}: {demo.flops / 1e15:.2f} PFLOP; {physical_limit(demo)}.")
     print(f"\n(planned in {time.perf_counter() - started:.0f} s on the CPU)", file=sys.stderr)
     return 0
 

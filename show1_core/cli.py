@@ -38,9 +38,16 @@ def _speed_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _stage_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per stage setting, e.g. ``--keyframes-steps``, defaulting to the paper's value."""
-    from .settings import PAPER_SETTINGS
+    """``--preset``, and one flag per stage setting, e.g. ``--keyframes-steps``, defaulting to the preset's value."""
+    from .settings import PAPER_SETTINGS, PRESETS
 
+    parser.add_argument(
+        "--preset",
+        default="paper",
+        choices=list(PRESETS),
+        help="every stage's defaults: paper (the paper's run_inference.py, default) or demo-app (the original demo app's "
+        "step counts, 75/50/50/50/50: about half the compute); a stage flag overrides it",
+    )
     for stage in STAGE_FIELDS:
         group = parser.add_argument_group(f"{stage.replace('_', ' ')} settings (paper defaults)")
         for f in dataclasses.fields(getattr(PAPER_SETTINGS, stage)):
@@ -48,21 +55,23 @@ def _stage_flags(parser: argparse.ArgumentParser) -> None:
                 continue
             default = getattr(getattr(PAPER_SETTINGS, stage), f.name)
             flag = f"--{stage}-{f.name}".replace("_", "-")
-            group.add_argument(flag, dest=f"{stage}__{f.name}", type=type(default), default=default, help=f"default {default}")
+            group.add_argument(flag, dest=f"{stage}__{f.name}", type=type(default), default=None, help=f"default {default}")
 
 
 def _settings_from(args: argparse.Namespace):
-    from .settings import PAPER_SETTINGS
+    """The cascade settings of ``--preset`` with the stage flags given on top."""
+    from .settings import PRESETS
 
+    preset = PRESETS[args.preset]
     stages = {
         stage: dataclasses.replace(
-            getattr(PAPER_SETTINGS, stage),
-            **{k.split("__", 1)[1]: v for k, v in vars(args).items() if k.startswith(f"{stage}__")},
+            getattr(preset, stage),
+            **{k.split("__", 1)[1]: v for k, v in vars(args).items() if k.startswith(f"{stage}__") and v is not None},
         )
         for stage in STAGE_FIELDS
     }
     return dataclasses.replace(
-        PAPER_SETTINGS, seed=args.seed, negative_prompt=args.negative_prompt, latent_negative_prompt=args.latent_negative_prompt, **stages
+        preset, seed=args.seed, negative_prompt=args.negative_prompt, latent_negative_prompt=args.latent_negative_prompt, **stages
     )
 
 

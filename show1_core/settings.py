@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import InputError
 
@@ -87,6 +87,19 @@ class CascadeSettings:
 
 
 PAPER_SETTINGS = CascadeSettings()
+
+DEMO_APP_SETTINGS = replace(
+    PAPER_SETTINGS,
+    keyframes=replace(PAPER_SETTINGS.keyframes, steps=75),
+    interpolation=replace(PAPER_SETTINGS.interpolation, steps=50),
+    first_frame=replace(PAPER_SETTINGS.first_frame, steps=50),
+    pixel_sr=replace(PAPER_SETTINGS.pixel_sr, steps=50),
+    latent_sr=replace(PAPER_SETTINGS.latent_sr, steps=50),
+)
+"""The paper's settings with the step counts of the original demo app (``app.py``: 75/50/50/50/50), about half
+the compute of the paper's 75/75/70/125/50."""
+PRESETS = {"paper": PAPER_SETTINGS, "demo-app": DEMO_APP_SETTINGS}
+"""Named starting points for every stage's settings (``--preset``)."""
 
 
 TRAINABLE_STAGE_NAMES = ("keyframes", "interpolation")

@@ -193,3 +193,14 @@ def test_the_cascade_refuses_before_loading_a_run_whose_plan_does_not_fit_and_na
     assert "it fits with --" in str(caught.value)
     monkeypatch.setattr(cascade_module, "accelerator_memory_bytes", lambda device: peak)
     assert cascade.run("a cat", SMALL, stages=1).keyframes.shape[2] == SMALL.keyframes.num_frames
+
+
+def test_a_preset_sets_every_stages_defaults_and_a_stage_flag_overrides_it():
+    from show1_core.cli import _settings_from, build_parser
+
+    args = build_parser().parse_args(["plan", "--preset", "demo-app", "--pixel-sr-steps", "60"])
+    settings = _settings_from(args)
+    steps = [getattr(settings, stage).steps for stage in ("keyframes", "interpolation", "first_frame", "pixel_sr", "latent_sr")]
+    assert steps == [75, 50, 50, 60, 50]
+    paper = _settings_from(build_parser().parse_args(["plan"]))
+    assert paper == PAPER_SETTINGS
