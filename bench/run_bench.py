@@ -48,7 +48,9 @@ from show1_core.loading import KNOWN_CHECKPOINTS, ModelRole, StageModel
 from show1_core.loading.components import SCHEDULERS
 from show1_core.loading.registry import T5_CHECKPOINT
 from show1_core.loading.weights import parse_dtype
-from show1_core.memory import MemoryPolicy, ModelPlacer, PolicySettings, empty_cache, peak_memory_bytes, reset_peak_memory
+from show1_core.memory import POLICY_SETTINGS, MemoryPolicy, ModelPlacer, PolicySettings, empty_cache, peak_memory_bytes, reset_peak_memory
+from show1_core.plan.planner import PlanModels, flops_per_part
+from show1_core.plan.report import DENSE_BF16_TFLOPS
 from show1_core.settings import (
     PAPER_SETTINGS,
     FirstFrameSettings,
@@ -346,6 +348,34 @@ class Bench:
         return {"what": config.what, "policy": config.policy.value, "speed": dataclasses.asdict(config.speed), "runs": runs}
 
 
+STEP_PARTS = {
+    "text_t5": ("text_t5",),
+    "keyframes": ("keyframes",),
+    "interpolated": ("interpolation",),
+    "pixel_sr": ("first_frame", "pixel_sr"),
+    "text_clip": ("text_clip",),
+    "latent_sr": ("latent_sr",),
+}
+"""The parts of a plan (show1_core.plan) each timed step of the benchmark runs."""
+
+
+def planned_tflop(bench: Bench, real: bool) -> dict[str, float]:
+    """TFLOP of each timed step, counted on the meta device for the models the benchmark runs (no option changes them):
+    the released models, or the tiny set's folders."""
+    if real:
+        models = PlanModels.released(list(ModelRole), bench.dtype, SpeedSettings())
+    else:
+        folders = {role: getattr(bench.checkpoints, role.value) for role in ModelRole}
+        models = PlanModels.of_folders(folders, bench.checkpoints.t5, bench.dtype, SpeedSettings())
+    flops = flops_per_part(models, bench.settings, 4, POLICY_SETTINGS[MemoryPolicy.BALANCED])
+    return {step: sum(flops[part] for part in parts) / 1e12 for step, parts in STEP_PARTS.items()}
+
+
+def _share_of_peak(device: str) -> float | None:
+    """The dense bf16 peak of a GPU this benchmark knows by name (TFLOP/s), else ``None``."""
+    return next((tflops for name, tflops in DENSE_BF16_TFLOPS.items() if name.split()[0] in device), None)
+
+
 def _peak(rows: list[dict], key: str) -> float | None:
     values = [r[key] for r in rows if r[key] is not None]
     return max(values) if values else None
@@ -387,6 +417,21 @@ def table(results: dict) -> str:
     for name, report in reports.items():
         seconds = {r["step"]: r["seconds"] for r in report["runs"][0]}
         lines.append(f"| {name} | " + " | ".join(f"{seconds[s]:.2f}" if s in seconds else "-" for s in steps) + " |")
+    planned = results.get("planned_tflop")
+    if planned:
+        peak = _share_of_peak(results["device"])
+        where = f" and the share of the {peak:g} TFLOP/s dense bf16 peak" if peak else ""
+        lines.append(f"\nAchieved TFLOP/s per step (first video: planned FLOPs / seconds){where}:\n")
+        lines.append("| configuration | " + " | ".join(steps) + " |")
+        lines.append("|---" * (len(steps) + 1) + "|")
+        for name, report in reports.items():
+            seconds = {r["step"]: r["seconds"] for r in report["runs"][0]}
+            cells = []
+            for step in steps:
+                rate = planned[step] / seconds[step] if step in seconds and step in planned else None
+                share = f" ({rate / peak:.0%})" if rate is not None and peak else ""
+                cells.append("-" if rate is None else f"{rate:.3g}{share}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("\nWeight storage at the released size (counted on the meta device):\n")
     lines.append(f"| model | {results['weights_precision']} GiB | fp8 GiB |\n|---|---|---|")
     lines += [f"| {r['model']} | {r['gib']:.2f} | {r['fp8_gib']:.2f} |" for r in results["weights"]]
@@ -435,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             results["configs"][config.name] = bench.run(config)
             print(f"{config.name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        if not args.dry_run:  # the dry run's toy-width models have no FLOPs worth reporting
+            results["planned_tflop"] = planned_tflop(bench, real)
     torch.set_num_threads(threads)
     weights_dtype = torch.bfloat16 if dtype == torch.float32 else dtype
     results["weights_precision"], results["weights"] = str(weights_dtype).removeprefix("torch."), weight_storage(weights_dtype)

@@ -48,6 +48,8 @@ def test_tiny_mode_compares_configurations_with_the_original_strategy_step_by_st
     assert report["configs"]["split-guidance"]["speed"]["split_guidance"]
     printed = capsys.readouterr().out
     assert "| original | 1 |" in printed and "1.00x" in printed and "speed-up vs original" in printed
+    assert set(report["planned_tflop"]) == set(STEPS) and all(tflop > 0 for tflop in report["planned_tflop"].values())
+    assert "Achieved TFLOP/s per step (first video: planned FLOPs / seconds)" in printed
 
 
 def test_the_released_mode_runs_on_the_cpu_as_a_dry_run(tmp_path, monkeypatch):
