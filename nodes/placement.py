@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from show1_core import MemoryPolicy, StageModel
-from show1_core.host import ModelPlacer, PlacedModel, PlacerPlacement, planned_activation_bytes
+from show1_core.host import ModelPlacer, PlacedModel, PlacerPlacement, advisory, planned_activation_bytes
 
 from .comfy_bridge import ComfyRuntime, comfy_runtime, torch_device
 
@@ -85,7 +85,7 @@ def request_planned_memory(stage: PlacedModel, run: Callable[[PlacedModel, S], t
     while not isinstance(placement, ComfyPlacement) and hasattr(placement, "inner"):
         placement = placement.inner  # a Motion LoRA node's placement wraps the loader's
     if isinstance(placement, ComfyPlacement) and placement.device.type != "cpu":
-        placement.memory_required = planned_activation_bytes(stage, run, settings)
+        placement.memory_required = advisory(lambda: planned_activation_bytes(stage, run, settings)) or 0
 
 
 def placed_stage(model: StageModel, policy: MemoryPolicy) -> PlacedModel:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .loading import stage_of_unet_config
 from .memory import POLICY_SETTINGS, ModelPlacer, PolicySettings, default_device, default_dtype, resolve_device
 from .motion_lora import check_fits
+from .plan.fitting import advisory
 from .plan.stage_plan import planned_activation_bytes
 from .runner import (
     PlacedModel,
@@ -62,6 +63,7 @@ __all__ = [
     "PlacerPlacement",
     "PolicySettings",
     "Problem",
+    "advisory",
     "apply_speed",
     "check_attention_backend",
     "check_fits",

@@ -14,6 +14,7 @@ import torch
 from transformers import CLIPTextModel, T5EncoderModel
 
 import show1_core.cascade as cascade_module
+import show1_core.plan.fitting as fitting_module
 from show1_core.cascade import CascadeCheckpoints, Show1Cascade
 from show1_core.errors import InvalidSettingsError
 from show1_core.loading import ModelRole, load_stage_model
@@ -204,3 +205,18 @@ def test_a_preset_sets_every_stages_defaults_and_a_stage_flag_overrides_it():
     assert steps == [75, 50, 50, 60, 50]
     paper = _settings_from(build_parser().parse_args(["plan"]))
     assert paper == PAPER_SETTINGS
+
+
+def test_a_run_the_meta_device_cannot_plan_goes_ahead_with_a_warning(tiny_root, monkeypatch):
+    """The plan is advice: a model without shape-only kernels must not stop a run the real checks let through."""
+    checkpoints = CascadeCheckpoints.resolve(tiny_root, stages=1, allow_download=False)
+    cascade = Show1Cascade(checkpoints, device="cpu", dtype=torch.float32, cache=EmbeddingCache())
+    monkeypatch.setattr(cascade_module, "accelerator_memory_bytes", lambda device: 1)
+
+    def unplannable(*args, **kwargs):
+        raise NotImplementedError("aten::some_op has no meta kernel")
+
+    monkeypatch.setattr(fitting_module, "plan_run", unplannable)
+    with pytest.warns(UserWarning, match=r"could not plan this run's memory \(NotImplementedError: aten::some_op"):
+        result = cascade.run("a cat", SMALL, stages=1)
+    assert result.keyframes.shape[2] == SMALL.keyframes.num_frames

@@ -9,11 +9,13 @@ result). Each alone first, then together in that order.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, TypeVar
 
 import torch
 
+from ..errors import Show1Error
 from ..footprint import GIB
 from ..memory import POLICY_SETTINGS, MemoryPolicy
 from ..settings import CascadeSettings, SpeedSettings
@@ -36,6 +38,8 @@ class RunConfig:
         named = (("--split-guidance", speed.split_guidance), ("--stream-blocks", speed.stream_blocks), ("--fp8", speed.fp8_weights))
         return flags + [flag for flag, on in named if on]
 
+
+T = TypeVar("T")
 
 LEANER: tuple[tuple[str, Callable[[RunConfig], RunConfig]], ...] = (
     ("--split-guidance", lambda c: replace(c, speed=replace(c.speed, split_guidance=True))),
@@ -84,20 +88,32 @@ def fewest_options_that_fit(
     return None
 
 
+def advisory(make: Callable[[], T]) -> T | None:
+    """``make()``, or ``None`` with a warning when planning fails for a reason other than the user's input: a plan is
+    advice, so a model the meta device cannot run (a custom layer without a shape-only kernel) must not stop the run."""
+    try:
+        return make()
+    except Show1Error:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure of the shape-only run; the real run still checks everything
+        warnings.warn(f"show1 could not plan this run's memory ({type(err).__name__}: {err}); it runs without that check", stacklevel=3)
+        return None
+
+
 def refuse_unless_it_fits(
     build: ModelBuilder, settings: CascadeSettings, stages: int, config: RunConfig, memory: int, first_frame_model: bool, device: str
 ) -> None:
     """Raise :class:`InvalidSettingsError` when the run's planned peak exceeds ``memory`` bytes, naming the largest part
     and the fewest memory options that would fit (or that nothing does)."""
-    plan = plan_config(build, settings, stages, config, first_frame_model, count_flops=False)
-    if plan.peak_accelerator <= memory:
+    plan = advisory(lambda: plan_config(build, settings, stages, config, first_frame_model, count_flops=False))
+    if plan is None or plan.peak_accelerator <= memory:
         return
     largest = max(plan.parts, key=lambda part: part.accelerator)
     message = (
         f"the run needs {plan.peak_accelerator / GIB:.1f} GiB with {' '.join(config.flags()) or 'balanced'} (planned: "
         f"{LABELS[largest.name]}), more than the {memory / GIB:.1f} GiB of the {device} device; "
     )
-    found = fewest_options_that_fit(build, settings, stages, config, memory, first_frame_model)
+    found = advisory(lambda: fewest_options_that_fit(build, settings, stages, config, memory, first_frame_model))
     if found is None:
         message += "no memory option is enough: use a smaller size or fewer frames"
     else:
