@@ -11,17 +11,14 @@ through show1_core's one stage runner (:class:`~show1_core.host.PlacedModel`).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterator, Sequence
 
-import torch
 from torch import nn
 
 from show1_core import MemoryPolicy, StageModel
 from show1_core.host import ModelPlacer, PlacedModel, PlacerPlacement, advisory, planned_activation_bytes
 
 from .comfy_bridge import ComfyRuntime, comfy_runtime, torch_device
-
-S = TypeVar("S")
 
 
 class StageModules(nn.Module):
@@ -78,14 +75,24 @@ class ComfyPlacement:
         self._mm.soft_empty_cache()
 
 
-def request_planned_memory(stage: PlacedModel, run: Callable[[PlacedModel, S], torch.Tensor], settings: S) -> None:
-    """Before ``run(stage, settings)``: on a ComfyUI accelerator, plan on ``meta`` what the run holds beyond its weights
-    and ask ComfyUI to free that much when it loads the stage (``load_models_gpu(memory_required=...)``)."""
+def _comfy_placement(stage: PlacedModel) -> ComfyPlacement | None:
     placement = stage.placement
     while not isinstance(placement, ComfyPlacement) and hasattr(placement, "inner"):
         placement = placement.inner  # a Motion LoRA node's placement wraps the loader's
-    if isinstance(placement, ComfyPlacement) and placement.device.type != "cpu":
-        placement.memory_required = advisory(lambda: planned_activation_bytes(stage, run, settings)) or 0
+    return placement if isinstance(placement, ComfyPlacement) else None
+
+
+def request_planned_memory(stages: Sequence[PlacedModel | None], run: Callable[..., object]) -> None:
+    """Before ``run(*stages)`` (with settings shortened by ``two_steps``): on a ComfyUI accelerator, plan on ``meta`` what
+    each model's part of the run holds beyond the weights, and ask ComfyUI to free that much when it loads the model
+    (``load_models_gpu(memory_required=...)``). ``None`` stands for a model the node was not given."""
+    given = [stage for stage in stages if stage is not None]
+    placements = [_comfy_placement(stage) for stage in given]
+    if not placements or any(p is None or p.device.type == "cpu" for p in placements):
+        return
+    planned = advisory(lambda: planned_activation_bytes(given, run)) or [0] * len(given)
+    for placement, needed in zip(placements, planned):
+        placement.memory_required = needed
 
 
 def placed_stage(model: StageModel, policy: MemoryPolicy) -> PlacedModel:

@@ -19,6 +19,7 @@ from show1_core.host import (
     run_keyframes,
     run_latent_sr,
     run_pixel_sr,
+    two_steps,
 )
 
 from .comfy_bridge import progress_callback
@@ -120,7 +121,7 @@ class Keyframes(VideoStage):
         stage = expect_stage(model, ModelRole.KEYFRAMES, "model")
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
         settings = replace(KEYFRAMES, num_frames=frames, height=height, width=width, steps=steps, guidance=guidance, fps=fps)
-        request_planned_memory(stage, lambda placed, planned: run_keyframes(placed, embeds, planned, seed), settings)
+        request_planned_memory([stage], lambda placed: run_keyframes(placed, embeds, two_steps(settings), seed))
         return (video_to_image(run_keyframes(stage, embeds, settings, seed, progress_callback(ModelRole.KEYFRAMES))), fps)
 
 
@@ -185,7 +186,7 @@ class Interpolation(VideoStage):
         embeds = expect_embeddings(t5_embeds, EncoderKind.T5, "t5_embeds")
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(INTERPOLATION, frames_between=frames_between, steps=steps, guidance=guidance, window_batch=window_batch or None)
-        request_planned_memory(stage, lambda placed, planned: run_interpolation(placed, video, embeds, planned, seed), settings)
+        request_planned_memory([stage], lambda placed: run_interpolation(placed, video, embeds, two_steps(settings), seed))
         interpolated = run_interpolation(stage, video, embeds, settings, seed, progress_callback(ModelRole.INTERPOLATION))
         return (video_to_image(interpolated), interpolated_fps(fps, frames_between))
 
@@ -264,7 +265,12 @@ class PixelSR(VideoStage):
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(PIXEL_SR, steps=steps, guidance=guidance, noise_level=noise_level)
         anchor_settings = replace(FIRST_FRAME, steps=first_frame_steps, guidance=first_frame_guidance, noise_level=first_frame_noise_level)
-        request_planned_memory(stage, lambda placed, planned: run_pixel_sr(placed, video, embeds, planned, seed)[0], settings)
+
+        def planned_run(placed: PlacedModel, *first_frame: PlacedModel) -> object:
+            anchor_twin = first_frame[0] if first_frame else None
+            return run_pixel_sr(placed, video, embeds, two_steps(settings), seed, None, anchor_twin, two_steps(anchor_settings))
+
+        request_planned_memory([stage, anchor], planned_run)
         upscaled, _ = run_pixel_sr(stage, video, embeds, settings, seed, progress_callback(ModelRole.PIXEL_SR), anchor, anchor_settings)
         return (video_to_image(upscaled), fps)
 
@@ -317,7 +323,7 @@ class LatentSR(VideoStage):
         embeds = expect_embeddings(clip_embeds, EncoderKind.CLIP, "clip_embeds")
         video = image_to_video(images, "images", stage.model.unet.dtype)
         settings = replace(LATENT_SR, width=width, height=height, steps=steps, strength=strength, guidance=guidance)
-        request_planned_memory(stage, lambda placed, planned: run_latent_sr(placed, video, embeds, planned, seed), settings)
+        request_planned_memory([stage], lambda placed: run_latent_sr(placed, video, embeds, two_steps(settings), seed))
         return (
             video_to_image(run_latent_sr(stage, video, embeds, settings, seed, progress_callback(ModelRole.LATENT_SR)), clamp=True),
             fps,

@@ -13,7 +13,7 @@ from .loading import stage_of_unet_config
 from .memory import POLICY_SETTINGS, ModelPlacer, PolicySettings, default_device, default_dtype, resolve_device
 from .motion_lora import check_fits
 from .plan.fitting import advisory
-from .plan.stage_plan import planned_activation_bytes
+from .plan.stage_plan import planned_activation_bytes, two_steps
 from .runner import (
     PlacedModel,
     Placement,
@@ -86,6 +86,7 @@ __all__ = [
     "run_vae_encode",
     "settings_problems",
     "stage_of_unet_config",
+    "two_steps",
     "validate_cascade",
     "window_starts",
 ]

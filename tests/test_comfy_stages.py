@@ -539,7 +539,7 @@ def test_on_an_accelerator_each_stage_asks_comfyui_to_free_the_memory_its_run_is
     def run(placed, planned):
         return run_stage(placed, t5_embeds.embeds, planned, SEED)
 
-    assert requested == planned_activation_bytes(keyframe_model, run, settings) > 0
+    assert requested == planned_activation_bytes([keyframe_model], lambda placed: run(placed, two_steps(settings)))[0] > 0
     tracker = LiveBytes()
     unet = keyframe_model.model.unet
     with tracker:
@@ -551,3 +551,23 @@ def test_on_an_accelerator_each_stage_asks_comfyui_to_free_the_memory_its_run_is
     embeds = t5_embeds.embeds
     scheduler_tables = 64 * 1024
     assert abs(requested - measured) <= embeds.positive.nbytes + embeds.negative.nbytes + scheduler_tables
+
+
+def test_with_an_if_ii_l_first_frame_both_models_ask_for_their_own_planned_memory(fake, models):
+    """Stage 3 loads two models; each load asks ComfyUI for the memory its own part of the run is planned to need."""
+    from show1_core.host import planned_activation_bytes, run_pixel_sr, two_steps
+
+    sr, first = load("Show1PixelSRModelLoader", "show-1-sr1"), load("Show1FirstFrameModelLoader", "IF-II-L-v1.0")
+    sr.placement.device = first.placement.device = torch.device("cuda")  # what ComfyUI reports on a GPU machine
+    low, embeds = frames(5, 8, 16), models["t5_embeds"]
+    nodes()["Show1PixelSR"]().upscale(
+        sr, embeds, low, steps=STEPS, guidance=7.0, noise_level=250, seed=SEED, fps=8.0, first_frame_model=first, first_frame_steps=STEPS
+    )
+    requested_first, requested_sr = fake.log.memory_required[-2:]  # IF-II-L runs first, then the windows
+    video = pack_module("image_video").image_to_video(low, "x")
+    settings = two_steps(replace(PAPER_SETTINGS.pixel_sr, steps=STEPS))
+    first_settings = two_steps(replace(PAPER_SETTINGS.first_frame, steps=STEPS))
+    planned = planned_activation_bytes(
+        [sr, first], lambda placed, anchor: run_pixel_sr(placed, video, embeds.embeds, settings, SEED, None, anchor, first_settings)
+    )
+    assert [requested_sr, requested_first] == planned and requested_sr > 0 and requested_first > 0

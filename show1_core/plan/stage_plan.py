@@ -9,9 +9,7 @@ same speed settings), with two denoising steps per window: every step has the sa
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, TypeVar
-
-import torch
+from typing import Callable, Sequence, TypeVar
 
 from ..loading.stage_model import StageModel
 from ..runner import PlacedModel
@@ -20,15 +18,15 @@ from .meta_models import META, meta_stage_from_configs
 from .planner import PlanPlacement
 
 S = TypeVar("S")
-SECTION = "stage"
 
 
 def meta_twin(model: StageModel) -> StageModel:
     """``model`` rebuilt on ``meta`` from its configs, in its compute precision and with its speed settings."""
     dtype = next(p.dtype for p in model.unet.parameters() if p.dtype.is_floating_point and p.element_size() > 1)
-    schedulers = {"scheduler": model.scheduler}
+    # copies: a scheduler keeps the device of the samples it last noised, which must stay the real model's
+    schedulers = {"scheduler": model.fresh_scheduler()}
     if model.noising_scheduler is not None:
-        schedulers["image_noising_scheduler"] = model.noising_scheduler
+        schedulers["image_noising_scheduler"] = type(model.noising_scheduler).from_config(model.noising_scheduler.config)
     vae = None if model.vae is None else dict(model.vae.config)
     return meta_stage_from_configs(model.stage, dict(model.unet.config), schedulers, vae, dtype, model.speed)
 
@@ -42,14 +40,21 @@ def two_steps(settings: S) -> S:
     return replace(settings, steps=steps)
 
 
-def planned_activation_bytes(placed: PlacedModel, run: Callable[[PlacedModel, S], torch.Tensor], settings: S) -> int:
-    """Peak accelerator bytes beyond its weights that ``run(placed, settings)`` will hold, planned on ``meta``."""
-    twin = meta_twin(placed.model)
+def planned_activation_bytes(placed: Sequence[PlacedModel], run: Callable[..., object]) -> list[int]:
+    """Per placed model, the peak accelerator bytes beyond the weights while it holds the accelerator in
+    ``run(*twins)``, planned on ``meta`` twins of the models (give ``run`` settings shortened by :func:`two_steps`)."""
     tracker = LiveBytes()
+    twins = [meta_twin(p.model) for p in placed]
     with tracker:
-        for module in (twin.unet, twin.vae):
-            for tensor in () if module is None else (*module.parameters(), *module.buffers()):
-                tracker.track(tensor)
+        for twin in twins:
+            for module in (twin.unet, twin.vae):
+                for tensor in () if module is None else (*module.parameters(), *module.buffers()):
+                    tracker.track(tensor)
         weights = tracker.current[META.type]
-        run(PlacedModel(twin, PlanPlacement(tracker, SECTION, META), placed.policy, placed.policy_settings), two_steps(settings))
-    return tracker.section_peak[SECTION][META.type] - weights
+        run(
+            *[
+                PlacedModel(twin, PlanPlacement(tracker, str(i), META), p.policy, p.policy_settings)
+                for i, (twin, p) in enumerate(zip(twins, placed))
+            ]
+        )
+    return [tracker.section_peak[str(i)][META.type] - weights for i in range(len(placed))]
