@@ -12,7 +12,7 @@ from pathlib import Path
 from show1_core import ModelRole, Show1Error, read_motion_lora_info
 
 from .model_files import files_in, per_file_version, resolve_file
-from .model_folders import _folder_paths, model_roots
+from .model_folders import comfy_folders, model_roots
 
 SHOW1_LORA_FOLDER = "loras"
 """Subfolder of each Show-1 model root holding motion LoRAs (``models/show1/loras``)."""
@@ -22,13 +22,7 @@ COMFY_LORA_FOLDER = "loras"
 
 def lora_roots() -> list[Path]:
     """Folders searched for LoRA files, in order: ``<Show-1 model roots>/loras``, then ComfyUI's ``loras`` folders."""
-    roots = [root / SHOW1_LORA_FOLDER for root in model_roots()]
-    folder_paths = _folder_paths()
-    if folder_paths is not None:
-        try:
-            roots += [Path(p) for p in folder_paths.get_folder_paths(COMFY_LORA_FOLDER)]
-        except KeyError:  # a ComfyUI without a loras folder registered
-            pass
+    roots = [root / SHOW1_LORA_FOLDER for root in model_roots()] + comfy_folders(COMFY_LORA_FOLDER)
     return list(dict.fromkeys(roots))
 
 

@@ -54,6 +54,18 @@ def _folder_paths() -> ModuleType | None:
         return None
 
 
+def comfy_folders(name: str) -> list[Path]:
+    """ComfyUI's folders registered as ``name`` (``loras``, ``text_encoders``); none outside ComfyUI or where a ComfyUI
+    has no such folder registered."""
+    folder_paths = _folder_paths()
+    if folder_paths is None:
+        return []
+    try:
+        return [Path(p) for p in folder_paths.get_folder_paths(name)]
+    except KeyError:
+        return []
+
+
 def register_model_folder() -> None:
     """Register ``models/show1`` with ComfyUI's ``folder_paths`` (no-op outside ComfyUI; idempotent)."""
     folder_paths = _folder_paths()

@@ -28,7 +28,7 @@ from show1_core.host import POLICY_SETTINGS, EncoderPlacement, ModelPlacer, Plac
 
 from .comfy_bridge import ComfyRuntime, comfy_runtime, torch_device
 from .model_files import files_in, per_file_version, resolve_file
-from .model_folders import _folder_paths, model_roots
+from .model_folders import comfy_folders, model_roots
 
 COMFY_TEXT_ENCODER_FOLDER = "text_encoders"
 """ComfyUI's ``folder_paths`` name of ``models/text_encoders`` (and the legacy ``models/clip``)."""
@@ -117,14 +117,7 @@ def encoder_dtype(precision: str, resolved: torch.dtype) -> torch.dtype:
 
 def text_encoder_file_roots() -> list[Path]:
     """Folders searched for single-file text encoders: ComfyUI's ``text_encoders`` folders, then ``<model root>/text_encoders``."""
-    roots: list[Path] = []
-    folder_paths = _folder_paths()
-    if folder_paths is not None:
-        try:
-            roots += [Path(p) for p in folder_paths.get_folder_paths(COMFY_TEXT_ENCODER_FOLDER)]
-        except KeyError:
-            pass
-    roots += [root / COMFY_TEXT_ENCODER_FOLDER for root in model_roots()]
+    roots = comfy_folders(COMFY_TEXT_ENCODER_FOLDER) + [root / COMFY_TEXT_ENCODER_FOLDER for root in model_roots()]
     return list(dict.fromkeys(roots))
 
 
