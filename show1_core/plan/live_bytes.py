@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import torch
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -62,6 +63,12 @@ class LiveBytes(TorchDispatchMode):
                 peaks = self.section_peak[name]
                 peaks[counted] = max(peaks[counted], self.current[counted])
         weakref.finalize(storage, self._freed, key, device, size)
+
+    def track_weights(self, *modules: nn.Module | None) -> None:
+        """Count every parameter and buffer of ``modules`` (``None`` skipped) from now on."""
+        for module in modules:
+            for tensor in () if module is None else (*module.parameters(), *module.buffers()):
+                self.track(tensor)
 
     def _freed(self, key: int, device: str, size: int) -> None:
         self.current[device] -= size

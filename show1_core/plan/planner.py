@@ -26,11 +26,10 @@ and other attention backends are not planned: they change speed, not what is all
 
 from __future__ import annotations
 
-import math
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping, TypeVar
 
 import torch
 from torch import nn
@@ -42,14 +41,12 @@ from ..loading.stage_model import StageModel
 from ..memory import POLICY_SETTINGS, MemoryPolicy, PolicySettings
 from ..runner import PlacedModel, run_interpolation, run_keyframes, run_latent_sr, run_pixel_sr
 from ..settings import PAPER_SETTINGS, CascadeSettings, SpeedSettings
-from ..stages.interpolation import interpolated_length
 from ..stages.sampling import count_steps, text_width_of
 from ..text import MAX_TOKENS, EncoderKind
 from .live_bytes import ALL, LiveBytes
 from .meta_models import META, meta_stage_model, meta_stage_model_of_folder, meta_text_encoder, module_bytes
 
-PARTS = ("text_t5", "keyframes", "interpolation", "first_frame", "pixel_sr", "text_clip", "latent_sr")
-"""The parts of a run in order: each holds the accelerator with its own models."""
+S = TypeVar("S")
 ROLE_OF_PART = {role.value: role for role in ModelRole}
 
 
@@ -178,20 +175,20 @@ def _loops(model: StageModel, steps: int, strength: float = 1.0) -> int:
     return min(int(steps * strength), steps) if model.stage == ModelRole.LATENT_SR else count_steps(model, steps)
 
 
+def with_loops(settings: S, loops: int) -> S:
+    """One stage's settings with the fewest steps that run ``loops`` denoising iterations per window (stage 4 keeps only
+    the last ``strength`` of its steps)."""
+    strength = getattr(settings, "strength", 1.0)
+    steps = loops
+    while min(int(steps * strength), steps) < loops:
+        steps += 1
+    return replace(settings, steps=steps)
+
+
 def _short_settings(settings: CascadeSettings, loops: int) -> CascadeSettings:
     """``settings`` with the fewest steps that run ``loops`` denoising iterations per window in every stage."""
-    lsr = settings.latent_sr
-    steps = max(loops, math.ceil(loops / lsr.strength - 1e-9))
-    while int(steps * lsr.strength) < loops:
-        steps += 1
-    return replace(
-        settings,
-        keyframes=replace(settings.keyframes, steps=loops),
-        interpolation=replace(settings.interpolation, steps=loops),
-        first_frame=replace(settings.first_frame, steps=loops),
-        pixel_sr=replace(settings.pixel_sr, steps=loops),
-        latent_sr=replace(lsr, steps=steps),
-    )
+    stages = ("keyframes", "interpolation", "first_frame", "pixel_sr", "latent_sr")
+    return replace(settings, **{name: with_loops(getattr(settings, name), loops) for name in stages})
 
 
 def _module_flops(counter: FlopCounterMode, module: nn.Module) -> int:
@@ -245,9 +242,7 @@ def _run_once(
         return result
 
     with tracker:
-        for module in models.all_modules():
-            for tensor in (*module.parameters(), *module.buffers()):
-                tracker.track(tensor)
+        tracker.track_weights(*models.all_modules())
         weights = tracker.current[models.device.type]
         encode(EncoderKind.T5, "text_t5")
         t5 = _embeds(text_width_of(models.stage[ModelRole.KEYFRAMES].unet), models.dtype)
@@ -404,9 +399,3 @@ def plan_run(
         peak = memory.tracker.section_peak[name]
         parts.append(PartPlan(name, weights, peak[models.device.type] - memory.weights, ram + peak["cpu"], flops[name]))
     return CascadePlan(tuple(parts))
-
-
-def frames_of(settings: CascadeSettings, stages: int) -> int:
-    """Frames of the run's final video."""
-    kf = settings.keyframes
-    return interpolated_length(kf.num_frames, settings.interpolation.frames_between) if stages >= 2 else kf.num_frames

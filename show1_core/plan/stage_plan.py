@@ -8,14 +8,13 @@ same speed settings), with two denoising steps per window: every step has the sa
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable, Sequence, TypeVar
 
 from ..loading.stage_model import StageModel
 from ..runner import PlacedModel
 from .live_bytes import LiveBytes
 from .meta_models import META, meta_stage_from_configs
-from .planner import PlanPlacement
+from .planner import PlanPlacement, with_loops
 
 S = TypeVar("S")
 
@@ -33,11 +32,7 @@ def meta_twin(model: StageModel) -> StageModel:
 
 def two_steps(settings: S) -> S:
     """A stage's settings with two denoising steps per window (for stage 4, enough steps that ``strength`` keeps two)."""
-    strength = getattr(settings, "strength", 1.0)
-    steps = 2
-    while min(int(steps * strength), steps) < 2:
-        steps += 1
-    return replace(settings, steps=steps)
+    return with_loops(settings, 2)
 
 
 def planned_activation_bytes(placed: Sequence[PlacedModel], run: Callable[..., object]) -> list[int]:
@@ -46,10 +41,7 @@ def planned_activation_bytes(placed: Sequence[PlacedModel], run: Callable[..., o
     tracker = LiveBytes()
     twins = [meta_twin(p.model) for p in placed]
     with tracker:
-        for twin in twins:
-            for module in (twin.unet, twin.vae):
-                for tensor in () if module is None else (*module.parameters(), *module.buffers()):
-                    tracker.track(tensor)
+        tracker.track_weights(*(module for twin in twins for module in (twin.unet, twin.vae)))
         weights = tracker.current[META.type]
         run(
             *[
