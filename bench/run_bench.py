@@ -446,6 +446,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", default=None, help="comma-separated configurations (default: all; 'original' is always run)")
     parser.add_argument("--precision", default="bf16", choices=["fp16", "bf16", "fp32"], help="released mode on a GPU")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's step count (quick checks)")
+    parser.add_argument(
+        "--batch-videos",
+        type=int,
+        default=6,
+        help="tiny mode: also time this many videos as a loop of `show1 generate` runs and as `show1 batch --by video/stage` "
+        "(bench/batch_throughput.py; needs Ray; 0 skips it)",
+    )
     args = parser.parse_args(argv)
 
     real = args.mode == "released" and not args.dry_run
@@ -483,12 +490,20 @@ def main(argv: list[str] | None = None) -> int:
         if not args.dry_run:  # the dry run's toy-width models have no FLOPs worth reporting
             results["planned_tflop"] = planned_tflop(bench, real)
     torch.set_num_threads(threads)
+    if args.mode == "tiny" and args.batch_videos > 0:
+        import batch_throughput  # bench/, beside this script
+
+        results["batch"] = batch_throughput.measure(args.batch_videos)
     weights_dtype = torch.bfloat16 if dtype == torch.float32 else dtype
     results["weights_precision"], results["weights"] = str(weights_dtype).removeprefix("torch."), weight_storage(weights_dtype)
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"{args.mode}{'-dry-run' if args.dry_run else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
     report = f"## {results['mode']} on {results['device']}, {results['precision']}, {results['settings']} settings\n\n" + table(results)
+    if "batch" in results:
+        import batch_throughput
+
+        report += "\n\n" + batch_throughput.table(results["batch"])
     stem.with_suffix(".md").write_text(report + "\n")
     print(report)
     return 0

@@ -51,6 +51,7 @@ _PUBLIC = {
     "loading.hub": ("DEFAULT_MODELS_DIR_ENV", "default_models_dir", "resolve_checkpoint", "resolve_t5_tokenizer"),
     "loading.t5_file": ("load_t5_file",),
     "memory": ("MemoryPolicy",),
+    "model_setup": ("ModelSetup",),
     "motion_lora": (
         "MotionLora",
         "MotionLoraInfo",
@@ -112,6 +113,7 @@ if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/
     from .loading.hub import DEFAULT_MODELS_DIR_ENV, default_models_dir, resolve_checkpoint, resolve_t5_tokenizer
     from .loading.t5_file import load_t5_file
     from .memory import MemoryPolicy
+    from .model_setup import ModelSetup
     from .motion_lora import (
         MotionLora,
         MotionLoraInfo,

@@ -85,6 +85,12 @@ class CascadeResult:
         return name, video
 
 
+def video_fps(settings: CascadeSettings, stages: int) -> float:
+    """Frame rate of the video after stage ``stages``: the keyframes' rate, raised by interpolation from stage 2 on."""
+    keyframes = settings.keyframes.fps
+    return keyframes if stages < 2 else interpolated_fps(keyframes, settings.interpolation.frames_between)
+
+
 StageHook = Callable[[str, torch.Tensor, float], None]
 """Called with (stage name, video, fps) when a stage finishes."""
 StartHook = Callable[[str], None]
@@ -133,6 +139,7 @@ class Show1Cascade:
         self._text_loaders = dict(text_loaders or {})
         self.motion_loras = list(motion_loras)
         self.speed = speed
+        self._planned_to_fit: set[tuple[CascadeSettings, int]] = set()
 
     def _folder(self, stage: ModelRole) -> Path:
         folder = getattr(self.checkpoints, stage.value)
@@ -177,6 +184,8 @@ class Show1Cascade:
     def _refuse_unless_the_plan_fits(self, settings: CascadeSettings, stages: int) -> None:
         """On an accelerator whose memory is known, plan the run on ``meta`` from the checkpoints' configs
         (:mod:`show1_core.plan`) and refuse it, naming the options that would fit, when its peak is larger."""
+        if (settings, stages) in self._planned_to_fit:
+            return  # planned before (a batch worker runs many videos at the same settings)
         memory = accelerator_memory_bytes(self.device)
         roles = roles_of_run(stages, self.uses_first_frame_model())
         folders = {role: getattr(self.checkpoints, role.value) for role in roles}
@@ -186,6 +195,7 @@ class Show1Cascade:
         build = lambda speed: PlanModels.of_folders(folders, t5, self.dtype, speed)  # noqa: E731
         config = RunConfig(self.placer.policy, self.speed)
         refuse_unless_it_fits(build, settings, stages, config, memory, self.uses_first_frame_model(), str(self.device))
+        self._planned_to_fit.add((settings, stages))
 
     def run(
         self,
@@ -215,16 +225,15 @@ class Show1Cascade:
         phase = on_phase or (lambda phase: None)
         negative = settings.negative_prompt if negative_prompt is None else negative_prompt
         result = CascadeResult()
-        seed = settings.seed
 
         def encoded(kind: EncoderKind, negative: str) -> PromptEmbeds:
             phase(Phase("encode", ENCODER_LABEL[kind]))
             return self.encode(kind, prompt, negative, clean_caption)
 
-        def ready(stage: ModelRole) -> PlacedModel:
+        def ready(stage: ModelRole) -> None:
             if stage not in self._models:
                 phase(Phase("load", f"loading {self._folder(stage).name}"))
-            return self.placed(stage)
+                self.model(stage)
 
         def begin(stage: ModelRole) -> None:
             phase(Phase("stage", stage.title))
@@ -238,34 +247,77 @@ class Show1Cascade:
 
         started("text_t5")
         t5 = encoded(EncoderKind.T5, negative)
-        kf = settings.keyframes
         started("keyframes")
-        model = ready(ModelRole.KEYFRAMES)
+        ready(ModelRole.KEYFRAMES)
         begin(ModelRole.KEYFRAMES)
-        finish("keyframes", ModelRole.KEYFRAMES, run_keyframes(model, t5, kf, seed, callback, checked=True), kf.fps)
+        finish("keyframes", ModelRole.KEYFRAMES, self.keyframes(t5, settings, callback, checked=True), video_fps(settings, 1))
         if stages >= 2:
-            it = settings.interpolation
             started("interpolated")
-            model = ready(ModelRole.INTERPOLATION)
+            ready(ModelRole.INTERPOLATION)
             begin(ModelRole.INTERPOLATION)
-            video = run_interpolation(model, result.keyframes, t5, it, seed, callback, checked=True)
-            finish("interpolated", ModelRole.INTERPOLATION, video, interpolated_fps(kf.fps, it.frames_between))
+            video = self.interpolate(result.keyframes, t5, settings, callback, checked=True)
+            finish("interpolated", ModelRole.INTERPOLATION, video, video_fps(settings, 2))
         if stages >= 3:
             started("pixel_sr")
-            model = ready(ModelRole.PIXEL_SR)
-            anchor = ready(ModelRole.FIRST_FRAME) if self.uses_first_frame_model() else None
+            ready(ModelRole.PIXEL_SR)
+            if self.uses_first_frame_model():
+                ready(ModelRole.FIRST_FRAME)
             begin(ModelRole.PIXEL_SR)
-            video, result.first_frame = run_pixel_sr(
-                model, result.interpolated, t5, settings.pixel_sr, seed, callback, anchor, settings.first_frame, checked=True
-            )
+            video, result.first_frame = self.super_resolve_pixels(result.interpolated, t5, settings, callback, checked=True)
             self._done_with(ModelRole.FIRST_FRAME)
-            finish("pixel_sr", ModelRole.PIXEL_SR, video, result.fps["interpolated"])
+            finish("pixel_sr", ModelRole.PIXEL_SR, video, video_fps(settings, 3))
         if stages >= 4:
             started("text_clip")
             clip = encoded(EncoderKind.CLIP, settings.latent_negative_prompt)
             started("latent_sr")
-            model = ready(ModelRole.LATENT_SR)
+            ready(ModelRole.LATENT_SR)
             begin(ModelRole.LATENT_SR)
-            video = run_latent_sr(model, result.pixel_sr, clip, settings.latent_sr, seed, callback, checked=True)
-            finish("latent_sr", ModelRole.LATENT_SR, video, result.fps["pixel_sr"])
+            video = self.super_resolve_latent(result.pixel_sr, clip, settings, callback, checked=True)
+            finish("latent_sr", ModelRole.LATENT_SR, video, video_fps(settings, 4))
         return result
+
+    def keyframes(
+        self, t5: PromptEmbeds, settings: CascadeSettings, callback: StepCallback | None = None, *, checked: bool = False
+    ) -> torch.Tensor:
+        """Stage 1 alone: keyframes from T5 embeddings, with ``settings.keyframes`` and ``settings.seed``."""
+        return run_keyframes(self.placed(ModelRole.KEYFRAMES), t5, settings.keyframes, settings.seed, callback, checked=checked)
+
+    def interpolate(
+        self,
+        keyframes: torch.Tensor,
+        t5: PromptEmbeds,
+        settings: CascadeSettings,
+        callback: StepCallback | None = None,
+        *,
+        checked: bool = False,
+    ) -> torch.Tensor:
+        """Stage 2 alone: frames between the keyframes, with ``settings.interpolation`` and ``settings.seed``."""
+        stage = self.placed(ModelRole.INTERPOLATION)
+        return run_interpolation(stage, keyframes, t5, settings.interpolation, settings.seed, callback, checked=checked)
+
+    def super_resolve_pixels(
+        self,
+        video: torch.Tensor,
+        t5: PromptEmbeds,
+        settings: CascadeSettings,
+        callback: StepCallback | None = None,
+        *,
+        checked: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 3 alone: the x4 video and its upscaled frame 0 (by IF-II-L where this cascade uses it)."""
+        stage = self.placed(ModelRole.PIXEL_SR)
+        anchor = self.placed(ModelRole.FIRST_FRAME) if self.uses_first_frame_model() else None
+        return run_pixel_sr(stage, video, t5, settings.pixel_sr, settings.seed, callback, anchor, settings.first_frame, checked=checked)
+
+    def super_resolve_latent(
+        self,
+        video: torch.Tensor,
+        clip: PromptEmbeds,
+        settings: CascadeSettings,
+        callback: StepCallback | None = None,
+        *,
+        checked: bool = False,
+    ) -> torch.Tensor:
+        """Stage 4 alone: a stage-3 video refined in the latent space from CLIP embeddings, with ``settings.latent_sr``."""
+        stage = self.placed(ModelRole.LATENT_SR)
+        return run_latent_sr(stage, video, clip, settings.latent_sr, settings.seed, callback, checked=checked)

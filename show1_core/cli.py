@@ -1,4 +1,4 @@
-"""The ``show1`` command: ``generate``, ``plan``, ``demo``, ``tiny-models``, ``download``, ``convert`` and ``train-motion``."""
+"""The ``show1`` command: ``generate``, ``batch``, ``plan``, ``demo``, ``tiny-models``, ``download``, ``convert`` and ``train-motion``."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import tempfile
 from pathlib import Path
 
 from .errors import GenerationCancelled, InvalidSettingsError, Show1Error
+from .settings import STAGE_FIELDS
 
 DEMO_NOTICE = (
     "show1 demo runs every stage on TINY RANDOM models: the result is coloured noise, not a picture.\n"
     'It proves the installation works end to end. For real videos run `show1 generate "your prompt"`,\n'
     "which downloads the released checkpoints (about 35 GB) on first use."
 )
-STAGE_FIELDS = ("keyframes", "interpolation", "first_frame", "pixel_sr", "latent_sr")
 SKIPPED_FIELDS = {"fps", "window_batch", "vae_batch"}
 
 
@@ -109,34 +109,21 @@ def _write_outputs(result, args: argparse.Namespace) -> list[Path]:
     return written
 
 
-def _run_cascade(checkpoints, args, settings, prompt: str, motion_loras=(), speed=None) -> list[Path]:
+def _run_cascade(setup, args: argparse.Namespace, settings, prompt: str) -> list[Path]:
     import torch
 
-    from .cascade import Phase, Show1Cascade
+    from .cascade import Phase
     from .console import RunDisplay
-    from .loading.weights import parse_dtype
-    from .settings import SpeedSettings
-    from .text import EmbeddingCache, embeddings_cache_dir
 
-    cache_dir = embeddings_cache_dir(Path(args.models_dir or _default_models_dir()))
-    dtype = parse_dtype(args.precision) if args.precision else None
-    cascade = Show1Cascade(
-        checkpoints,
-        device=args.device,
-        dtype=dtype,
-        policy=args.memory,
-        cache=EmbeddingCache(cache_dir),
-        motion_loras=motion_loras,
-        speed=speed or SpeedSettings(),
-    )
+    cascade = setup.cascade()
     display = RunDisplay()
     try:
         with torch.inference_mode():
             result = cascade.run(
                 prompt,
                 settings,
-                stages=args.stages,
-                clean_caption=args.clean_caption,
+                stages=setup.stages,
+                clean_caption=setup.clean_caption,
                 callback=display.step,
                 on_stage=display.stage_done,
                 on_phase=display.phase,
@@ -190,14 +177,21 @@ def _speed_from(args: argparse.Namespace):
 def _check_before_running(args: argparse.Namespace) -> None:
     """Refuse bad output names and locations, formats, seeds, devices, speed options and stage settings before
     any model loads or downloads (the models' own limits are checked when the cascade starts)."""
+    from .text import check_prompt
+
+    _check_outputs(args)
+    check_prompt(args.prompt)
+    _check_model_flags(args)
+
+
+def _check_model_flags(args: argparse.Namespace) -> None:
+    """Refuse bad negative prompts, seeds, devices, speed options and stage settings (:func:`_model_flags`)."""
     from .memory import resolve_device
     from .motion_lora import check_speed_allows_loras
     from .speed import check_attention_backend
     from .text import check_prompt
     from .validation.ranges import raise_problems, settings_problems
 
-    _check_outputs(args)
-    check_prompt(args.prompt)
     check_prompt(args.negative_prompt, "negative prompt (--negative-prompt)")
     check_prompt(args.latent_negative_prompt, "stage-4 negative prompt (--latent-negative-prompt)")
     device = resolve_device(args.device)
@@ -216,18 +210,28 @@ def _flag(setting: str) -> str:
     return setting
 
 
+def _setup_from(args: argparse.Namespace):
+    """The :class:`~show1_core.model_setup.ModelSetup` the model flags ask for."""
+    from .model_setup import ModelSetup
+
+    return ModelSetup(
+        stages=args.stages,
+        first_frame_model=not args.no_first_frame_model,
+        clean_caption=args.clean_caption,
+        precision=args.precision,
+        memory=args.memory,
+        speed=_speed_from(args),
+        motion_loras=tuple(args.motion_lora),
+        models_dir=args.models_dir,
+        offline=args.offline,
+        device=args.device,
+    )
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """Run the cascade on the released checkpoints (downloaded on first use)."""
-    from .cascade import CascadeCheckpoints
-    from .motion_lora import load_motion_lora, parse_lora_spec
-
     _check_before_running(args)
-    motion_loras = [load_motion_lora(*parse_lora_spec(spec)) for spec in args.motion_lora]
-    settings = _settings_from(args)
-    checkpoints = CascadeCheckpoints.resolve(
-        args.models_dir, args.stages, use_first_frame_model=not args.no_first_frame_model, allow_download=not args.offline
-    )
-    for path in _run_cascade(checkpoints, args, settings, args.prompt, motion_loras, _speed_from(args)):
+    for path in _run_cascade(_setup_from(args), args, _settings_from(args), args.prompt):
         print(f"wrote {path}")
     return 0
 
@@ -251,6 +255,20 @@ def demo_settings():
         pixel_sr=PixelSRSettings(steps=2),
         latent_sr=LatentSRSettings(width=192, height=96, steps=4, strength=0.75),
     )
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Make a video per prompt and sample of a prompt file on Ray, skipping those an earlier run finished."""
+    from .batch import BatchOptions, Spread, run_batch
+    from .batch.pipeline import import_ray
+
+    _check_model_flags(args)
+    import_ray()  # before any work: say how to install it
+    spread = Spread(args.by, args.workers, args.per_worker, args.worker_resource, args.pool_sizes, args.ray_address)
+    options = BatchOptions(_settings_from(args), args.samples, _setup_from(args), spread, args.overwrite)
+    result = run_batch(args.prompts, args.out, options)
+    print(result.summary(), file=sys.stderr)
+    return 1 if result.failed or result.missing else 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -293,17 +311,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Write a tiny random model set and run the whole cascade on it."""
-    from .cascade import CascadeCheckpoints
+    from .model_setup import ModelSetup
     from .tiny import write_tiny_models
 
     print(DEMO_NOTICE)
     ns = argparse.Namespace(
-        models_dir=None,
-        precision="fp32",
-        device="cpu",
-        memory="balanced",
         stages=4,
-        clean_caption=False,
         format="gif",
         output=str(Path(args.output_dir) / "demo.mp4"),
         save_intermediate=True,
@@ -313,9 +326,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="show1-demo-") as tmp:
         models = Path(args.models_dir) if args.models_dir else Path(tmp)
         write_tiny_models(models, overwrite=args.overwrite)
-        ns.models_dir = str(models)
-        checkpoints = CascadeCheckpoints.resolve(models, allow_download=False)
-        paths = _run_cascade(checkpoints, ns, demo_settings(), args.prompt)
+        setup = ModelSetup(precision="fp32", device="cpu", models_dir=str(models), offline=True)
+        paths = _run_cascade(setup, ns, demo_settings(), args.prompt)
     for path in paths:
         print(f"wrote {path}")
     print("Done: every stage ran. Remember, random weights make noise.")
@@ -379,6 +391,69 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pool_sizes(text: str) -> dict[str, int]:
+    """``text=1,pixel_sr=4`` -> ``{"text": 1, "pixel_sr": 4}``."""
+    sizes = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        pool, sep, size = part.partition("=")
+        if not sep or not size.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"{part!r} is not POOL=N")
+        sizes[pool.strip()] = int(size)
+    return sizes
+
+
+def _batch_flags(parser: argparse.ArgumentParser) -> None:
+    """How ``show1 batch`` spreads its work over Ray."""
+    from .batch.options import MODES, POOLS
+
+    group = parser.add_argument_group("spreading the work (Ray)")
+    group.add_argument(
+        "--by",
+        default="video",
+        choices=MODES,
+        help="video: each worker runs whole cascades with its models kept loaded (a GPU that holds every model); "
+        "stage: one pool of workers per stage, videos passed between them (smaller GPUs; no model reloads)",
+    )
+    group.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start one on this machine)")
+    group.add_argument("--workers", type=int, default=None, help="--by video: cascades at once (default: one per GPU, else per CPU)")
+    group.add_argument("--per-worker", type=float, default=1.0, help="GPUs (or --worker-resource units) per worker (default 1)")
+    group.add_argument(
+        "--worker-resource", default=None, help="schedule workers on this Ray resource: GPU, CPU or a custom one (default: GPU if any)"
+    )
+    group.add_argument(
+        "--pool-sizes",
+        type=_pool_sizes,
+        default={},
+        metavar="POOL=N,...",
+        help=f"--by stage: workers per pool ({', '.join(POOLS)}); default: by each stage's share of the compute",
+    )
+
+
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    """The options of a run that are not stage or speed settings: prompts, seed, stages, models, device, memory, LoRAs."""
+    from .memory import MemoryPolicy
+    from .settings import PAPER_SETTINGS
+
+    parser.add_argument("--negative-prompt", default=PAPER_SETTINGS.negative_prompt, help="negative prompt for stages 1-3")
+    parser.add_argument("--latent-negative-prompt", default=PAPER_SETTINGS.latent_negative_prompt, help="negative prompt for stage 4")
+    parser.add_argument("--seed", type=int, default=PAPER_SETTINGS.seed)
+    parser.add_argument("--stages", type=int, default=4, choices=[1, 2, 3, 4], help="stop after this stage")
+    parser.add_argument("--no-first-frame-model", action="store_true", help="bilinear first frame instead of the gated IF-II-L")
+    parser.add_argument("--clean-caption", action="store_true", help="clean the prompt as DeepFloyd IF does (needs show1[captions])")
+    parser.add_argument("--models-dir", default=None, help="where checkpoints live or are downloaded ($SHOW1_MODELS_DIR)")
+    parser.add_argument("--offline", action="store_true", help="never download; fail if a checkpoint is missing")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)")
+    parser.add_argument("--precision", default=None, choices=["fp16", "bf16", "fp32"], help="default fp16 on GPU, fp32 on CPU")
+    parser.add_argument("--memory", default=MemoryPolicy.BALANCED.value, choices=[p.value for p in MemoryPolicy])
+    parser.add_argument(
+        "--motion-lora",
+        action="append",
+        default=[],
+        metavar="FILE[:SCALE]",
+        help="a motion LoRA from `show1 train-motion` for stage 1 or 2 (its file says which), at SCALE (default 1); repeat to stack",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``show1`` command."""
     from .memory import MemoryPolicy
@@ -392,29 +467,23 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("prompt")
     gen.add_argument("-o", "--output", default="show1.mp4", help="video file (.mp4, .gif or .webp)")
     gen.add_argument("--format", default="", help="extra formats to write too, e.g. gif,webp")
-    gen.add_argument("--negative-prompt", default=PAPER_SETTINGS.negative_prompt, help="negative prompt for stages 1-3")
-    gen.add_argument("--latent-negative-prompt", default=PAPER_SETTINGS.latent_negative_prompt, help="negative prompt for stage 4")
-    gen.add_argument("--seed", type=int, default=PAPER_SETTINGS.seed)
-    gen.add_argument("--stages", type=int, default=4, choices=[1, 2, 3, 4], help="stop after this stage")
     gen.add_argument("--save-intermediate", action="store_true", help="also write every earlier stage's video")
     gen.add_argument("--overwrite", action="store_true", help="replace output files that already exist (refused otherwise)")
-    gen.add_argument("--no-first-frame-model", action="store_true", help="bilinear first frame instead of the gated IF-II-L")
-    gen.add_argument("--clean-caption", action="store_true", help="clean the prompt as DeepFloyd IF does (needs show1[captions])")
-    gen.add_argument("--models-dir", default=None, help="where checkpoints live or are downloaded ($SHOW1_MODELS_DIR)")
-    gen.add_argument("--offline", action="store_true", help="never download; fail if a checkpoint is missing")
-    gen.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)")
-    gen.add_argument("--precision", default=None, choices=["fp16", "bf16", "fp32"], help="default fp16 on GPU, fp32 on CPU")
-    gen.add_argument("--memory", default=MemoryPolicy.BALANCED.value, choices=[p.value for p in MemoryPolicy])
-    gen.add_argument(
-        "--motion-lora",
-        action="append",
-        default=[],
-        metavar="FILE[:SCALE]",
-        help="a motion LoRA from `show1 train-motion` for stage 1 or 2 (its file says which), at SCALE (default 1); repeat to stack",
-    )
+    _model_flags(gen)
     _speed_flags(gen)
     _stage_flags(gen)
     gen.set_defaults(func=cmd_generate)
+
+    batch = sub.add_parser("batch", help="many videos from a prompt file on Ray (one machine or a cluster), resumable")
+    batch.add_argument("prompts", help="prompt file: one prompt a line (.txt), JSON Lines (.jsonl) or VBench's prompt JSON (.json)")
+    batch.add_argument("--out", required=True, help="output folder: {prompt}-{sample}.mp4 per video and manifest.jsonl")
+    batch.add_argument("--samples", type=int, default=1, help="videos per prompt (VBench asks for 5)")
+    batch.add_argument("--overwrite", action="store_true", help="make again the videos --out holds with other settings")
+    _batch_flags(batch)
+    _model_flags(batch)
+    _speed_flags(batch)
+    _stage_flags(batch)
+    batch.set_defaults(func=cmd_batch)
 
     plan = sub.add_parser(
         "plan",

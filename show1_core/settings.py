@@ -87,6 +87,8 @@ class CascadeSettings:
 
 
 PAPER_SETTINGS = CascadeSettings()
+STAGE_FIELDS = ("keyframes", "interpolation", "first_frame", "pixel_sr", "latent_sr")
+"""The per-stage settings of :class:`CascadeSettings`, in cascade order."""
 
 DEMO_APP_SETTINGS = replace(
     PAPER_SETTINGS,

@@ -39,7 +39,7 @@ def _report(bench, tmp_path, monkeypatch, argv: list[str]) -> dict:
 
 def test_tiny_mode_compares_configurations_with_the_original_strategy_step_by_step(tmp_path, monkeypatch, capsys):
     bench = _bench()
-    report = _report(bench, tmp_path, monkeypatch, ["--mode", "tiny", "--configs", "balanced,split-guidance"])
+    report = _report(bench, tmp_path, monkeypatch, ["--mode", "tiny", "--configs", "balanced,split-guidance", "--batch-videos", "0"])
     assert list(report["configs"]) == ["original", "balanced", "split-guidance"]
     for config in report["configs"].values():
         (rows,) = config["runs"]

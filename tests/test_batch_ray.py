@@ -1,0 +1,161 @@
+"""``show1 batch`` on a real local Ray cluster (2 CPUs; two GPUs stood in by the custom resource ``show1_gpu``,
+so the placement logic runs as on GPUs): both modes make the videos ``show1 generate`` makes for the same seeds,
+and a batch whose worker is killed and whose driver is stopped resumes to the full, correct set, redoing nothing
+it had finished."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import psutil
+import pytest
+import torch
+
+from show1_core.batch import BatchOptions, Spread, run_batch
+from show1_core.batch.manifest import DONE, Manifest
+from show1_core.cli import main
+from show1_core.model_setup import ModelSetup
+from show1_core.settings import PAPER_SETTINGS
+
+ray = pytest.importorskip("ray")
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = [
+    "--keyframes-width", "32", "--keyframes-height", "16", "--keyframes-num-frames", "2", "--keyframes-steps", "2",
+    "--interpolation-frames-between", "1", "--interpolation-steps", "1", "--first-frame-steps", "1", "--pixel-sr-steps", "1",
+    "--latent-sr-width", "64", "--latent-sr-height", "32", "--latent-sr-steps", "2", "--latent-sr-strength", "0.5",
+]  # fmt: skip
+TINY_SETTINGS = replace(
+    PAPER_SETTINGS,
+    keyframes=replace(PAPER_SETTINGS.keyframes, width=32, height=16, num_frames=2, steps=2),
+    interpolation=replace(PAPER_SETTINGS.interpolation, frames_between=1, steps=1),
+    first_frame=replace(PAPER_SETTINGS.first_frame, steps=1),
+    pixel_sr=replace(PAPER_SETTINGS.pixel_sr, steps=1),
+    latent_sr=replace(PAPER_SETTINGS.latent_sr, width=64, height=32, steps=2, strength=0.5),
+)
+FAKE_GPU = "show1_gpu"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster for the module: 2 CPUs and 2 stand-in GPUs; yields its address for other drivers."""
+    ray.init(num_cpus=2, resources={FAKE_GPU: 2}, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def prompts(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("prompts") / "prompts.txt"
+    path.write_text("a cat\na dog on a skateboard\n", encoding="utf-8")
+    return path
+
+
+def _frames(path: Path) -> np.ndarray:
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    width, height = meta["size"]
+    return np.stack([np.frombuffer(frame, np.uint8).reshape(height, width, 3) for frame in reader])
+
+
+def _batch_cli(*args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "show1_core", "batch", *args]
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def by_video(cluster, prompts, tiny_root, tmp_path_factory):
+    """The batch made ``--by video`` through the Python API, on the module's cluster."""
+    out = tmp_path_factory.mktemp("by-video")
+    setup = ModelSetup(models_dir=str(tiny_root), offline=True, device="cpu")
+    options = BatchOptions(TINY_SETTINGS, 2, setup, Spread(by="video", worker_resource=FAKE_GPU))
+    return out, run_batch(prompts, out, options, stream=None)
+
+
+def test_by_video_makes_what_show1_generate_makes_for_each_seed(by_video, tiny_root, tmp_path):
+    out, result = by_video
+    assert (result.done, result.failed, result.missing) == (4, 0, 0) and result.workers == {"cascade": 2}
+    assert sorted(p.name for p in out.glob("*.mp4")) == sorted(f"{p}-{s}.mp4" for p in ("a cat", "a dog on a skateboard") for s in (0, 1))
+    rows = {row.item: row for row in result.rows}
+    assert all(row.status == DONE and row.seconds > 0 and set(row.stage_seconds) == {"text", "keyframes", "interpolation",
+               "pixel_sr", "latent_sr"} for row in rows.values())  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker with one CPU runs
+    try:
+        for name in ("a cat-1", "a dog on a skateboard-0"):
+            row = rows[name]
+            video = tmp_path / f"{name}.mp4"
+            argv = ["generate", row.prompt, "-o", str(video), "--seed", str(row.seed), "--models-dir", str(tiny_root), "--offline"]
+            assert main([*argv, "--device", "cpu", *TINY]) == 0
+            assert np.array_equal(_frames(video), _frames(out / f"{name}.mp4")), name
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_by_stage_makes_the_same_videos_through_a_pipeline_of_stage_pools(cluster, by_video, prompts, tiny_root, tmp_path):
+    out = tmp_path / "by-stage"
+    flags = ["--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--samples", "2", *TINY]
+    process = _batch_cli(str(prompts), "--out", str(out), "--by", "stage", "--ray-address", cluster, "--worker-resource", FAKE_GPU,
+                         *flags, cwd=tmp_path)  # fmt: skip
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert "workers: text 1, keyframes 1, interpolation 1, pixel_sr 1, latent_sr 1" in stderr
+    assert "4 made, 0 failed" in stderr and "pixel_sr" in stderr.split("4 made")[1]
+    videos = sorted(p.name for p in by_video[0].glob("*.mp4"))
+    assert sorted(p.name for p in out.glob("*.mp4")) == videos
+    for name in videos:
+        assert np.array_equal(_frames(out / name), _frames(by_video[0] / name)), name
+
+
+def _done(folder: Path) -> list[str]:
+    return [row.item for row in Manifest(folder).rows() if row.status == DONE]
+
+
+def _wait_for(condition, timeout: float = 180.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+def _cascade_workers() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if "CascadeWorker" in " ".join(p.info["cmdline"] or [])]
+
+
+def test_a_killed_worker_and_a_stopped_driver_lose_nothing_finished_and_the_batch_resumes(cluster, by_video, prompts, tiny_root, tmp_path):
+    out = tmp_path / "resumed"
+    flags = ["--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--samples", "4", *TINY]
+    command = [str(prompts), "--out", str(out), "--ray-address", cluster, "--worker-resource", FAKE_GPU, *flags]
+    driver = _batch_cli(*command, cwd=tmp_path)
+    _wait_for(lambda: len(_done(out)) >= 1 or driver.poll() is not None)
+    workers = _cascade_workers()
+    assert workers, "no cascade worker found"
+    workers[0].send_signal(signal.SIGKILL)  # a worker dies mid-batch: Ray restarts it and runs its item again
+    _wait_for(lambda: len(_done(out)) >= 3 or driver.poll() is not None)
+    driver.send_signal(signal.SIGINT)  # Ctrl-C
+    _, stderr = driver.communicate(timeout=120)
+    finished = _done(out)
+    assert driver.returncode == 130 and "run the same command to make the rest" in stderr, stderr
+    assert 3 <= len(finished) < 8, "the batch must be stopped part-way for this test to mean anything"
+    kept = {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in finished}
+
+    again = _batch_cli(*command, cwd=tmp_path)
+    _, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+    assert f"8 videos: {len(finished)} done before, {8 - len(finished)} to make" in stderr
+    done = _done(out)
+    assert sorted(done) == sorted(f"{p}-{s}" for p in ("a cat", "a dog on a skateboard") for s in range(4))  # each once
+    assert {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in finished} == kept  # nothing finished was redone
+    for name in (p.name for p in by_video[0].glob("*.mp4")):  # the same seeds as the first batch: the same videos
+        assert np.array_equal(_frames(out / name), _frames(by_video[0] / name)), name
