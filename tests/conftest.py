@@ -57,9 +57,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("pinned_float64") is not None)
 
 
+def _xdist_worker() -> bool:
+    """Whether this session is one of pytest-xdist's workers, which runs only part of the collected tests."""
+    return "PYTEST_XDIST_WORKER" in os.environ
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the pinned-kernel worker in the background with every job the selected tests need."""
+    """Start the pinned-kernel worker in the background with every job the selected tests need. An xdist worker
+    runs only some test files, unknown here: it starts the pinned worker when its first pinned test asks, for the
+    jobs of that test's file (tests of one file run on one worker: ``--dist loadfile``)."""
     jobs: dict[str, dict] = {}
+    users: dict[str, set[str]] = {}
     for item in session.items:
         marker = item.get_closest_marker("pinned_float64")
         if marker is None or any(skip.args and skip.args[0] is True for skip in item.iter_markers("skipif")):
@@ -71,9 +79,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         spec.update(case=str(case[0]), models=str(case[1]))
         if jobs.setdefault(marker.args[0], spec) != spec:
             raise pytest.UsageError(f"pinned job {marker.args[0]!r} is declared twice with different options")
-    run = PinnedRun(Path(tempfile.mkdtemp(prefix="show1-pinned-")), jobs)
+        users.setdefault(marker.args[0], set()).add(str(item.path))
+    run = PinnedRun(Path(tempfile.mkdtemp(prefix="show1-pinned-")), jobs, users)
     session.config.stash[PINNED_RUN] = run
-    if not session.config.option.collectonly:
+    if not session.config.option.collectonly and not _xdist_worker():
         run.start()
 
 
@@ -96,7 +105,7 @@ def pinned_float64(request: pytest.FixtureRequest) -> dict:
             "SHOW1_PARITY_DIR to the shared parity folder (its models/)"
         )
     try:
-        return request.config.stash[PINNED_RUN].results(marker.args[0])
+        return request.config.stash[PINNED_RUN].results(marker.args[0], str(request.node.path))
     except RecipeUnavailable as reason:
         pytest.skip(str(reason))
 

@@ -61,6 +61,8 @@ class PinnedRun:
 
     out: Path
     jobs: dict[str, dict[str, Any]]
+    users: dict[str, set[str]] = field(default_factory=dict)
+    """The test files that use each job: a run started for one file computes only that file's jobs."""
     process: subprocess.Popen | None = None
     log: Path = field(init=False)
     loaded: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -68,9 +70,13 @@ class PinnedRun:
     def __post_init__(self) -> None:
         self.log = self.out / "worker.log"
 
-    def start(self) -> None:
-        """Start the worker in the background (once)."""
-        if self.process is not None or not self.jobs:
+    def start(self, for_file: str | None = None) -> None:
+        """Start the worker in the background (once), for every job or only those ``for_file`` uses."""
+        if self.process is not None:
+            return
+        if for_file is not None:
+            self.jobs = {job: spec for job, spec in self.jobs.items() if for_file in self.users.get(job, {for_file})}
+        if not self.jobs:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "jobs.json").write_text(json.dumps(self.jobs, indent=1))
@@ -89,13 +95,14 @@ class PinnedRun:
             self.process.kill()
             self.process.wait()
 
-    def results(self, job: str) -> dict[str, Any]:
-        """The job's tensors (and its ``meta`` dict), waiting for the worker; raises ``Skipped`` where the recipe cannot apply."""
+    def results(self, job: str, for_file: str | None = None) -> dict[str, Any]:
+        """The job's tensors (and its ``meta`` dict), waiting for the worker (started here, for ``for_file``'s jobs, if it
+        was not yet); raises ``Skipped`` where the recipe cannot apply."""
         if job in self.loaded:
             return self.loaded[job]
         if job not in self.jobs:
             raise KeyError(f"pinned job {job!r} was not requested: mark the test with @pytest.mark.pinned_float64({job!r})")
-        self.start()
+        self.start(for_file)
         assert self.process is not None
         done = self.out / f"{job}.json"  # written after the job's tensors
         deadline = time.monotonic() + WAIT_SECONDS

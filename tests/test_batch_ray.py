@@ -74,50 +74,6 @@ def _batch_cli(*args: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.fixture(scope="module")
-def by_video(cluster, prompts, tiny_root, tmp_path_factory):
-    """The batch made ``--by video`` through the Python API, on the module's cluster."""
-    out = tmp_path_factory.mktemp("by-video")
-    setup = ModelSetup(models_dir=str(tiny_root), offline=True, device="cpu")
-    options = BatchOptions(TINY_SETTINGS, 2, setup, Spread(by="video", worker_resource=FAKE_GPU))
-    return out, run_batch(prompts, out, options, stream=None)
-
-
-def test_by_video_makes_what_show1_generate_makes_for_each_seed(by_video, tiny_root, tmp_path):
-    out, result = by_video
-    assert (result.done, result.failed, result.missing) == (4, 0, 0) and result.workers == {"cascade": 2}
-    assert sorted(p.name for p in out.glob("*.mp4")) == sorted(f"{p}-{s}.mp4" for p in ("a cat", "a dog on a skateboard") for s in (0, 1))
-    rows = {row.item: row for row in result.rows}
-    assert all(row.status == DONE and row.seconds > 0 and set(row.stage_seconds) == {"text", "keyframes", "interpolation",
-               "pixel_sr", "latent_sr"} for row in rows.values())  # fmt: skip
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each worker with one CPU runs
-    try:
-        for name in ("a cat-1", "a dog on a skateboard-0"):
-            row = rows[name]
-            video = tmp_path / f"{name}.mp4"
-            argv = ["generate", row.prompt, "-o", str(video), "--seed", str(row.seed), "--models-dir", str(tiny_root), "--offline"]
-            assert main([*argv, "--device", "cpu", *TINY]) == 0
-            assert np.array_equal(_frames(video), _frames(out / f"{name}.mp4")), name
-    finally:
-        torch.set_num_threads(threads)
-
-
-def test_by_stage_makes_the_same_videos_through_a_pipeline_of_stage_pools(cluster, by_video, prompts, tiny_root, tmp_path):
-    out = tmp_path / "by-stage"
-    flags = ["--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--samples", "2", *TINY]
-    process = _batch_cli(str(prompts), "--out", str(out), "--by", "stage", "--ray-address", cluster, "--worker-resource", FAKE_GPU,
-                         *flags, cwd=tmp_path)  # fmt: skip
-    stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr
-    assert "workers: text 1, keyframes 1, interpolation 1, pixel_sr 1, latent_sr 1" in stderr
-    assert "4 made, 0 failed" in stderr and "pixel_sr" in stderr.split("4 made")[1]
-    videos = sorted(p.name for p in by_video[0].glob("*.mp4"))
-    assert sorted(p.name for p in out.glob("*.mp4")) == videos
-    for name in videos:
-        assert np.array_equal(_frames(out / name), _frames(by_video[0] / name)), name
-
-
 def _done(folder: Path) -> list[str]:
     return [row.item for row in Manifest(folder).rows() if row.status == DONE]
 
@@ -133,29 +89,68 @@ def _cascade_workers() -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["cmdline"]) if "CascadeWorker" in " ".join(p.info["cmdline"] or [])]
 
 
-def test_a_killed_worker_and_a_stopped_driver_lose_nothing_finished_and_the_batch_resumes(cluster, by_video, prompts, tiny_root, tmp_path):
-    out = tmp_path / "resumed"
-    flags = ["--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--samples", "4", *TINY]
+NAMES = sorted(f"{prompt}-{sample}" for prompt in ("a cat", "a dog on a skateboard") for sample in range(3))
+
+
+@pytest.fixture(scope="module")
+def by_video(cluster, prompts, tiny_root, tmp_path_factory):
+    """``show1 batch --by video`` from the command line, joining the module's cluster: a worker is killed once the
+    first video is in, the driver stopped with Ctrl-C once three are, and the same command run again."""
+    out = tmp_path_factory.mktemp("by-video") / "videos"
+    flags = ["--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--samples", "3", *TINY]
     command = [str(prompts), "--out", str(out), "--ray-address", cluster, "--worker-resource", FAKE_GPU, *flags]
-    driver = _batch_cli(*command, cwd=tmp_path)
+    driver = _batch_cli(*command, cwd=out.parent)
     _wait_for(lambda: len(_done(out)) >= 1 or driver.poll() is not None)
     workers = _cascade_workers()
     assert workers, "no cascade worker found"
-    workers[0].send_signal(signal.SIGKILL)  # a worker dies mid-batch: Ray restarts it and runs its item again
+    workers[0].send_signal(signal.SIGKILL)  # a worker dies mid-batch: Ray restarts it and runs its video again
     _wait_for(lambda: len(_done(out)) >= 3 or driver.poll() is not None)
     driver.send_signal(signal.SIGINT)  # Ctrl-C
-    _, stderr = driver.communicate(timeout=120)
+    _, stopped = driver.communicate(timeout=120)
     finished = _done(out)
-    assert driver.returncode == 130 and "run the same command to make the rest" in stderr, stderr
-    assert 3 <= len(finished) < 8, "the batch must be stopped part-way for this test to mean anything"
     kept = {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in finished}
+    again = _batch_cli(*command, cwd=out.parent)
+    _, resumed = again.communicate(timeout=300)
+    return {"out": out, "stopped": (driver.returncode, stopped, finished, kept), "resumed": (again.returncode, resumed)}
 
-    again = _batch_cli(*command, cwd=tmp_path)
-    _, stderr = again.communicate(timeout=300)
-    assert again.returncode == 0, stderr
-    assert f"8 videos: {len(finished)} done before, {8 - len(finished)} to make" in stderr
-    done = _done(out)
-    assert sorted(done) == sorted(f"{p}-{s}" for p in ("a cat", "a dog on a skateboard") for s in range(4))  # each once
-    assert {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in finished} == kept  # nothing finished was redone
-    for name in (p.name for p in by_video[0].glob("*.mp4")):  # the same seeds as the first batch: the same videos
-        assert np.array_equal(_frames(out / name), _frames(by_video[0] / name)), name
+
+def test_a_killed_worker_and_a_stopped_driver_lose_nothing_finished_and_the_batch_resumes(by_video):
+    out = by_video["out"]
+    code, stderr, finished, kept = by_video["stopped"]
+    assert code == 130 and "run the same command to make the rest" in stderr, stderr
+    assert 3 <= len(finished) < len(NAMES), "the batch must be stopped part-way for this test to mean anything"
+    code, stderr = by_video["resumed"]
+    assert code == 0, stderr
+    assert f"{len(NAMES)} videos: {len(finished)} done before, {len(NAMES) - len(finished)} to make" in stderr
+    assert "workers: cascade 2 (show1_gpu 1 each)" in stderr
+    assert sorted(_done(out)) == NAMES  # each video made once: nothing finished was made again
+    assert {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in finished} == kept
+    rows = Manifest(out).latest()
+    assert all(set(rows[name].stage_seconds) == {"text", "keyframes", "interpolation", "pixel_sr", "latent_sr"} for name in NAMES)
+
+
+def test_by_video_makes_what_show1_generate_makes_for_each_seed(by_video, tiny_root, tmp_path):
+    out, rows = by_video["out"], Manifest(by_video["out"]).latest()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker with one CPU runs
+    try:
+        for name in ("a cat-1", "a dog on a skateboard-2"):
+            row = rows[name]
+            video = tmp_path / f"{name}.mp4"
+            argv = ["generate", row.prompt, "-o", str(video), "--seed", str(row.seed), "--models-dir", str(tiny_root), "--offline"]
+            assert main([*argv, "--device", "cpu", *TINY]) == 0
+            assert np.array_equal(_frames(video), _frames(out / f"{name}.mp4")), name
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_by_stage_makes_the_same_videos_through_a_pipeline_of_stage_pools(cluster, by_video, prompts, tiny_root, tmp_path):
+    setup = ModelSetup(models_dir=str(tiny_root), offline=True, device="cpu")
+    options = BatchOptions(TINY_SETTINGS, 2, setup, Spread(by="stage", worker_resource=FAKE_GPU))
+    result = run_batch(prompts, tmp_path, options, stream=None)  # the Python API, on the caller's Ray session
+    assert (result.done, result.failed, result.missing) == (4, 0, 0)
+    assert result.workers == {"text": 1, "keyframes": 1, "interpolation": 1, "pixel_sr": 1, "latent_sr": 1}
+    assert [row.item for row in result.rows] == [f"{p}-{s}" for p in ("a cat", "a dog on a skateboard") for s in range(2)]
+    assert "pixel_sr" in result.summary() and "up to" in result.summary()
+    for row in result.rows:
+        assert np.array_equal(_frames(tmp_path / row.file), _frames(by_video["out"] / row.file)), row.item
