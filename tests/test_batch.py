@@ -199,6 +199,9 @@ def test_settings_that_cannot_run_are_refused_before_any_work_naming_the_line(ti
     with pytest.raises(InputError, match=r"p\.jsonl:2: .*keyframes\.width"):
         prepare_batch(bad_entry, tmp_path / "out", options)
     assert not (tmp_path / "out").exists()
+    last_seed = _write(tmp_path / "s.jsonl", '{"prompt": "a cat", "seed": 18446744073709551615}\n')  # its 2nd sample's seed is too big
+    with pytest.raises(InputError, match=r"s\.jsonl:1: seed must be a whole number from 0 to 18446744073709551615"):
+        prepare_batch(last_seed, tmp_path / "out", options)
     bad_flag = replace(options, settings=replace(options.settings, keyframes=replace(options.settings.keyframes, steps=0)))
     with pytest.raises(InvalidSettingsError, match="keyframes.steps"):
         prepare_batch(_write(tmp_path / "p.txt", "a cat\n"), tmp_path / "out", bad_flag)

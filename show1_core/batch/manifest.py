@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class Manifest:
 
     def append(self, row: ManifestRow) -> ManifestRow:
         """Write ``row`` (stamped with the time) as one line and sync it to disk; returns the stamped row."""
-        stamped = ManifestRow(**{**asdict(row), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        stamped = replace(row, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         line = json.dumps(asdict(stamped), ensure_ascii=False)
         with self.path.open("a+b") as handle:
             handle.seek(0, os.SEEK_END)

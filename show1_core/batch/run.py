@@ -8,17 +8,21 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Sequence, TextIO
+from typing import TYPE_CHECKING, Mapping, Sequence, TextIO
 
 from ..errors import GenerationCancelled, InputError, InvalidSettingsError
 from ..outputs import check_destinations
 from ..validation.cascade import validate_cascade
+from ..validation.ranges import raise_problems, seed_problems
 from .items import BatchItem, batch_items
-from .manifest import DONE, FAILED, WRITING, Manifest, ManifestRow
+from .manifest import DONE, FAILED, MANIFEST_NAME, WRITING, Manifest, ManifestRow
 from .options import MODES, POOL_OF_PART, POOLS, BatchOptions, lora_digests, output_settings, settings_hash
 from .prompts import PromptEntry, read_prompts
 from .resume import Progress, sort_items
 from .settings_dict import settings_to_dict
+
+if TYPE_CHECKING:
+    from ..cascade import Show1Cascade
 
 
 @dataclass
@@ -68,7 +72,7 @@ def _entries(prompts: Path | str | Sequence[PromptEntry]) -> tuple[list[PromptEn
     return list(prompts), "prompt list"
 
 
-def _check_settings(items: Sequence[BatchItem], options: BatchOptions, source: str):
+def _check_settings(items: Sequence[BatchItem], options: BatchOptions, source: str) -> Show1Cascade:
     """Every distinct item setting against every model's limits (configs only); the driver's cascade is returned."""
     setup = options.setup
     cascade = setup.cascade()
@@ -77,17 +81,17 @@ def _check_settings(items: Sequence[BatchItem], options: BatchOptions, source: s
     checked = set()
     for item in items:
         key = json.dumps(settings_to_dict(replace(item.settings, seed=0)), sort_keys=True)
-        if key in checked:
-            continue
-        checked.add(key)
         try:
-            validate_cascade(item.settings, limits, setup.stages)
+            raise_problems(seed_problems(item.settings.seed))  # an entry's seed plus its sample can pass the largest
+            if key not in checked:
+                validate_cascade(item.settings, limits, setup.stages)
+                checked.add(key)
         except InvalidSettingsError as err:
             raise InputError(f"{source}:{item.line}: {err}") from None
     return cascade
 
 
-def _stage_shares(cascade, options: BatchOptions) -> dict[str, float]:
+def _stage_shares(cascade: Show1Cascade, options: BatchOptions) -> dict[str, float]:
     """Each stage pool's share of the compute of one video at the batch's settings, planned on the meta device."""
     from ..memory import POLICY_SETTINGS, MemoryPolicy
     from ..plan.fitting import advisory
@@ -111,7 +115,7 @@ def _stage_shares(cascade, options: BatchOptions) -> dict[str, float]:
 
 def prepare_batch(
     prompts: Path | str | Sequence[PromptEntry], out_dir: Path | str, options: BatchOptions = BatchOptions()
-) -> tuple[list[BatchItem], dict[str, ManifestRow], Progress, object]:
+) -> tuple[list[BatchItem], dict[str, ManifestRow], Progress, Show1Cascade]:
     """Everything :func:`run_batch` checks before any work: the prompts, each item's settings against the models,
     the output folder and the manifest. Returns the items, their manifest rows to be, what is left to do, and the
     driver's (unloaded) cascade."""
@@ -126,7 +130,7 @@ def prepare_batch(
     items = batch_items(entries, options.settings, options.samples, source)
     cascade = _check_settings(items, options, source)
     folder = Path(out_dir)
-    check_destinations([folder / "manifest.jsonl"], overwrite=True)  # the folder can be written
+    check_destinations([folder / MANIFEST_NAME], overwrite=True)  # the folder can be written
     folder.mkdir(parents=True, exist_ok=True)
     digests = lora_digests(options.setup)
     settings = {item.name: output_settings(item, options.setup, digests) for item in items}
@@ -155,10 +159,10 @@ def _write_video(row: dict, item_row: ManifestRow, folder: Path, manifest: Manif
     from ..video_io import write_frames
 
     seconds = json.loads(row["seconds"] or "{}")
-    manifest.append(ManifestRow(**{**item_row.__dict__, "status": WRITING}))
+    manifest.append(replace(item_row, status=WRITING))
     frames = load_tensors(row["tensors"])["frames"].numpy()
     write_frames(list(frames), folder / item_row.file, row["fps"], overwrite=True)
-    return manifest.append(ManifestRow(**{**item_row.__dict__, "seconds": round(sum(seconds.values()), 3), "stage_seconds": seconds}))
+    return manifest.append(replace(item_row, seconds=round(sum(seconds.values()), 3), stage_seconds=seconds))
 
 
 def run_batch(
@@ -225,7 +229,7 @@ def _collect(
         for row in finished:
             item_row = planned[row["name"]]
             if row["error"]:
-                manifest.append(ManifestRow(**{**item_row.__dict__, "status": FAILED, "file": None, "error": row["error"]}))
+                manifest.append(replace(item_row, status=FAILED, file=None, error=row["error"]))
                 result.failed += 1
             else:
                 written = _write_video(row, item_row, folder, manifest)
