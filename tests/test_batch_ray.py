@@ -89,7 +89,7 @@ def _cascade_workers() -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["cmdline"]) if "CascadeWorker" in " ".join(p.info["cmdline"] or [])]
 
 
-NAMES = sorted(f"{prompt}-{sample}" for prompt in ("a cat", "a dog on a skateboard") for sample in range(3))
+NAMES = sorted(f"{prompt}-{sample}" for prompt in ("a cat", "a dog on a skateboard") for sample in range(4))
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def by_video(cluster, prompts, tiny_root, tmp_path_factory):
     """``show1 batch --by video`` from the command line, joining the module's cluster: a worker is killed once the
     first video is in, the driver stopped with Ctrl-C once three are, and the same command run again."""
     out = tmp_path_factory.mktemp("by-video") / "videos"
-    flags = ["--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--samples", "3", *TINY]
+    flags = ["--models-dir", str(tiny_root), "--offline", "--device", "cpu", "--samples", "4", *TINY]
     command = [str(prompts), "--out", str(out), "--ray-address", cluster, "--worker-resource", FAKE_GPU, *flags]
     driver = _batch_cli(*command, cwd=out.parent)
     _wait_for(lambda: len(_done(out)) >= 1 or driver.poll() is not None)
