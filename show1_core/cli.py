@@ -35,6 +35,20 @@ def _speed_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fp8", action="store_true", help="store UNet and T5 weights in fp8 e4m3fn, computing in --precision (less memory)")
     group.add_argument("--stream-blocks", action="store_true", help="keep UNets on the CPU, streaming one block at a time to the GPU")
     group.add_argument("--split-guidance", action="store_true", help="guidance as two passes of one video instead of a batch of two")
+    _cache_flag(group)
+
+
+def _cache_flag(parser) -> None:
+    """``--cache``: step caching per stage model (docs/PERFORMANCE.md); off by default, changes the results when on."""
+    parser.add_argument(
+        "--cache",
+        action="append",
+        default=[],
+        metavar="[STAGE=]METHOD[:NAME=VALUE,...]",
+        help="reuse UNet work between steps (changes the results): METHOD step (threshold=, start=, end=), pab or taylorseer "
+        "(interval=, start=, end=), or off; STAGE keyframes, interpolation, first_frame, pixel_sr or latent_sr (default: all); "
+        "repeat for other stages, e.g. --cache step:threshold=0.05 --cache latent_sr=off",
+    )
 
 
 def _stage_flags(parser: argparse.ArgumentParser) -> None:
@@ -176,6 +190,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 def _speed_from(args: argparse.Namespace):
     """The ``SpeedSettings`` the speed flags ask for."""
     from .settings import SpeedSettings
+    from .speed.cache_spec import parse_cache_specs
 
     return SpeedSettings(
         attention=args.attention,
@@ -184,6 +199,7 @@ def _speed_from(args: argparse.Namespace):
         fp8_weights=args.fp8,
         stream_blocks=args.stream_blocks,
         split_guidance=args.split_guidance,
+        cache=parse_cache_specs(args.cache),
     )
 
 
@@ -294,9 +310,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Write a tiny random model set and run the whole cascade on it."""
     from .cascade import CascadeCheckpoints
+    from .settings import SpeedSettings
+    from .speed.cache_spec import parse_cache_specs
     from .tiny import write_tiny_models
 
     print(DEMO_NOTICE)
+    caches = parse_cache_specs(args.cache)
     ns = argparse.Namespace(
         models_dir=None,
         precision="fp32",
@@ -315,7 +334,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         write_tiny_models(models, overwrite=args.overwrite)
         ns.models_dir = str(models)
         checkpoints = CascadeCheckpoints.resolve(models, allow_download=False)
-        paths = _run_cascade(checkpoints, ns, demo_settings(), args.prompt)
+        paths = _run_cascade(checkpoints, ns, demo_settings(), args.prompt, speed=SpeedSettings(cache=caches))
     for path in paths:
         print(f"wrote {path}")
     print("Done: every stage ran. Remember, random weights make noise.")
@@ -442,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--overwrite", action="store_true", help="replace the demo's files (and the tiny models in --models-dir) if they exist"
     )
+    _cache_flag(demo)
     demo.set_defaults(func=cmd_demo)
 
     tiny = sub.add_parser("tiny-models", help="write the tiny random model set in the released layout")
