@@ -10,11 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers.hooks.pyramid_attention_broadcast import PyramidAttentionBroadcastState
+from lora_support import write_lora
 from torch._dynamo.utils import counters
 
 from show1_core.embeds import PromptEmbeds
 from show1_core.errors import GenerationCancelled, InputError
 from show1_core.loading import ModelRole
+from show1_core.motion_lora import load_motion_lora, motion_loras
 from show1_core.parity import ParityCase
 from show1_core.settings import (
     CacheSettings,
@@ -29,7 +31,7 @@ from show1_core.stages import generate_keyframes, interpolate_frames, refine_lat
 from show1_core.stages.sampling import seeded_generator
 
 SAME = 1e-13
-STEPS = 4
+STEPS = 3
 SKIP_NOTHING = {
     "step": CacheSettings("step", threshold=0.0, start=0),
     "pab": CacheSettings("pab", interval=1, start=0),
@@ -95,8 +97,8 @@ def _attention_computations(unet: torch.nn.Module) -> list[int]:
     return calls
 
 
-SKIP_NOTHING_RUNS = [("keyframes", False), ("keyframes", True), ("first_frame", False), ("latent_sr", False), ("latent_sr", True)]
-"""Each kind of UNet, and split guidance where one step makes two (keyframes) or four (stage-4 frame windows) UNet calls."""
+SKIP_NOTHING_RUNS = [("keyframes", False), ("first_frame", False), ("latent_sr", False), ("latent_sr", True)]
+"""Each kind of UNet, and split guidance where one step makes four UNet calls (two halves x two stage-4 frame windows)."""
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +149,7 @@ def test_each_window_and_each_run_starts_with_an_empty_cache(method, compact_cas
     and a second run as the first."""
     case = _case(compact_case, SKIPPING[method])
     frames = torch.rand(1, 3, 3, 8, 16, generator=seeded_generator(4), dtype=torch.float64) * 2 - 1
-    settings = InterpolationSettings(frames_between=1, steps=8, guidance=4.0, window_batch=1)
+    settings = InterpolationSettings(frames_between=1, steps=6, guidance=4.0, window_batch=1)
     model = case.model(ModelRole.INTERPOLATION)
     together = interpolate_frames(model, frames, case.t5(), settings, seed=1)
     alone = [interpolate_frames(model, frames[:, :, i : i + 2], case.t5(), settings, seed=1) for i in range(2)]
@@ -159,9 +161,9 @@ def test_each_window_and_each_run_starts_with_an_empty_cache(method, compact_cas
 def test_a_cancelled_run_leaves_nothing_behind(method, compact_case):
     case = _case(compact_case, SKIPPING[method])
     with pytest.raises(GenerationCancelled):
-        _keyframes(case, steps=10, callback=lambda event: event.step < 5)
+        _keyframes(case, steps=6, callback=lambda event: event.step < 4)
     assert not _attention_outputs_kept(case.model(ModelRole.KEYFRAMES).unet)
-    assert torch.equal(_keyframes(case, steps=10), _keyframes(_case(compact_case, SKIPPING[method]), steps=10))
+    assert torch.equal(_keyframes(case, steps=6), _keyframes(_case(compact_case, SKIPPING[method]), steps=6))
 
 
 def _attention_outputs_kept(unet: torch.nn.Module) -> list[torch.Tensor]:
@@ -186,6 +188,34 @@ def test_attention_caches_never_recompile_compiled_blocks(method, compact_case):
     graphs = []
     _keyframes(case, steps=5, callback=lambda event: event.step and graphs.append(counters["stats"]["unique_graphs"]))
     assert graphs[0] > 0 and len(set(graphs)) == 1, f"compiled graphs after each step: {graphs}"
+
+
+def test_every_cache_runs_the_same_with_streamed_blocks_and_skips_with_fp8_weights(compact_case):
+    """Streaming keeps the float64 result (docs/PERFORMANCE.md), so it must keep every cache's result too; fp8 weights
+    change the numbers, so there the cache only has to run and reuse work."""
+    computed = {}
+    for method, cache in {"off": CacheSettings(), **SKIPPING}.items():
+        if method != "off":
+            streamed = _keyframes(_case(compact_case, cache, stream_blocks=True), steps=6)
+            assert torch.equal(streamed, _keyframes(_case(compact_case, cache), steps=6)), method
+        case = ParityCase(*compact_case, torch.float32, SpeedSettings(fp8_weights=True, cache=StageCaches.every(cache)))
+        attention = _attention_computations(case.model(ModelRole.KEYFRAMES).unet)
+        assert torch.isfinite(_keyframes(case, steps=6)).all(), method
+        computed[method] = attention[0]
+    assert all(computed[method] < computed["off"] for method in SKIPPING), computed
+
+
+@pytest.mark.parametrize("method", ["pab", "taylorseer"])
+def test_a_motion_lora_adapts_the_layers_an_attention_cache_hooks(method, compact_case, tmp_path):
+    """The adapters go inside the hooked attention layers: with a cache that skips nothing the LoRA's result is unchanged."""
+    plain, cached = _case(compact_case), _case(compact_case, SKIP_NOTHING[method])
+    lora = load_motion_lora(write_lora(tmp_path / "pan.safetensors", plain.model(ModelRole.KEYFRAMES)))
+    results = []
+    for case in (plain, cached):
+        with motion_loras(case.model(ModelRole.KEYFRAMES), [lora]):
+            results.append(_keyframes(case))
+    assert (results[1] - results[0]).abs().max().item() < SAME
+    assert (results[0] - _keyframes(plain)).abs().max().item() > 1e-3  # the LoRA was applied
 
 
 def test_each_stage_model_takes_its_own_cache(compact_case):

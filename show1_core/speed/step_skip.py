@@ -47,11 +47,6 @@ class StepSkip:
         self._rate: torch.Tensor | None = None
         self._estimate: torch.Tensor | None = None
 
-    @property
-    def holds(self) -> bool:
-        """Whether anything is kept."""
-        return self._computed_output is not None
-
     def predict(self, step: int, model_input: torch.Tensor, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         """The UNet's prediction for ``model_input`` at loop step ``step``: ``compute()``, or the last one reused."""
         skip = self._may_skip(step, model_input)
