@@ -229,6 +229,15 @@ def test_each_stage_model_takes_its_own_cache(compact_case):
     assert hooked == {ModelRole.KEYFRAMES: False, ModelRole.PIXEL_SR: True}
 
 
+def test_a_plan_counts_every_step_in_full(compact_case):
+    """Which steps a cache skips is known only while a run computes: planned models carry no cache (``show1 plan --cache``)."""
+    from show1_core.plan.meta_models import meta_stage_model_of_folder
+
+    speed = SpeedSettings(split_guidance=True, cache=StageCaches.every(SKIPPING["pab"]))
+    model = meta_stage_model_of_folder(compact_case[1] / "show-1-base-tiny", ModelRole.KEYFRAMES, torch.float32, speed)
+    assert model.speed == SpeedSettings(split_guidance=True)
+
+
 @pytest.mark.parametrize(
     "settings, words",
     [
