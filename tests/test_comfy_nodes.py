@@ -583,8 +583,9 @@ NODE_STAGE = {
     "Show1LatentRefine": "latent_sr",
     "Show1VAEEncode": "latent_sr",
     "Show1UpscaleVideo": "latent_sr",
+    "Show1StepCache": "cache",
 }
-NOT_A_SETTING = {("Show1Interpolation", "window_batch")}
+NOT_A_SETTING = {("Show1Interpolation", "window_batch"), ("Show1StepCache", "end")}
 """0 stands for the setting's ``None`` (all windows), which a number widget cannot hold."""
 
 
