@@ -129,8 +129,8 @@ def test_a_real_setting_skips_unet_work_within_a_bounded_difference_and_still_re
     assert forwards_off == 10
     if method == "step":
         assert forwards < forwards_off and attention < attention_off
-    else:
-        assert forwards == forwards_off and attention < attention_off
+    else:  # every attention layer computes at steps 0, 1, 3, 6 and 9 only
+        assert forwards == forwards_off and attention == attention_off // 2
     assert 0 < (result - plain).abs().max().item() < KEYFRAMES_BOUND[method]
 
 
