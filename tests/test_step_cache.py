@@ -190,11 +190,12 @@ def test_attention_caches_never_recompile_compiled_blocks(method, compact_case):
     assert graphs[0] > 0 and len(set(graphs)) == 1, f"compiled graphs after each step: {graphs}"
 
 
-def test_every_cache_runs_the_same_with_streamed_blocks_and_skips_with_fp8_weights(compact_case):
-    """Streaming keeps the float64 result (docs/PERFORMANCE.md), so it must keep every cache's result too; fp8 weights
-    change the numbers, so there the cache only has to run and reuse work."""
+def test_the_attention_caches_run_the_same_with_streamed_blocks_and_skip_with_fp8_weights(compact_case):
+    """Streaming keeps the float64 result (docs/PERFORMANCE.md), so it must keep each hooked cache's result too; fp8 weights
+    change the numbers, so there the cache only has to run and reuse work. (``step`` works outside the UNet.)"""
     computed = {}
-    for method, cache in {"off": CacheSettings(), **SKIPPING}.items():
+    hooked = {method: SKIPPING[method] for method in ("pab", "taylorseer")}
+    for method, cache in {"off": CacheSettings(), **hooked}.items():
         if method != "off":
             streamed = _keyframes(_case(compact_case, cache, stream_blocks=True), steps=6)
             assert torch.equal(streamed, _keyframes(_case(compact_case, cache), steps=6)), method
@@ -202,7 +203,7 @@ def test_every_cache_runs_the_same_with_streamed_blocks_and_skips_with_fp8_weigh
         attention = _attention_computations(case.model(ModelRole.KEYFRAMES).unet)
         assert torch.isfinite(_keyframes(case, steps=6)).all(), method
         computed[method] = attention[0]
-    assert all(computed[method] < computed["off"] for method in SKIPPING), computed
+    assert all(computed[method] < computed["off"] for method in hooked), computed
 
 
 @pytest.mark.parametrize("method", ["pab", "taylorseer"])
