@@ -153,11 +153,6 @@ class CacheSettings:
         if problems:
             raise InputError(f"{problems[0]}")
 
-    @property
-    def active(self) -> bool:
-        """Whether this cache may skip any work (``off`` does not)."""
-        return self.method != "off"
-
 
 @dataclass(frozen=True)
 class StageCaches:

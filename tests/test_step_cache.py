@@ -239,6 +239,15 @@ def test_a_plan_counts_every_step_in_full(compact_case):
     assert model.speed == SpeedSettings(split_guidance=True)
 
 
+def test_taylorseer_is_refused_with_the_upgrade_command_where_diffusers_lacks_it(monkeypatch):
+    import show1_core.validation.cache as cache_checks
+
+    monkeypatch.setattr(cache_checks.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(InputError, match=r"taylorseer needs diffusers 0.36 or newer: pip install -U 'diffusers>=0.36,<0.43'"):
+        CacheSettings("taylorseer")
+    assert CacheSettings("pab").method == "pab"  # the other methods need nothing more
+
+
 @pytest.mark.parametrize(
     "settings, words",
     [

@@ -16,16 +16,8 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import torch
-from diffusers.hooks import (
-    HookRegistry,
-    PyramidAttentionBroadcastConfig,
-    TaylorSeerCacheConfig,
-    apply_pyramid_attention_broadcast,
-    apply_taylorseer_cache,
-)
-from diffusers.hooks.hooks import CacheContext
-from diffusers.hooks.pyramid_attention_broadcast import PyramidAttentionBroadcastHook, PyramidAttentionBroadcastState
-from diffusers.hooks.taylorseer_cache import TaylorSeerCacheHook
+from diffusers.hooks import HookRegistry, PyramidAttentionBroadcastConfig, apply_pyramid_attention_broadcast
+from diffusers.hooks.pyramid_attention_broadcast import PyramidAttentionBroadcastState
 from diffusers.models.attention_processor import Attention
 from torch import nn
 
@@ -33,6 +25,13 @@ from ..errors import InputError
 from ..models import Show1UNet
 from ..settings import CacheSettings
 
+try:  # diffusers 0.42 keys a hook's state by a CacheContext; earlier versions by the context's name alone
+    from diffusers.hooks.hooks import CacheContext
+except ImportError:
+    CacheContext = None
+
+PAB_HOOK = "PyramidAttentionBroadcastHook"
+TAYLORSEER_HOOK = "TaylorSeerCacheHook"
 OUTSIDE_LOOP = -1
 """The step PAB sees outside a denoising loop: before every skip range, so a lone forward pass computes in full."""
 NO_END = 10**9
@@ -56,18 +55,18 @@ def install_layer_cache(unet: nn.Module, cache: CacheSettings) -> int:
     spatial, temporal = attention_names(unet)
     if cache.method == "pab":
         apply_pyramid_attention_broadcast(unet, _pab_config(cache, spatial, temporal))
-        kind = PyramidAttentionBroadcastHook
     else:
+        from diffusers.hooks.taylorseer_cache import apply_taylorseer_cache  # diffusers 0.36 or newer (checked with the settings)
+
         apply_taylorseer_cache(unet, _taylorseer_config(cache, spatial + temporal, unet.dtype))
-        kind = TaylorSeerCacheHook
-    hooked = [module for module, _ in _hooks(unet, kind)]
+    hooked = [module for module, _ in _hooks(unet, PAB_HOOK if cache.method == "pab" else TAYLORSEER_HOOK)]
     for module in hooked:
         module.forward = torch.compiler.disable(module.forward)
     return len(hooked)
 
 
 def _pab_config(cache: CacheSettings, spatial: list[str], temporal: list[str]) -> PyramidAttentionBroadcastConfig:
-    # PAB computes when ``low < step < high``; show1 counts steps from ``start`` up to ``end`` excluded.
+    # PAB may reuse only while ``low < step < high``; show1 counts steps from ``start`` up to ``end`` excluded.
     steps = (cache.start - 1, NO_END if cache.end is None else cache.end)
     return PyramidAttentionBroadcastConfig(
         spatial_attention_block_skip_range=cache.interval,
@@ -83,7 +82,9 @@ def _pab_config(cache: CacheSettings, spatial: list[str], temporal: list[str]) -
     )
 
 
-def _taylorseer_config(cache: CacheSettings, names: list[str], dtype: torch.dtype) -> TaylorSeerCacheConfig:
+def _taylorseer_config(cache: CacheSettings, names: list[str], dtype: torch.dtype):
+    from diffusers.hooks.taylorseer_cache import TaylorSeerCacheConfig
+
     return TaylorSeerCacheConfig(
         cache_interval=cache.interval,
         disable_cache_before_step=cache.start,
@@ -94,12 +95,13 @@ def _taylorseer_config(cache: CacheSettings, names: list[str], dtype: torch.dtyp
     )
 
 
-def _hooks(unet: nn.Module, kind: type) -> list[tuple[nn.Module, object]]:
+def _hooks(unet: nn.Module, kind: str) -> list[tuple[nn.Module, object]]:
+    """Every diffusers hook of class ``kind`` (by name: TaylorSeer's exists from diffusers 0.36 on) under ``unet``."""
     found = []
     for module in unet.modules():
         registry = getattr(module, "_diffusers_hook", None)
         if registry is not None:
-            found += [(module, hook) for hook in registry.hooks.values() if isinstance(hook, kind)]
+            found += [(module, hook) for hook in registry.hooks.values() if type(hook).__name__ == kind]
     return found
 
 
@@ -112,8 +114,8 @@ class LayerCacheLoop:
 
     def __init__(self, unet: nn.Module):
         self._unet = unet
-        self._pab = [hook for _, hook in _hooks(unet, PyramidAttentionBroadcastHook)]
-        self._taylorseer = [hook for _, hook in _hooks(unet, TaylorSeerCacheHook)]
+        self._pab = [hook for _, hook in _hooks(unet, PAB_HOOK)]
+        self._taylorseer = [hook for _, hook in _hooks(unet, TAYLORSEER_HOOK)]
         if not (self._pab or self._taylorseer):
             raise InputError("this UNet has no attention cache installed; apply its speed settings (apply_speed) first")
         self._pab_states: dict[tuple[int, str], PyramidAttentionBroadcastState] = {}
@@ -146,7 +148,7 @@ class LayerCacheLoop:
     @contextmanager
     def scope(self, name: str) -> Iterator[None]:
         """The UNet calls inside read and write the state kept under ``name``."""
-        context = CacheContext(name)
+        context = name if CacheContext is None else CacheContext(name)
         for hook in self._taylorseer:
             hook.state_manager.set_context(context)
         for hook in self._pab:

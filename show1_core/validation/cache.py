@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING
 
 from .ranges import LIMITS, Problem
@@ -33,4 +34,6 @@ def cache_problems(cache: "CacheSettings") -> list[Problem]:
         problems.append(Problem("cache end", f"must be after cache start ({cache.start}), got {cache.end}"))
     if not problems and cache.method == "taylorseer" and cache.start < 1:
         problems.append(Problem("cache start", "must be at least 1 for taylorseer (it extrapolates from steps computed before it), got 0"))
+    if cache.method == "taylorseer" and importlib.util.find_spec("diffusers.hooks.taylorseer_cache") is None:
+        problems.append(Problem("cache method", "taylorseer needs diffusers 0.36 or newer: pip install -U 'diffusers>=0.36,<0.43'"))
     return problems
