@@ -25,6 +25,13 @@ each other whenever the machine is busy) and compiles with the ``eager`` backend
 Per step it reports seconds, the peak accelerator memory (``torch.cuda.max_memory_allocated``)
 and the peak host memory (the process's VmHWM, reset per step, minus its resident memory before
 the configuration's models were built or loaded). Reports land in bench/results/.
+
+The ``cache-*`` configurations (step caching) are compared with ``cache-off``, the same run
+without a cache, measured in the same invocation: UNet forwards and attention computations run
+per stage model, seconds, and the final video's distance to the uncached one (max abs and PSNR,
+computed in float64). They need more than one step per stage: ``tiny`` runs them at
+:data:`TINY_CACHE_STEPS` steps per stage, in float64 (so the distance is the cache's alone, not
+float32 rounding amplified by stages 1-2), ``released`` at the paper's settings.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import argparse
 import dataclasses
 import gc
 import json
+import math
 import re
 import sys
 import tempfile
@@ -53,12 +61,14 @@ from show1_core.plan.planner import PlanModels, flops_per_part
 from show1_core.plan.report import DENSE_BF16_TFLOPS
 from show1_core.settings import (
     PAPER_SETTINGS,
+    CacheSettings,
     FirstFrameSettings,
     InterpolationSettings,
     KeyframeSettings,
     LatentSRSettings,
     PixelSRSettings,
     SpeedSettings,
+    StageCaches,
 )
 from show1_core.speed import apply_speed, check_attention_backend, store_in_fp8
 from show1_core.text import EmbeddingCache, EncoderKind, load_tokenizer
@@ -139,6 +149,31 @@ def configs(device: torch.device) -> list[Config]:
             continue  # not installed here, or not for this device
         found.append(
             Config(f"attention-{backend_name}", f"balanced + {backend_name} attention", speed=SpeedSettings(attention=backend_name))
+        )
+    return found
+
+
+CACHE_BASELINE = "cache-off"
+TINY_CACHE_STEPS = 10
+"""Steps per stage of the cache configurations in ``tiny`` mode (stage 4: 10 at strength 1): enough to skip some."""
+CACHES = {
+    "cache-step-0.05": CacheSettings("step", threshold=0.05),
+    "cache-step-0.1": CacheSettings("step", threshold=0.1),
+    "cache-step-0.2": CacheSettings("step", threshold=0.2),
+    "cache-pab-2": CacheSettings("pab", interval=2),
+    "cache-pab-3": CacheSettings("pab", interval=3),
+    "cache-taylorseer-2": CacheSettings("taylorseer", interval=2),
+    "cache-taylorseer-3": CacheSettings("taylorseer", interval=3),
+}
+"""Each step-caching method at a few settings, for every stage model."""
+
+
+def cache_configs() -> list[Config]:
+    """The step-caching configurations, their baseline (balanced, no cache) first."""
+    found = [Config(CACHE_BASELINE, "balanced, no cache (what the cache configurations are compared with)")]
+    for name, cache in CACHES.items():
+        found.append(
+            Config(name, f"balanced + {name.removeprefix('cache-')} step cache", speed=SpeedSettings(cache=StageCaches.every(cache)))
         )
     return found
 
@@ -326,10 +361,11 @@ class Bench:
         folder = self.checkpoints.t5 if kind == EncoderKind.T5 else self.checkpoints.latent_sr
         return lambda: (load_tokenizer(folder / "tokenizer", kind), encoder)
 
-    def run(self, config: Config) -> dict:
+    def run(self, config: Config, counted: bool = False) -> dict:
         """The configuration's cascade, timed step by step (``videos`` times in a row).
 
-        Host memory is counted from before the configuration's models are built or loaded.
+        Host memory is counted from before the configuration's models are built or loaded. ``counted``:
+        also the UNet work of each stage model (:class:`UNetWork`) and the final video (``"video"``, a tensor).
         """
         settings = self.settings
         if config.one_window_at_a_time:
@@ -337,15 +373,85 @@ class Bench:
         gc.collect()
         baseline = host_now_gib()
         cascade = self.cascade(config)
+        work = UNetWork({role: cascade.model(role).unet for role in ModelRole}) if counted else None
         runs = []
         for _ in range(config.videos):
             clock = StageClock(self.device, baseline)
-            cascade.run(PROMPT, settings, on_start=clock.start, on_stage=lambda *a: clock.stop())
+            result = cascade.run(PROMPT, settings, on_start=clock.start, on_stage=lambda *a: clock.stop())
             clock.stop()
             runs.append(clock.rows)
+        report = {"what": config.what, "policy": config.policy.value, "speed": dataclasses.asdict(config.speed), "runs": runs}
+        if work is not None:
+            report["work"], report["video"] = work.counts(), result.final[1]
+            work.remove()
         del cascade
         empty_cache(self.device)
-        return {"what": config.what, "policy": config.policy.value, "speed": dataclasses.asdict(config.speed), "runs": runs}
+        return report
+
+
+class UNetWork:
+    """How much work each stage model's UNet really does: forwards, and attention layers that compute.
+
+    An attention layer's query projection runs only when the layer computes, so its calls count the
+    computations whatever a cache hook reuses or extrapolates instead.
+    """
+
+    def __init__(self, unets: dict[ModelRole, torch.nn.Module]):
+        self._counts = {role.value: {"forwards": 0, "attention": 0} for role in unets}
+        self._handles = []
+        for role, unet in unets.items():
+            self._handles.append(unet.register_forward_pre_hook(self._counter(role.value, "forwards")))
+            for module in unet.modules():
+                if hasattr(module, "to_q"):
+                    self._handles.append(module.to_q.register_forward_pre_hook(self._counter(role.value, "attention")))
+
+    def _counter(self, role: str, what: str) -> Callable:
+        def count(*_) -> None:
+            self._counts[role][what] += 1
+
+        return count
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Forwards and attention computations per stage model, so far."""
+        return {role: dict(counts) for role, counts in self._counts.items()}
+
+    def remove(self) -> None:
+        """Stop counting."""
+        for handle in self._handles:
+            handle.remove()
+
+
+def video_distance(video: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    """Max abs difference and PSNR (dB, over the [-1, 1] range: a peak-to-peak of 2), computed in float64."""
+    difference = video.double() - reference.double()
+    mse = difference.square().mean().item()
+    return {"max_abs": difference.abs().max().item(), "psnr_db": float("inf") if mse == 0 else 10 * math.log10(4 / mse)}
+
+
+def cache_steps(steps: int):
+    """The cache configurations' tiny settings: :data:`REDUCED`'s shape with 4 keyframes at 8x8 (13 frames, 2 pixel-SR
+    windows, 32x32), ``steps`` steps in every stage (stage 4 at strength 1, so it runs them all)."""
+    stages = {name: dataclasses.replace(getattr(REDUCED, name), steps=steps) for name in ("interpolation", "first_frame", "pixel_sr")}
+    return dataclasses.replace(
+        REDUCED,
+        keyframes=dataclasses.replace(REDUCED.keyframes, num_frames=4, width=8, height=8, steps=steps),
+        latent_sr=dataclasses.replace(REDUCED.latent_sr, width=32, height=32, steps=steps, strength=1.0),
+        **stages,
+    )
+
+
+def compare_caches(bench: Bench, chosen: list[Config]) -> dict:
+    """Each cache configuration against ``cache-off`` run just before it: work per stage model, seconds, distance of the video."""
+    base = bench.run(cache_configs()[0], counted=True)
+    reference = base.pop("video")
+    reports = {CACHE_BASELINE: base}
+    for config in chosen:
+        started = time.perf_counter()
+        report = bench.run(config, counted=True)
+        report["distance"] = video_distance(report.pop("video"), reference)
+        reports[config.name] = report
+        print(f"{config.name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return reports
 
 
 STEP_PARTS = {
@@ -438,6 +544,42 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def cache_table(results: dict) -> str:
+    """The Markdown report of the cache configurations against ``cache-off``."""
+    reports = results["caches"]
+    base = reports[CACHE_BASELINE]
+    base_seconds = _summary(base["runs"][0])["seconds"]
+    lines = [
+        f"Step caching against {CACHE_BASELINE} in the same run ({results['cache_settings']}, {results['cache_precision']}):\n",
+        f"| configuration | seconds | speed-up vs {CACHE_BASELINE} | video max abs vs {CACHE_BASELINE} | PSNR dB |",
+        "|---|---|---|---|---|",
+    ]
+    for name, report in reports.items():
+        seconds = _summary(report["runs"][0])["seconds"]
+        distance = report.get("distance", {"max_abs": 0.0, "psnr_db": float("inf")})
+        lines.append(f"| {name} | {seconds:.2f} | {base_seconds / seconds:.2f}x | {distance['max_abs']:.3g} | {distance['psnr_db']:.1f} |")
+    roles = list(base["work"])
+    lines.append("\nUNet forwards run (skipped) and attention computations run (skipped), per stage model:\n")
+    lines.append("| configuration | " + " | ".join(roles) + " |")
+    lines.append("|---" * (len(roles) + 1) + "|")
+    for name, report in reports.items():
+        cells = []
+        for role in roles:
+            done, full = report["work"][role], base["work"][role]
+            forwards, attention = done["forwards"], done["attention"]
+            cells.append(f"{forwards} ({full['forwards'] - forwards}) fwd, {attention} ({full['attention'] - attention}) attn")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    steps = [r["step"] for r in base["runs"][0]]
+    base_step = {r["step"]: r["seconds"] for r in base["runs"][0]}
+    lines.append(f"\nSpeed-up per step vs {CACHE_BASELINE} (its seconds / the configuration's):\n")
+    lines.append("| configuration | " + " | ".join(steps) + " |")
+    lines.append("|---" * (len(steps) + 1) + "|")
+    for name, report in reports.items():
+        seconds = {r["step"]: r["seconds"] for r in report["runs"][0]}
+        lines.append(f"| {name} | " + " | ".join(f"{base_step[step] / seconds[step]:.2f}x" for step in steps) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the report and write it (JSON and Markdown) to bench/results/."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -453,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         help="tiny mode: also time this many videos as a loop of `show1 generate` runs and as `show1 batch --by video/stage` "
         "(bench/batch_throughput.py; needs Ray; 0 skips it)",
     )
+    parser.add_argument("--cache-steps", type=int, default=TINY_CACHE_STEPS, help="tiny mode: steps per stage of the cache configurations")
     args = parser.parse_args(argv)
 
     real = args.mode == "released" and not args.dry_run
@@ -460,14 +603,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--mode released needs a CUDA GPU (or --dry-run to check it on the CPU)")
     device = torch.device("cuda" if real else "cpu")
     dtype = parse_dtype(args.precision) if real else torch.float32
-    chosen = configs(device)
+    chosen, caches = configs(device), cache_configs()[1:]
     if args.configs:
         names = {n.strip() for n in args.configs.split(",")} | {"original"}
-        unknown = names - {c.name for c in chosen}
+        known = [c.name for c in chosen + caches] + [CACHE_BASELINE]
+        unknown = names - set(known)
         if unknown:
-            parser.error(f"unknown configuration(s) {', '.join(sorted(unknown))}; choose from {', '.join(c.name for c in chosen)}")
-        chosen = [c for c in chosen if c.name in names]
+            parser.error(f"unknown configuration(s) {', '.join(sorted(unknown))}; choose from {', '.join(known)}")
+        chosen, caches = [c for c in chosen if c.name in names], [c for c in caches if c.name in names]
     settings = scaled_steps(PAPER_SETTINGS if real else REDUCED, args.steps_scale)
+    cache_settings = settings if real else cache_steps(args.cache_steps)
+    cache_dtype = dtype if real else torch.float64
     results: dict = {
         "mode": args.mode + (" (dry run)" if args.dry_run else ""),
         "device": torch.cuda.get_device_name(0) if real else "cpu",
@@ -489,6 +635,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{config.name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
         if not args.dry_run:  # the dry run's toy-width models have no FLOPs worth reporting
             results["planned_tflop"] = planned_tflop(bench, real)
+        if caches:
+            steps = "paper settings" if real else f"4 keyframes at 8x8 -> 13 frames -> 32x32 -> 32x32, {args.cache_steps} steps per stage"
+            results["cache_settings"], results["cache_precision"] = steps, str(cache_dtype).removeprefix("torch.")
+            results["caches"] = compare_caches(dataclasses.replace(bench, settings=cache_settings, dtype=cache_dtype), caches)
     torch.set_num_threads(threads)
     if args.mode == "tiny" and args.batch_videos > 0:
         import batch_throughput  # bench/, beside this script
@@ -500,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
     stem = RESULTS / f"{args.mode}{'-dry-run' if args.dry_run else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
     report = f"## {results['mode']} on {results['device']}, {results['precision']}, {results['settings']} settings\n\n" + table(results)
+    if caches:
+        report += "\n\n" + cache_table(results)
     if "batch" in results:
         import batch_throughput
 

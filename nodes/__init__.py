@@ -18,6 +18,7 @@ from .loaders import (
 from .motion_lora import InterpolationMotionLora, KeyframeMotionLora
 from .speed import SpeedSettingsNode
 from .stage_nodes import Interpolation, Keyframes, LatentSR, PixelSR
+from .step_cache import StepCacheNode
 from .text_nodes import TextEncode
 from .video_node import UpscaleVideo
 
@@ -41,6 +42,7 @@ NODES = {
     "Show1KeyframeMotionLoRA": (KeyframeMotionLora, "Show-1 Motion LoRA (stage 1 keyframes)"),
     "Show1InterpolationMotionLoRA": (InterpolationMotionLora, "Show-1 Motion LoRA (stage 2 interpolation)"),
     "Show1SpeedSettings": (SpeedSettingsNode, "Show-1 Speed Settings"),
+    "Show1StepCache": (StepCacheNode, "Show-1 Step Cache"),
 }
 
 NODE_CLASS_MAPPINGS = {node_id: cls for node_id, (cls, _) in NODES.items()}

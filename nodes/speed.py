@@ -25,7 +25,7 @@ def speed_socket() -> Input:
     return socket(
         SPEED,
         "Optional: speed options from Show-1 Speed Settings (attention kernel, compile, fp8, block streaming, "
-        "split guidance). Unconnected: the model runs as the original does.",
+        "split guidance) or Show-1 Step Cache. Unconnected: the model runs as the original does.",
     )
 
 

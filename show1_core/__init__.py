@@ -63,8 +63,10 @@ _PUBLIC = {
     ),
     "settings": (
         "ATTENTION_BACKENDS",
+        "CACHE_METHODS",
         "COMPILE_BACKENDS",
         "PAPER_SETTINGS",
+        "CacheSettings",
         "CascadeSettings",
         "FirstFrameSettings",
         "InterpolationSettings",
@@ -72,6 +74,7 @@ _PUBLIC = {
         "LatentSRSettings",
         "PixelSRSettings",
         "SpeedSettings",
+        "StageCaches",
     ),
     "stages": ("StepCallback", "StepEvent", "interpolated_fps"),
     "text": ("EmbeddingCache", "EncoderKind", "TextEncoder", "TextEncoderSpec", "embeddings_cache_dir"),
@@ -125,8 +128,10 @@ if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/
     )
     from .settings import (
         ATTENTION_BACKENDS,
+        CACHE_METHODS,
         COMPILE_BACKENDS,
         PAPER_SETTINGS,
+        CacheSettings,
         CascadeSettings,
         FirstFrameSettings,
         InterpolationSettings,
@@ -134,6 +139,7 @@ if TYPE_CHECKING:  # the lazy names above, for editors and type checkers (tests/
         LatentSRSettings,
         PixelSRSettings,
         SpeedSettings,
+        StageCaches,
     )
     from .stages import StepCallback, StepEvent, interpolated_fps
     from .text import EmbeddingCache, EncoderKind, TextEncoder, TextEncoderSpec, embeddings_cache_dir

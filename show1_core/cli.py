@@ -23,7 +23,7 @@ def _speed_flags(parser: argparse.ArgumentParser) -> None:
     """How the stage models run; the defaults are today's numbers (docs/PERFORMANCE.md)."""
     from .settings import ATTENTION_BACKENDS, COMPILE_BACKENDS
 
-    group = parser.add_argument_group("speed options (every stage model; only --fp8 changes the results)")
+    group = parser.add_argument_group("speed options (every stage model; only --fp8 and --cache change the results)")
     group.add_argument(
         "--attention",
         default="sdpa",
@@ -35,6 +35,20 @@ def _speed_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fp8", action="store_true", help="store UNet and T5 weights in fp8 e4m3fn, computing in --precision (less memory)")
     group.add_argument("--stream-blocks", action="store_true", help="keep UNets on the CPU, streaming one block at a time to the GPU")
     group.add_argument("--split-guidance", action="store_true", help="guidance as two passes of one video instead of a batch of two")
+    _cache_flag(group)
+
+
+def _cache_flag(parser) -> None:
+    """``--cache``: step caching per stage model (docs/PERFORMANCE.md); off by default, changes the results when on."""
+    parser.add_argument(
+        "--cache",
+        action="append",
+        default=[],
+        metavar="[STAGE=]METHOD[:NAME=VALUE,...]",
+        help="reuse UNet work between steps (changes the results): METHOD step (threshold=, start=, end=), pab or taylorseer "
+        "(interval=, start=, end=), or off; STAGE keyframes, interpolation, first_frame, pixel_sr or latent_sr (default: all); "
+        "repeat for other stages, e.g. --cache step:threshold=0.05 --cache latent_sr=off",
+    )
 
 
 def _stage_flags(parser: argparse.ArgumentParser) -> None:
@@ -163,6 +177,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 def _speed_from(args: argparse.Namespace):
     """The ``SpeedSettings`` the speed flags ask for."""
     from .settings import SpeedSettings
+    from .speed.cache_spec import parse_cache_specs
 
     return SpeedSettings(
         attention=args.attention,
@@ -171,6 +186,7 @@ def _speed_from(args: argparse.Namespace):
         fp8_weights=args.fp8,
         stream_blocks=args.stream_blocks,
         split_guidance=args.split_guidance,
+        cache=parse_cache_specs(args.cache),
     )
 
 
@@ -312,9 +328,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Write a tiny random model set and run the whole cascade on it."""
     from .model_setup import ModelSetup
+    from .settings import SpeedSettings
+    from .speed.cache_spec import parse_cache_specs
     from .tiny import write_tiny_models
 
     print(DEMO_NOTICE)
+    caches = parse_cache_specs(args.cache)
     ns = argparse.Namespace(
         stages=4,
         format="gif",
@@ -326,7 +345,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="show1-demo-") as tmp:
         models = Path(args.models_dir) if args.models_dir else Path(tmp)
         write_tiny_models(models, overwrite=args.overwrite)
-        setup = ModelSetup(precision="fp32", device="cpu", models_dir=str(models), offline=True)
+        setup = ModelSetup(precision="fp32", device="cpu", models_dir=str(models), offline=True, speed=SpeedSettings(cache=caches))
         paths = _run_cascade(setup, ns, demo_settings(), args.prompt)
     for path in paths:
         print(f"wrote {path}")
@@ -511,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--overwrite", action="store_true", help="replace the demo's files (and the tiny models in --models-dir) if they exist"
     )
+    _cache_flag(demo)
     demo.set_defaults(func=cmd_demo)
 
     tiny = sub.add_parser("tiny-models", help="write the tiny random model set in the released layout")

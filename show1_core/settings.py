@@ -115,9 +115,70 @@ COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 only trace, for checking that compilation works."""
 
 
+CACHE_METHODS = ("off", "step", "pab", "taylorseer")
+"""Step caching methods: ``off``; ``step``, show1's whole-step skip (the UNet's last prediction reused while its
+input's estimated change stays under a threshold); ``pab``, diffusers' Pyramid Attention Broadcast (attention outputs
+reused for ``interval - 1`` steps); ``taylorseer``, diffusers' TaylorSeer cache (attention outputs extrapolated for
+``interval - 1`` steps). docs/PERFORMANCE.md says what each one was measured to do."""
+CACHE_PARAMETERS = {
+    "off": (),
+    "step": ("threshold", "start", "end"),
+    "pab": ("interval", "start", "end"),
+    "taylorseer": ("interval", "start", "end"),
+}
+"""The parameters each cache method reads."""
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """How one stage model's denoising loop reuses work between steps. The default, ``off``, changes nothing.
+
+    Steps ``start`` to ``end - 1`` (counted from 0 in each denoising loop; ``end`` ``None``: to the last) may reuse
+    work; the others always run in full. ``threshold`` 0 or ``interval`` 1 skips nothing (identical to ``off``).
+    """
+
+    method: str = "off"
+    """One of :data:`CACHE_METHODS`."""
+    threshold: float = 0.05
+    """``step``: the largest estimated relative change of the UNet's prediction a skipped step may accumulate."""
+    interval: int = 2
+    """``pab`` and ``taylorseer``: the attention layers compute every ``interval``-th step and reuse in between."""
+    start: int = 2
+    """The first step that may reuse work (earlier steps compute in full and prime the cache)."""
+    end: int | None = None
+    """The step from which every step computes in full again (``None``: none, caching to the last step)."""
+
+    def __post_init__(self) -> None:
+        from .validation.cache import cache_problems
+
+        problems = cache_problems(self)
+        if problems:
+            raise InputError(f"{problems[0]}")
+
+
+@dataclass(frozen=True)
+class StageCaches:
+    """The step cache of each stage model (stage 3 runs two: ``first_frame`` and ``pixel_sr``); all ``off`` by default."""
+
+    keyframes: CacheSettings = CacheSettings()
+    interpolation: CacheSettings = CacheSettings()
+    first_frame: CacheSettings = CacheSettings()
+    pixel_sr: CacheSettings = CacheSettings()
+    latent_sr: CacheSettings = CacheSettings()
+
+    @classmethod
+    def every(cls, cache: CacheSettings) -> "StageCaches":
+        """The same cache for all five stage models."""
+        return cls(cache, cache, cache, cache, cache)
+
+    def of(self, role: str) -> CacheSettings:
+        """The cache of one stage model, by its role's value (``"pixel_sr"``)."""
+        return getattr(self, role)
+
+
 @dataclass(frozen=True)
 class SpeedSettings:
-    """How a stage model runs. The defaults are today's behaviour; only ``fp8_weights`` changes the numbers.
+    """How a stage model runs. The defaults are today's behaviour; only ``fp8_weights`` and a ``cache`` change the numbers.
 
     docs/PERFORMANCE.md lists what each option guarantees and what it was measured to do.
     """
@@ -134,6 +195,8 @@ class SpeedSettings:
     """Keep the UNet on the CPU and stream its blocks to the accelerator one at a time (least memory)."""
     split_guidance: bool = False
     """Classifier-free guidance as two passes of one video instead of one batch of two (less activation memory)."""
+    cache: StageCaches = StageCaches()
+    """Step caching per stage model (:class:`CacheSettings`); off by default."""
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_BACKENDS:

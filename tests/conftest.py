@@ -44,7 +44,17 @@ def pinned_case(name: str) -> tuple[Path, Path] | None:
     return (root / "case_a", models / "models") if name == "case_a" and root and models else None
 
 
+def _xdist_worker() -> bool:
+    """Whether this session is one of pytest-xdist's workers, which runs only part of the collected tests."""
+    return "PYTEST_XDIST_WORKER" in os.environ
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if _xdist_worker():  # a worker per core: one thread each (and in the processes it starts), or OpenMP threads stall
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
     config.addinivalue_line(
         "markers",
         "pinned_float64(job, case, kind='parity', **options): the test compares the float64 job `job`, "
@@ -55,11 +65,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the tests that compare pinned-kernel jobs last, so the rest of the suite overlaps the worker."""
     items.sort(key=lambda item: item.get_closest_marker("pinned_float64") is not None)
-
-
-def _xdist_worker() -> bool:
-    """Whether this session is one of pytest-xdist's workers, which runs only part of the collected tests."""
-    return "PYTEST_XDIST_WORKER" in os.environ
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

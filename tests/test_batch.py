@@ -17,7 +17,7 @@ from show1_core.batch.options import output_settings, settings_hash
 from show1_core.batch.pipeline import WorkerShape, pool_sizes, stage_workers, video_workers
 from show1_core.errors import InputError, InvalidSettingsError, OutputError
 from show1_core.model_setup import ModelSetup
-from show1_core.settings import PAPER_SETTINGS
+from show1_core.settings import PAPER_SETTINGS, CacheSettings, SpeedSettings, StageCaches
 
 
 def _write(path: Path, text: str) -> Path:
@@ -115,6 +115,8 @@ def test_the_settings_hash_follows_what_decides_the_video_only():
     base = settings_hash(output_settings(item, ModelSetup(), {}))
     assert settings_hash(output_settings(item, ModelSetup(memory="minimal", device="cuda"), {})) == base
     assert settings_hash(output_settings(item, ModelSetup(precision="bf16"), {})) != base
+    cached = ModelSetup(speed=SpeedSettings(cache=StageCaches.every(CacheSettings("pab"))))
+    assert settings_hash(output_settings(item, cached, {})) != base
     assert settings_hash(output_settings(replace(item, settings=replace(item.settings, seed=1)), ModelSetup(), {})) == base
     steps = replace(item, settings=replace(item.settings, keyframes=replace(item.settings.keyframes, steps=5)))
     assert settings_hash(output_settings(steps, ModelSetup(), {})) != base

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from show1_core.memory import MemoryPolicy
+from show1_core.settings import StageCaches
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "run_bench.py"
 STEPS = ["text_t5", "keyframes", "interpolated", "pixel_sr", "text_clip", "latent_sr"]
@@ -39,8 +40,9 @@ def _report(bench, tmp_path, monkeypatch, argv: list[str]) -> dict:
 
 def test_tiny_mode_compares_configurations_with_the_original_strategy_step_by_step(tmp_path, monkeypatch, capsys):
     bench = _bench()
-    report = _report(bench, tmp_path, monkeypatch, ["--mode", "tiny", "--configs", "balanced,split-guidance", "--batch-videos", "0"])
-    assert list(report["configs"]) == ["original", "balanced", "split-guidance"]
+    argv = ["--mode", "tiny", "--configs", "split-guidance,cache-pab-3", "--cache-steps", "3", "--batch-videos", "0"]
+    report = _report(bench, tmp_path, monkeypatch, argv)
+    assert list(report["configs"]) == ["original", "split-guidance"]
     for config in report["configs"].values():
         (rows,) = config["runs"]
         assert [row["step"] for row in rows] == STEPS
@@ -50,6 +52,20 @@ def test_tiny_mode_compares_configurations_with_the_original_strategy_step_by_st
     assert "| original | 1 |" in printed and "1.00x" in printed and "speed-up vs original" in printed
     assert set(report["planned_tflop"]) == set(STEPS) and all(tflop > 0 for tflop in report["planned_tflop"].values())
     assert "Achieved TFLOP/s per step (first video: planned FLOPs / seconds)" in printed
+    _check_the_cache_comparison(report["caches"], printed)
+
+
+def _check_the_cache_comparison(caches: dict, printed: str) -> None:
+    """cache-pab-3 against cache-off, measured in the same run: attention computed at steps 0 and 1, reused at step 2 (of 3)."""
+    assert list(caches) == ["cache-off", "cache-pab-3"]
+    off, pab = caches["cache-off"]["work"], caches["cache-pab-3"]["work"]
+    assert list(off) == ["keyframes", "interpolation", "first_frame", "pixel_sr", "latent_sr"]
+    for role in off:
+        assert pab[role]["forwards"] == off[role]["forwards"] > 0
+        assert pab[role]["attention"] == off[role]["attention"] * 2 // 3
+    distance = caches["cache-pab-3"]["distance"]
+    assert distance["max_abs"] > 0 and 0 < distance["psnr_db"] < float("inf")
+    assert "| cache-off | " in printed and "speed-up vs cache-off" in printed and "video max abs vs cache-off" in printed
 
 
 def test_the_released_mode_runs_on_the_cpu_as_a_dry_run(tmp_path, monkeypatch):
@@ -75,6 +91,9 @@ def test_every_option_is_benchmarked_and_the_original_strategy_runs_as_the_origi
     assert any(s.compile and s.compile_backend == "eager" for s in speeds) and any(s.fp8_weights for s in speeds)
     assert any(s.stream_blocks for s in speeds) and any(s.split_guidance for s in speeds)
     assert any(s.attention == "native" for s in speeds)
+    caches = {c.name: c.speed.cache for c in bench.cache_configs()}
+    assert list(caches)[0] == bench.CACHE_BASELINE and caches[bench.CACHE_BASELINE] == StageCaches()
+    assert {cache.keyframes.method for cache in caches.values()} == {"off", "step", "pab", "taylorseer"}
 
 
 def test_the_fp8_error_script_measures_every_piece_and_the_t5_encoder(capsys):

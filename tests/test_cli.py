@@ -146,6 +146,10 @@ def test_module_entry_point():
         (["--seed", "-3"], "seed"),
         (["--device", "quantum"], "unknown device"),
         (["--device", "cuda:7"], "cuda"),
+        (["--cache", "teacache"], "--cache 'teacache': unknown method 'teacache'; choose one of off, step, pab, taylorseer"),
+        (["--cache", "stage9=step"], "unknown stage 'stage9'; choose from keyframes, interpolation, first_frame, pixel_sr, latent_sr"),
+        (["--cache", "pab:threshold=0.1"], "pab takes interval=, start=, end=, not 'threshold=0.1'"),
+        (["--cache", "step:threshold=2"], "cache threshold must be a number from 0 to 1"),
     ],
 )
 def test_bad_requests_fail_before_any_model_loads(tmp_path, capsys, extra, message):
@@ -163,6 +167,17 @@ def test_speed_flags_become_the_cascades_speed_settings():
         attention="native", compile=True, compile_backend="eager", fp8_weights=True, stream_blocks=True, split_guidance=True
     )
     assert _speed_from(build_parser().parse_args(["generate", "a cat"])) == SpeedSettings()
+
+
+def test_the_cache_flag_chooses_each_stage_models_cache_later_values_winning():
+    from show1_core.cli import _speed_from, build_parser
+    from show1_core.settings import CacheSettings, StageCaches
+
+    flags = ["--cache", "step:threshold=0.1,start=3", "--cache", "pixel_sr,first_frame=pab:interval=3,end=100", "--cache", "latent_sr=off"]
+    step, pab = CacheSettings("step", threshold=0.1, start=3), CacheSettings("pab", interval=3, end=100)
+    expected = StageCaches(keyframes=step, interpolation=step, first_frame=pab, pixel_sr=pab, latent_sr=CacheSettings())
+    assert _speed_from(build_parser().parse_args(["generate", "a cat", *flags])).cache == expected
+    assert build_parser().parse_args(["demo", "--cache", "step"]).cache == ["step"]
 
 
 def test_a_missing_attention_kernel_or_a_lora_on_fp8_weights_is_refused_before_anything_loads(tmp_path, capsys, monkeypatch):

@@ -40,6 +40,7 @@ NODE_IDS = {
     "Show1InterpolationMotionLoRA",
     "Show1UpscaleVideo",
     "Show1SpeedSettings",
+    "Show1StepCache",
 }
 COMFY_TYPES = {"IMAGE", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "VAE", "VIDEO"}
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -500,6 +501,21 @@ def test_speed_settings_come_from_one_node_into_every_stage_loader():
         assert "optional" not in pack[loader].INPUT_TYPES()
 
 
+def test_the_step_cache_node_adds_its_cache_for_every_stage_model_to_the_speed_settings_it_is_given():
+    from show1_core import CacheSettings, StageCaches
+
+    node = load_pack().NODE_CLASS_MAPPINGS["Show1StepCache"]
+    (speed,) = node().settings("step", 0.1, 2, 3, 0)
+    assert speed == SpeedSettings(cache=StageCaches.every(CacheSettings("step", threshold=0.1, start=3)))
+    (chained,) = node().settings("pab", 0.1, 3, 2, 40, speed=SpeedSettings(split_guidance=True))
+    assert chained == SpeedSettings(split_guidance=True, cache=StageCaches.every(CacheSettings("pab", interval=3, end=40)))
+    assert node().settings("off", 0.5, 7, 9, 3) == (SpeedSettings(),)
+    assert node.VALIDATE_INPUTS("step", 0.1, 2, 3, 0) is True
+    assert node.VALIDATE_INPUTS("step", 0.1, 2, 5, 5) == "Show-1 Step Cache: cache end must be after cache start (5), got 5"
+    assert "cache start must be at least 1 for taylorseer" in node.VALIDATE_INPUTS("taylorseer", 0.1, 2, 0, 0)
+    assert "choose one of off, step, pab, taylorseer" in node.VALIDATE_INPUTS("fastest", 0.1, 2, 2, 0)
+
+
 def test_an_attention_kernel_that_is_not_installed_is_refused_before_the_run_with_its_pip_command(monkeypatch):
     import show1_core.speed.attention as attention
 
@@ -567,8 +583,9 @@ NODE_STAGE = {
     "Show1LatentRefine": "latent_sr",
     "Show1VAEEncode": "latent_sr",
     "Show1UpscaleVideo": "latent_sr",
+    "Show1StepCache": "cache",
 }
-NOT_A_SETTING = {("Show1Interpolation", "window_batch")}
+NOT_A_SETTING = {("Show1Interpolation", "window_batch"), ("Show1StepCache", "end")}
 """0 stands for the setting's ``None`` (all windows), which a number widget cannot hold."""
 
 

@@ -138,6 +138,16 @@ def test_speed_settings_keep_the_keyframes_and_leave_streamed_blocks_out_of_comf
     assert list(patcher.model.parts) == [] and any(p.device.type == "cpu" for p in handle.model.unet.parameters())
 
 
+def test_a_step_cache_skips_unet_forwards_and_still_moves_the_progress_bar_at_every_step(fake, models):
+    (speed,) = nodes()["Show1StepCache"]().settings("step", 1.0, 2, 2, 0)
+    (handle,) = nodes()["Show1KeyframeModelLoader"]().load("show-1-base", "fp32", "balanced", speed=speed)
+    forwards = []
+    handle.model.unet.register_forward_pre_hook(lambda *_: forwards.append(1))
+    run_keyframes(handle, models["t5_embeds"], steps=6)
+    assert 2 <= len(forwards) < 6
+    assert [(value, total) for value, total, _ in fake.log.progress] == [(step, 6) for step in range(7)]
+
+
 def test_results_are_returned_on_comfyuis_intermediate_device(fake, models):
     fake.mm.intermediate_device = lambda: torch.device("meta")
     images, _ = run_keyframes(models["keyframes"], models["t5_embeds"])

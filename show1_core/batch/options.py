@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -73,8 +73,8 @@ def _file_digest(path: Path) -> str:
 
 def output_settings(item: BatchItem, setup: ModelSetup, lora_digests: Mapping[str, str]) -> dict[str, Any]:
     """What decides ``item``'s video besides its prompt and seed: its stage settings, the stages run, the first-frame
-    model, caption cleaning, precision, fp8 weights and the motion LoRAs (by content). Memory policies and the
-    other speed options give the same video, so a batch may change them between runs."""
+    model, caption cleaning, precision, fp8 weights, step caches and the motion LoRAs (by content). Memory policies
+    and the other speed options give the same video, so a batch may change them between runs."""
     settings = settings_to_dict(item.settings)
     del settings["seed"]
     return {
@@ -84,6 +84,7 @@ def output_settings(item: BatchItem, setup: ModelSetup, lora_digests: Mapping[st
         "clean_caption": setup.clean_caption,
         "precision": setup.precision or "default",
         "fp8_weights": setup.speed.fp8_weights,
+        "cache": asdict(setup.speed.cache),
         "motion_loras": [lora_digests[spec] for spec in setup.motion_loras],
     }
 

@@ -3,11 +3,13 @@
 Built from the configs shipped with show1 (``loading/known_configs``), so a plan needs neither
 a download nor memory for weights. fp8 weight storage is applied as a real run applies it; the
 other speed options that change how weights move (block streaming, compilation) are counted by
-the planner instead.
+the planner instead. Step caching is left out: which steps a cache skips is known only while a
+run computes, so a plan counts every step in full.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,7 +21,7 @@ from ..loading.components import SCHEDULERS, load_scheduler, read_json
 from ..loading.registry import CHECKPOINT_FOR_STAGE, KNOWN_CHECKPOINTS, T5_CHECKPOINT, ModelRole
 from ..loading.stage_model import StageModel
 from ..models import Show1UNet
-from ..settings import SpeedSettings
+from ..settings import SpeedSettings, StageCaches
 from ..speed.fp8 import store_in_fp8
 from ..text import EncoderKind
 
@@ -39,7 +41,8 @@ def meta_stage_from_configs(
     model = _on_meta(lambda: unet_class.from_config(unet), dtype)
     if speed.fp8_weights:
         store_in_fp8(model, dtype)
-    stage = StageModel(role, model, schedulers["scheduler"], schedulers.get("image_noising_scheduler"), speed=speed)
+    uncached = replace(speed, cache=StageCaches())
+    stage = StageModel(role, model, schedulers["scheduler"], schedulers.get("image_noising_scheduler"), speed=uncached)
     if vae is not None:
         stage.vae = _on_meta(lambda: AutoencoderKL.from_config(vae), dtype)
     return stage

@@ -1,8 +1,10 @@
-"""Speed options of the stage models: attention backend, regional compilation, fp8 weights, block streaming.
+"""Speed options of the stage models: attention backend, regional compilation, fp8 weights, block streaming, step caching.
 
 :func:`apply_speed` applies a :class:`~show1_core.settings.SpeedSettings` to a loaded stage model;
-the stages read its ``split_guidance`` themselves. docs/PERFORMANCE.md says what each option
-guarantees and what it was measured to do.
+the stages read its ``split_guidance`` themselves, and each denoising loop takes its step cache
+from :func:`~.loop_cache.denoise_cache` (show1's whole-step skip, :mod:`.step_skip`, or diffusers'
+attention caches, :mod:`.layer_cache`). docs/PERFORMANCE.md says what each option guarantees and
+what it was measured to do.
 """
 
 from .apply import apply_speed

@@ -76,5 +76,6 @@ def upscale_first_frame(
         generator=generator,
         callback=callback,
         split_guidance=model.speed.split_guidance,
+        cache=model.speed.cache.of(model.stage.value),
     )
     return video.squeeze(2)

@@ -105,6 +105,7 @@ def interpolate_frames(
                     generator=seeded_generator(seed),
                     callback=callback,
                     split_guidance=model.speed.split_guidance,
+                    cache=model.speed.cache.of(model.stage.value),
                 )
             )
         return results

@@ -50,4 +50,5 @@ def generate_keyframes(
         generator=generator,
         callback=callback,
         split_guidance=model.speed.split_guidance,
+        cache=model.speed.cache.of(model.stage.value),
     )

@@ -148,6 +148,7 @@ def refine_latents(
         frame_window=settings.frame_window,
         frame_overlap=settings.frame_overlap,
         split_guidance=model.speed.split_guidance,
+        cache=model.speed.cache.of(model.stage.value),
     )
     return 1 / scaling * refined
 

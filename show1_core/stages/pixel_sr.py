@@ -112,6 +112,7 @@ def super_resolve_pixels(
             generator=generator,
             callback=callback,
             split_guidance=model.speed.split_guidance,
+            cache=model.speed.cache.of(model.stage.value),
         )
         out[:, :, write_from : start + length] = result[:, :, write_from - start :]
     return out

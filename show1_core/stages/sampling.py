@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -12,6 +13,8 @@ from torch import nn
 
 from ..embeds import PromptEmbeds
 from ..errors import InputError, NonFiniteOutputError
+from ..settings import CacheSettings
+from ..speed.loop_cache import denoise_cache
 from ..validation.tensors import all_finite
 
 if TYPE_CHECKING:
@@ -20,6 +23,12 @@ if TYPE_CHECKING:
 from .progress import StageSteps, StepCallback, StepEvent, report
 
 LEARNED_VARIANCE = ("learned", "learned_range")
+Scope = Callable[[str], AbstractContextManager[None]]
+"""The block one UNet call runs in, by name (its guidance half and frame window): a step cache's per-call state."""
+
+
+def _unscoped(name: str) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 def text_width_of(unet: nn.Module) -> int:
@@ -116,20 +125,25 @@ def predict_in_windows(
     labels: torch.Tensor | None,
     window: int,
     overlap: int,
+    scope: Scope = _unscoped,
+    part: str = "batch",
 ) -> torch.Tensor:
     """The UNet's prediction for a video computed over windows of at most ``window`` frames.
 
     Overlapping predictions are averaged with pyramid weights (a window's middle frames count
     most), so window seams blend. ``window`` 0 or at least the frame count is one whole call.
+    Each call runs in ``scope`` named after ``part`` and its first frame.
     """
     frames = model_input.shape[2]
     if not window or frames <= window:
-        return _predict(unet, model_input, t, text, labels)
+        with scope(f"{part}/0"):
+            return _predict(unet, model_input, t, text, labels)
     ramp = torch.arange(1, window + 1, dtype=model_input.dtype, device=model_input.device)
     weights = torch.minimum(ramp, ramp.flip(0)).view(1, 1, window, 1, 1)
     total, coverage = None, torch.zeros(frames, dtype=model_input.dtype, device=model_input.device)
     for start in frame_windows(frames, window, overlap):
-        prediction = _predict(unet, model_input[:, :, start : start + window], t, text, labels) * weights
+        with scope(f"{part}/{start}"):
+            prediction = _predict(unet, model_input[:, :, start : start + window], t, text, labels) * weights
         if total is None:
             total = prediction.new_zeros(prediction.shape[:2] + (frames,) + prediction.shape[3:])
         total[:, :, start : start + window] += prediction
@@ -146,17 +160,18 @@ def predict_guided(
     window: int,
     overlap: int,
     split: bool,
+    scope: Scope = _unscoped,
 ) -> torch.Tensor:
     """The UNet's prediction for a ``[negative, positive]`` batch: one call, or (``split``) one call per half.
 
     Splitting halves the activations held at once; each video is computed on its own either way,
-    so the prediction is the same.
+    so the prediction is the same. Each half runs in its own ``scope`` (a step cache keeps its state apart).
     """
     if not split:
-        return predict_in_windows(unet, model_input, t, text, labels, window, overlap)
+        return predict_in_windows(unet, model_input, t, text, labels, window, overlap, scope)
     label_halves = (None, None) if labels is None else labels.chunk(2)
-    halves = zip(model_input.chunk(2), text.chunk(2), label_halves)
-    return torch.cat([predict_in_windows(unet, x, t, txt, lab, window, overlap) for x, txt, lab in halves])
+    halves = zip(("negative", "positive"), model_input.chunk(2), text.chunk(2), label_halves)
+    return torch.cat([predict_in_windows(unet, x, t, txt, lab, window, overlap, scope, half) for half, x, txt, lab in halves])
 
 
 def _step_kwargs(scheduler: SchedulerMixin, generator: torch.Generator | None, eta: float) -> dict:
@@ -211,6 +226,7 @@ def guided_denoise(
     frame_window: int = 0,
     frame_overlap: int = 0,
     split_guidance: bool = False,
+    cache: CacheSettings = CacheSettings(),
 ) -> torch.Tensor:
     """Denoise ``sample`` ``(B, C, F, H, W)`` over ``timesteps`` with classifier-free guidance.
 
@@ -222,6 +238,9 @@ def guided_denoise(
     Steps are reported as ``progress`` places them in their stage. With ``frame_window``, the
     UNet sees at most that many frames at a time (:func:`predict_in_windows`). With
     ``split_guidance`` the two halves of the guided batch run one after the other (:func:`predict_guided`).
+    ``cache`` may reuse UNet work between steps (:func:`~show1_core.speed.loop_cache.denoise_cache`): its state
+    belongs to this loop alone and is dropped when it ends; a step that reuses work still steps the scheduler
+    and reports its progress.
     """
     guided = guidance > 1.0
     text = torch.cat([embeds.negative, embeds.positive]) if guided else embeds.positive
@@ -231,17 +250,23 @@ def guided_denoise(
     batch, channels = sample.shape[:2]
     if progress.before == 0:
         report(callback, StepEvent(progress.stage, 0, progress.total, sample))
-    for i, t in enumerate(timesteps):
-        model_input = sample if condition is None else torch.cat([sample, condition], dim=1)
-        model_input = torch.cat([model_input] * 2) if guided else model_input
-        model_input = scheduler.scale_model_input(model_input, t)
-        raw = predict_guided(unet, model_input, t, text, labels, frame_window, frame_overlap, guided and split_guidance)
-        prediction = guide(raw, channels, guidance, guided, keep_variance)
-        output = scheduler.step(frames_to_batch(prediction), t, frames_to_batch(sample), **step_kwargs)
-        sample = batch_to_frames(output.prev_sample, batch)
-        denoised = _denoised_estimate(scheduler, output)
-        denoised = None if denoised is None else batch_to_frames(denoised, batch)
-        report(callback, StepEvent(progress.stage, progress.before + i + 1, progress.total, sample, denoised))
+    split = guided and split_guidance
+    with denoise_cache(unet, cache) as step_cache:
+        for i, t in enumerate(timesteps):
+            model_input = sample if condition is None else torch.cat([sample, condition], dim=1)
+            model_input = torch.cat([model_input] * 2) if guided else model_input
+            model_input = scheduler.scale_model_input(model_input, t)
+            raw = step_cache.predict(
+                i,
+                model_input,
+                lambda: predict_guided(unet, model_input, t, text, labels, frame_window, frame_overlap, split, step_cache.scope),
+            )
+            prediction = guide(raw, channels, guidance, guided, keep_variance)
+            output = scheduler.step(frames_to_batch(prediction), t, frames_to_batch(sample), **step_kwargs)
+            sample = batch_to_frames(output.prev_sample, batch)
+            denoised = _denoised_estimate(scheduler, output)
+            denoised = None if denoised is None else batch_to_frames(denoised, batch)
+            report(callback, StepEvent(progress.stage, progress.before + i + 1, progress.total, sample, denoised))
     if not all_finite(sample):
         advice = (
             "this usually means fp16 overflow: run this stage in bf16 or fp32"

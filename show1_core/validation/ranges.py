@@ -133,6 +133,10 @@ LIMITS: dict[str, Limit] = {
     "latent_sr.vae_batch": Limit(1, None),
     "latent_sr.frame_window": Limit(0, None, why=" (0: all frames at once)"),
     "motion_lora.strength": Limit(-MAX_LORA_STRENGTH, MAX_LORA_STRENGTH, whole=False),
+    "cache.threshold": Limit(0.0, 1.0, whole=False, why=" (0: skip nothing)"),
+    "cache.interval": Limit(1, MAX_STEPS, why=" (1: skip nothing)"),
+    "cache.start": Limit(0, MAX_STEPS),
+    "cache.end": Limit(1, MAX_STEPS, why=" (or None: to the last step)"),
 }
 """Every setting's range, declared once: the checks below, the command line (which runs them) and the
 ComfyUI widgets' min/max (``nodes/widgets.py``) all read it."""
