@@ -62,9 +62,18 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+SLOWEST_FILES = ("test_motion_training.py", "test_training.py", "test_batch_ray.py", "test_parity.py", "test_bench.py", "test_stages.py")
+"""Test files of a minute or more on the CI machine: on two xdist workers they start first, so that neither worker is
+left alone with one of them at the end."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests that compare pinned-kernel jobs last, so the rest of the suite overlaps the worker."""
+    """Run the tests that compare pinned-kernel jobs last, so the rest of the suite overlaps the pinned worker; on xdist
+    workers (where that worker starts when a pinned test first asks), the slowest files first instead."""
     items.sort(key=lambda item: item.get_closest_marker("pinned_float64") is not None)
+    if _xdist_worker():
+        slowest = {name: rank for rank, name in enumerate(SLOWEST_FILES)}
+        items.sort(key=lambda item: slowest.get(item.path.name, len(SLOWEST_FILES)))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

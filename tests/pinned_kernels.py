@@ -13,7 +13,8 @@ A test asks for a job by name with ``@pytest.mark.pinned_float64("job")`` and th
 ``pinned_float64`` fixture (tests/conftest.py): once collection is done the child starts in
 the background with every job the selected tests need, those tests are moved to the end of the
 run (so the rest of the suite overlaps the child's work), and the fixture waits for the job and
-returns its tensors. The comparisons stay in the tests. Where the recipe cannot apply
+returns its tensors. On pytest-xdist's workers, which each run only some files, a child starts
+when a file's first pinned test asks, for that file's jobs. The comparisons stay in the tests. Where the recipe cannot apply
 (no AVX2: an ARM machine, an old x86 CPU) the child says so and those tests skip.
 """
 
@@ -57,63 +58,69 @@ def recipe_environment() -> dict[str, str]:
 
 @dataclass
 class PinnedRun:
-    """The child process that computes the float64 jobs under the recipe, and where it writes them."""
+    """The child processes that compute the float64 jobs under the recipe, and the folders they write them to."""
 
     out: Path
     jobs: dict[str, dict[str, Any]]
     users: dict[str, set[str]] = field(default_factory=dict)
-    """The test files that use each job: a run started for one file computes only that file's jobs."""
-    process: subprocess.Popen | None = None
-    log: Path = field(init=False)
+    """The test files that use each job: a child started for one file computes only that file's jobs."""
+    children: list[tuple[subprocess.Popen, Path]] = field(default_factory=list)
+    """Each child and its folder."""
+    child_of: dict[str, int] = field(default_factory=dict)
+    """The child computing each started job."""
     loaded: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.log = self.out / "worker.log"
-
     def start(self, for_file: str | None = None) -> None:
-        """Start the worker in the background (once), for every job or only those ``for_file`` uses."""
-        if self.process is not None:
+        """Start a child in the background for the jobs no child computes yet: all of them, or those ``for_file`` uses."""
+        wanted = {
+            job: spec
+            for job, spec in self.jobs.items()
+            if job not in self.child_of and (for_file is None or for_file in self.users.get(job, {for_file}))
+        }
+        if not wanted:
             return
-        if for_file is not None:
-            self.jobs = {job: spec for job, spec in self.jobs.items() if for_file in self.users.get(job, {for_file})}
-        if not self.jobs:
-            return
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "jobs.json").write_text(json.dumps(self.jobs, indent=1))
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(WORKER), str(self.out / "jobs.json"), str(self.out)],
+        folder = self.out / f"child-{len(self.children)}"
+        folder.mkdir(parents=True)
+        (folder / "jobs.json").write_text(json.dumps(wanted, indent=1))
+        with (folder / "worker.log").open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(WORKER), str(folder / "jobs.json"), str(folder)],
                 env=recipe_environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+        self.children.append((process, folder))
+        self.child_of.update(dict.fromkeys(wanted, len(self.children) - 1))
 
     def stop(self) -> None:
-        """End the worker if it is still running (a session cut short)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        """End the children still running (a session cut short)."""
+        for process, _ in self.children:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
     def results(self, job: str, for_file: str | None = None) -> dict[str, Any]:
-        """The job's tensors (and its ``meta`` dict), waiting for the worker (started here, for ``for_file``'s jobs, if it
-        was not yet); raises ``Skipped`` where the recipe cannot apply."""
+        """The job's tensors (and its ``meta`` dict), waiting for its child (started here, for ``for_file``'s jobs, if
+        none computes it yet); raises ``Skipped`` where the recipe cannot apply."""
         if job in self.loaded:
             return self.loaded[job]
         if job not in self.jobs:
             raise KeyError(f"pinned job {job!r} was not requested: mark the test with @pytest.mark.pinned_float64({job!r})")
-        self.start(for_file)
-        assert self.process is not None
-        done = self.out / f"{job}.json"  # written after the job's tensors
+        if job not in self.child_of:
+            self.start(for_file)
+        process, folder = self.children[self.child_of[job]]
+        done = folder / f"{job}.json"  # written after the job's tensors
         deadline = time.monotonic() + WAIT_SECONDS
-        while not done.is_file() and self.process.poll() is None and time.monotonic() < deadline:
+        while not done.is_file() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        if (self.out / SKIPPED).is_file():
-            raise RecipeUnavailable(json.loads((self.out / SKIPPED).read_text())["reason"])
+        if (folder / SKIPPED).is_file():
+            raise RecipeUnavailable(json.loads((folder / SKIPPED).read_text())["reason"])
         if not done.is_file():
-            raise RuntimeError(f"the pinned-kernel worker failed (exit {self.process.poll()}):\n{self.log.read_text()[-4000:]}")
-        tensors: dict[str, Any] = load_file(str(self.out / f"{job}.safetensors"))
-        tensors["meta"] = json.loads((self.out / f"{job}.json").read_text())
+            log = (folder / "worker.log").read_text()[-4000:]
+            raise RuntimeError(f"the pinned-kernel worker failed (exit {process.poll()}):\n{log}")
+        tensors: dict[str, Any] = load_file(str(folder / f"{job}.safetensors"))
+        tensors["meta"] = json.loads(done.read_text())
         self.loaded[job] = tensors
         return tensors
 
