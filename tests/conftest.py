@@ -62,18 +62,36 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-SLOWEST_FILES = ("test_motion_training.py", "test_training.py", "test_batch_ray.py", "test_parity.py", "test_bench.py", "test_stages.py")
+SLOWEST_FILES = (
+    "tests/test_motion_training.py",
+    "tests/test_batch_ray.py",
+    "tests/test_parity.py",
+    "tests/test_comfy_workflows.py",
+    "tests/test_bench.py",
+    "tests/test_training.py",
+    "tests/test_plan.py",
+)
 """Test files of a minute or more on the CI machine: on two xdist workers they start first, so that neither worker is
 left alone with one of them at the end."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests that compare pinned-kernel jobs last, so the rest of the suite overlaps the pinned worker; on xdist
-    workers (where that worker starts when a pinned test first asks), the slowest files first instead."""
+    """Run the tests that compare pinned-kernel jobs last, so the rest of the suite overlaps the pinned worker."""
     items.sort(key=lambda item: item.get_closest_marker("pinned_float64") is not None)
-    if _xdist_worker():
-        slowest = {name: rank for rank, name in enumerate(SLOWEST_FILES)}
-        items.sort(key=lambda item: slowest.get(item.path.name, len(SLOWEST_FILES)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """xdist's ``--dist loadfile``, handing out :data:`SLOWEST_FILES` first (it starts with the files of most tests)."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class SlowestFilesFirst(LoadFileScheduling):
+        def _assign_work_unit(self, node) -> None:
+            for name in reversed(SLOWEST_FILES):
+                if name in self.workqueue:
+                    self.workqueue.move_to_end(name, last=False)
+            super()._assign_work_unit(node)
+
+    return SlowestFilesFirst(config, log)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
