@@ -125,6 +125,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         shutil.rmtree(run.out, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """PyTorch on one thread for a module: the tiny models gain nothing from threads, and threads that wait on each
+    other stall on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def pinned_float64(request: pytest.FixtureRequest) -> dict:
     """The tensors (and ``meta``) of the test's ``pinned_float64`` job; skips where the recipe or the case's data is absent."""

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -18,29 +17,19 @@ import numpy as np
 import psutil
 import pytest
 import torch
+from bench_scripts import bench_script
 
 from show1_core.batch import BatchOptions, Spread, run_batch
 from show1_core.batch.manifest import DONE, Manifest
-from show1_core.cli import main
+from show1_core.cli import _settings_from, build_parser, main
 from show1_core.model_setup import ModelSetup
-from show1_core.settings import PAPER_SETTINGS
 
 ray = pytest.importorskip("ray")
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = [
-    "--keyframes-width", "32", "--keyframes-height", "16", "--keyframes-num-frames", "2", "--keyframes-steps", "2",
-    "--interpolation-frames-between", "1", "--interpolation-steps", "1", "--first-frame-steps", "1", "--pixel-sr-steps", "1",
-    "--latent-sr-width", "64", "--latent-sr-height", "32", "--latent-sr-steps", "2", "--latent-sr-strength", "0.5",
-]  # fmt: skip
-TINY_SETTINGS = replace(
-    PAPER_SETTINGS,
-    keyframes=replace(PAPER_SETTINGS.keyframes, width=32, height=16, num_frames=2, steps=2),
-    interpolation=replace(PAPER_SETTINGS.interpolation, frames_between=1, steps=1),
-    first_frame=replace(PAPER_SETTINGS.first_frame, steps=1),
-    pixel_sr=replace(PAPER_SETTINGS.pixel_sr, steps=1),
-    latent_sr=replace(PAPER_SETTINGS.latent_sr, width=64, height=32, steps=2, strength=0.5),
-)
+TINY = bench_script("batch_throughput").SMALL
+"""The smallest cascade the batch benchmark times (bench/batch_throughput.py), as ``show1`` flags."""
+TINY_SETTINGS = _settings_from(build_parser().parse_args(["batch", "prompts.txt", "--out", "videos", *TINY]))
 FAKE_GPU = "show1_gpu"
 
 

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import torch
+from bench_scripts import bench_script
 
 from show1_core.memory import MemoryPolicy
 from show1_core.settings import StageCaches
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "run_bench.py"
 STEPS = ["text_t5", "keyframes", "interpolated", "pixel_sr", "text_clip", "latent_sr"]
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH.parent / f"{name}.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench  # its dataclasses look their module up there
-    spec.loader.exec_module(bench)
-    return bench
-
-
 def _bench():
-    return _script("run_bench")
+    return bench_script("run_bench")
 
 
 def _report(bench, tmp_path, monkeypatch, argv: list[str]) -> dict:
@@ -100,7 +89,7 @@ def test_the_fp8_error_script_measures_every_piece_and_the_t5_encoder(capsys):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models; threads waiting on each other stall on a busy machine
     try:
-        assert _script("fp8_error").main() == 0
+        assert bench_script("fp8_error").main() == 0
     finally:
         torch.set_num_threads(threads)
     report = json.loads(capsys.readouterr().out)
@@ -118,7 +107,7 @@ def test_the_fp8_error_script_measures_every_piece_and_the_t5_encoder(capsys):
 
 
 def test_the_motion_lora_estimate_covers_every_temporal_attention_projection_of_the_released_model(capsys):
-    estimate = _script("motion_lora_estimate")
+    estimate = bench_script("motion_lora_estimate")
     assert estimate.main(["--rank", "16"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["sample"] == "1 x 8 frames x 64x40"

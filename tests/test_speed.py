@@ -51,14 +51,7 @@ FP8_BOUNDS = {"fwd_base_out": 0.30, "fwd_sr1_out": 0.42, "sr1_first_frame": 0.04
 T5_FP8_BOUND = 0.07
 """Relative RMS difference of the tiny T5's embeddings with fp8 weights, measured 0.055."""
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny models gain nothing from threads, and threads that wait on each other stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _max_error(ours: torch.Tensor, reference: torch.Tensor) -> float:

@@ -46,14 +46,7 @@ KEYFRAMES_BOUND = {"step": 0.21, "pab": 0.18, "taylorseer": 0.19}
 """Max-abs distance to the uncached keyframes (values in [-1, 1]) of each ``SKIPPING`` setting over 10 steps,
 measured 0.104, 0.088 and 0.094."""
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny models gain nothing from threads, and threads that wait on each other stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _case(compact_case, cache: CacheSettings = CacheSettings(), **speed) -> ParityCase:
