@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -184,8 +184,9 @@ class Show1Cascade:
     def _refuse_unless_the_plan_fits(self, settings: CascadeSettings, stages: int) -> None:
         """On an accelerator whose memory is known, plan the run on ``meta`` from the checkpoints' configs
         (:mod:`show1_core.plan`) and refuse it, naming the options that would fit, when its peak is larger."""
-        if (settings, stages) in self._planned_to_fit:
-            return  # planned before (a batch worker runs many videos at the same settings)
+        planned = (replace(settings, seed=0), stages)  # the seed changes no tensor's size
+        if planned in self._planned_to_fit:
+            return  # planned before (a batch worker runs many videos, each with its own seed, at the same settings)
         memory = accelerator_memory_bytes(self.device)
         roles = roles_of_run(stages, self.uses_first_frame_model())
         folders = {role: getattr(self.checkpoints, role.value) for role in roles}
@@ -195,7 +196,7 @@ class Show1Cascade:
         build = lambda speed: PlanModels.of_folders(folders, t5, self.dtype, speed)  # noqa: E731
         config = RunConfig(self.placer.policy, self.speed)
         refuse_unless_it_fits(build, settings, stages, config, memory, self.uses_first_frame_model(), str(self.device))
-        self._planned_to_fit.add((settings, stages))
+        self._planned_to_fit.add(planned)
 
     def run(
         self,

@@ -196,8 +196,8 @@ def test_the_cascade_refuses_before_loading_a_run_whose_plan_does_not_fit_and_na
     assert cascade.run("a cat", SMALL, stages=1).keyframes.shape[2] == SMALL.keyframes.num_frames
     plans = []
     monkeypatch.setattr(cascade_module, "refuse_unless_it_fits", lambda *args: plans.append(args))
-    cascade.run("a dog", SMALL, stages=1)  # planned to fit before: a batch worker does not plan every video again
-    assert plans == []
+    cascade.run("a dog", replace(SMALL, seed=SMALL.seed + 1), stages=1)  # planned to fit before: a batch worker does not
+    assert plans == []  # plan every video (each with its own seed) again
     cascade.run("a dog", replace(SMALL, keyframes=replace(SMALL.keyframes, steps=1)), stages=1)
     assert len(plans) == 1
 
